@@ -1,0 +1,139 @@
+"""Frozen, typed run configs, loadable from TOML, validated at the boundary.
+
+Every config is a pydantic model with ``extra="forbid"``; each field's ``description`` states its
+allowed range, and a validation failure becomes one ConfigError line naming field, value and range.
+"""
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from superlens.errors import ConfigError
+
+C = TypeVar("C", bound="BaseConfig")
+
+
+class BaseConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @classmethod
+    def build(cls: type[C], data: dict[str, Any], source: str = "config") -> C:
+        """Validate ``data``; any failure is one ConfigError line naming the field and range."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise ConfigError(format_validation_error(cls, e, source)) from None
+
+    def replace(self: C, **changes: Any) -> C:
+        """A validated copy with some fields changed (None values are ignored)."""
+        merged = self.model_dump()
+        merged.update({k: v for k, v in changes.items() if v is not None})
+        return type(self).build(merged)
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True)
+
+
+def format_validation_error(cls: type[BaseModel], e: ValidationError, source: str) -> str:
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    field = str(err["loc"][0]) if err["loc"] else ""
+    if err["type"] == "extra_forbidden":
+        allowed = ", ".join(sorted(cls.model_fields))
+        return f"{source}: unknown key '{loc}' (allowed keys: {allowed})"
+    info = cls.model_fields.get(field)
+    allowed = f"; allowed: {info.description}" if info is not None and info.description else ""
+    value = err.get("input")
+    return f"{source}: {loc} = {value!r} is invalid ({err['msg']}){allowed}"
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {path}: unreadable ({e})") from None
+
+
+def load_config(cls: type[C], path: str | Path | None, overrides: dict[str, Any]) -> C:
+    """File values, then command-line overrides (None means 'not given'), validated once."""
+    data: dict[str, Any] = load_toml(path) if path is not None else {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return cls.build(data, source=f"config file {path}" if path is not None else "config")
+
+
+class ToyConfig(BaseConfig):
+    """The compressed-computation study: y = W_out ReLU(W_in x), target ReLU(x), Lq loss."""
+
+    n_features: int = Field(100, ge=1, description="integer >= 1")
+    n_hidden: int = Field(10, ge=1, description="integer >= 1")
+    p: float = Field(0.02, gt=0, le=1, description="feature probability in (0, 1]")
+    loss_power: float = Field(4.0, ge=1, description="loss exponent q >= 1")
+    steps: int = Field(1000, ge=1, description="integer >= 1")
+    batch_size: int = Field(2048, ge=1, description="integer >= 1")
+    lr: float = Field(3e-3, gt=0, description="learning rate > 0")
+    seeds: int = Field(3, ge=1, description="number of seeds (instances), integer >= 1")
+    seed: int = Field(0, ge=0, description="first seed, integer >= 0")
+    bias: bool = Field(False, description="true or false")
+    device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'")
+    threads: int | None = Field(None, ge=1, description="torch threads >= 1, or unset for auto")
+    eval_samples: int = Field(200_000, ge=1000, description="evaluation samples, integer >= 1000")
+    compare_l2: bool = Field(True, description="also train the same seeds under L2 (true/false)")
+    log_every: int = Field(50, ge=1, description="integer >= 1")
+
+
+Study = Literal["toy", "tms", "active"]
+
+
+Dataset = Literal["digits", "cifar10", "tiny-imagenet", "synthetic"]
+ModelName = Literal["small-cnn", "resnet18-cifar", "resnet18"]
+RoundTraining = Literal["scratch", "warm", "paper"]
+
+
+class ActiveConfig(BaseConfig):
+    """The active-learning superposition study: a baseline on all training data, then each strategy's
+    active-learning loop, compared by measures on test-set features."""
+
+    preset: str | None = Field(None, description="a preset name (see superlens.active.presets)")
+    dataset: Dataset = Field("digits", description="digits, cifar10, tiny-imagenet or synthetic")
+    data_dir: str | None = Field(None, description="folder holding the data set")
+    download: bool = Field(False, description="download the data set where the network allows")
+    image_size: int | None = Field(None, ge=8, description="resize images to this side (>= 8), or unset")
+    model: ModelName = Field("small-cnn", description="small-cnn, resnet18-cifar or resnet18")
+    pretrained: bool = Field(False, description="ImageNet weights for resnet18 (true/false)")
+    weights_path: str | None = Field(None, description="a local torchvision resnet18 state_dict file")
+    feature_layer: str | None = Field(None, description="module name whose output is the feature "
+                                      "(unset: the pooled penultimate layer)")
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="adam or sgd")
+    lr: float = Field(1e-3, gt=0, description="learning rate > 0")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum in [0, 1)")
+    weight_decay: float = Field(0.0, ge=0, description="weight decay >= 0")
+    epochs: int = Field(20, ge=1, description="epochs per training, integer >= 1")
+    batch_size: int = Field(128, ge=1, description="integer >= 1")
+    eval_batch_size: int = Field(512, ge=1, description="integer >= 1")
+    augment: bool = Field(False, description="random crop + flip (true/false)")
+    amp: bool = Field(True, description="mixed precision, used on CUDA only (true/false)")
+    shuffle: bool = Field(True, description="shuffle training batches (the paper's baseline did not)")
+    normalize: Literal["dataset", "cifar-paper", "imagenet", "none"] = Field(
+        "dataset", description="dataset, cifar-paper, imagenet or none")
+    initial_pool: int = Field(100, ge=1, description="initial labelled pool size, integer >= 1")
+    rounds: int = Field(5, ge=0, description="query rounds, integer >= 0")
+    query_size: int = Field(100, ge=1, description="samples queried per round, integer >= 1")
+    strategies: list[str] = Field(["least-confidence", "entropy", "coreset", "random"],
+                                  min_length=1, description="registered strategy names")
+    round_training: RoundTraining = Field("scratch", description="scratch, warm or paper")
+    bald_samples: int = Field(10, ge=2, description="MC-dropout passes for bald, integer >= 2")
+    seeds: int = Field(1, ge=1, description="number of seeds, integer >= 1")
+    seed: int = Field(0, ge=0, description="first seed, integer >= 0")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="held-out share for digits/synthetic, in (0, 1)")
+    tsne_points: int = Field(10_000, ge=50, description="most test points embedded by t-SNE, >= 50")
+    device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'")
+    threads: int | None = Field(None, ge=1, description="torch threads >= 1, or unset for all cores")
+    progress: bool = Field(True, description="progress bars (true/false)")
