@@ -129,6 +129,7 @@ class ActiveConfig(BaseConfig):
     strategies: list[str] = Field(["least-confidence", "entropy", "coreset", "random"],
                                   min_length=1, description="registered strategy names")
     round_training: RoundTraining = Field("scratch", description="scratch, warm or paper")
+    dropout: float = Field(0.2, ge=0, lt=1, description="dropout before the classifier, in [0, 1)")
     bald_samples: int = Field(10, ge=2, description="MC-dropout passes for bald, integer >= 2")
     seeds: int = Field(1, ge=1, description="number of seeds, integer >= 1")
     seed: int = Field(0, ge=0, description="first seed, integer >= 0")

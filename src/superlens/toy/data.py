@@ -34,45 +34,66 @@ class SparseBatch:
         return x
 
 
-def _active_positions(total: int, p: float, g: torch.Generator, device) -> Tensor:
-    """Sorted positions in [0, total) of a Bernoulli(p) process, via geometric gaps."""
-    if p >= 1.0:
-        return torch.arange(total, device=device)
-    log1mp = math.log1p(-p)
+def _draws(total: int, p: float) -> int:
+    """Uniforms drawn per instance: enough gaps to pass the end of the grid with overwhelming
+    probability (mean + 6 sd + 16); the rare shortfall is topped up by further draws."""
     mean = total * p
-    chunks, start = [], -1  # position of the last success so far
-    while True:
-        m = int(mean + 6 * math.sqrt(mean + 1) + 16)
-        u = torch.rand(m, device=device, generator=g)
-        # gap ~ Geometric(p) on {1, 2, ...}: floor(log(U)/log(1-p)) + 1 with U in (0, 1]
-        gaps = torch.floor(torch.log1p(-u) / log1mp) + 1
-        pos = torch.cumsum(gaps, 0).to(torch.int64) + start
-        chunks.append(pos)
-        last = int(pos[-1])
-        if last >= total:
-            break
-        start = last
-    pos = torch.cat(chunks)
-    return pos[pos < total]
+    return min(int(mean + 6 * math.sqrt(mean + 1) + 16), total + 16)
+
+
+def _positions(u: Tensor, log1mp: Tensor) -> Tensor:
+    """Success positions of Bernoulli(p) processes from uniforms u [..., m] in [0, 1):
+    gap ~ Geometric(p) on {1, 2, ...} = floor(log(1 - u) / log(1 - p)) + 1 (p = 1 gives gaps of 1)."""
+    gaps = torch.floor(torch.log1p(-u) / log1mp) + 1
+    return torch.cumsum(gaps.to(torch.int64), dim=-1) - 1
 
 
 def sample_sparse(generators: list[torch.Generator], batch: int, n_features: int,
                   p: list[float] | float, device: torch.device | str = "cpu",
                   dtype: torch.dtype = torch.float32) -> SparseBatch:
-    """One training batch for I instances; instance i uses only generators[i] (and p[i])."""
+    """One training batch for I instances; instance i uses only generators[i] (and p[i]).
+
+    Entries come out sorted by (instance, sample, feature). Per instance the draws are: m uniforms for
+    the gaps, then m uniforms for the values (m depends on p only), so a lone run with the same seed
+    sees exactly the same batches.
+    """
     I = len(generators)
     ps = [float(p)] * I if isinstance(p, (int, float)) else [float(v) for v in p]
     total = batch * n_features
-    insts, flats, vals = [], [], []
+    ms = [_draws(total, q) for q in ps]
+    M = max(ms)
+    u = torch.zeros(I, M, device=device, dtype=torch.float64 if dtype == torch.float64 else torch.float32)
+    v = torch.zeros(I, M, device=device, dtype=dtype)
     for i, g in enumerate(generators):
-        pos = _active_positions(total, ps[i], g, device)
-        v = torch.rand(pos.shape[0], device=device, generator=g, dtype=dtype).mul_(2).sub_(1)
-        insts.append(torch.full_like(pos, i))
-        flats.append(pos)
-        vals.append(v)
-    flat = torch.cat(flats)
-    return SparseBatch(torch.cat(insts), flat // n_features, flat % n_features, torch.cat(vals),
-                       (I, batch, n_features))
+        u[i, : ms[i]].uniform_(generator=g)
+        v[i, : ms[i]].uniform_(generator=g)
+    log1mp = torch.tensor([math.log1p(-q) if q < 1 else -math.inf for q in ps], device=device,
+                          dtype=u.dtype)[:, None]
+    pos = _positions(u, log1mp)  # [I, M]
+    valid = torch.arange(M, device=device)[None, :] < torch.tensor(ms, device=device)[:, None]
+    nz = (valid & (pos < total)).view(-1).nonzero().squeeze(1)  # one nonzero, then gathers
+    inst = nz // M
+    flat = pos.view(-1)[nz]
+    val = v.view(-1)[nz].mul_(2).sub_(1)
+    # rare: an instance whose m draws did not reach the end of its grid draws more, in order
+    short = [i for i in range(I) if int(pos[i, ms[i] - 1]) < total - 1]
+    if short:
+        extra_i, extra_f, extra_v = [inst], [flat], [val]
+        for i in short:
+            last = int(pos[i, ms[i] - 1])
+            while last < total - 1:
+                uu = torch.rand(ms[i], device=device, generator=generators[i], dtype=u.dtype)
+                vv = torch.rand(ms[i], device=device, generator=generators[i], dtype=dtype)
+                pp = _positions(uu, log1mp[i]) + last + 1
+                ok = pp < total
+                extra_i.append(torch.full_like(pp[ok], i))
+                extra_f.append(pp[ok])
+                extra_v.append(vv.mul_(2).sub_(1)[ok])
+                last = int(pp[-1])
+        inst, flat, val = torch.cat(extra_i), torch.cat(extra_f), torch.cat(extra_v)
+        order = torch.argsort(inst * total + flat, stable=True)
+        inst, flat, val = inst[order], flat[order], val[order]
+    return SparseBatch(inst, flat // n_features, flat % n_features, val, (I, batch, n_features))
 
 
 def sample_dense(generators: list[torch.Generator], batch: int, n_features: int,
