@@ -34,6 +34,43 @@ def prepare_run_dir(out: str | Path, force: bool = False, resume: bool = False) 
     return out
 
 
+class StagedRunDir:
+    """Build a run directory beside its final place and move it there only when complete, so an
+    interrupted or failed run leaves nothing at ``out`` (and an old run survives until replaced).
+
+        with StagedRunDir(out, force) as tmp:
+            ...write into tmp...
+    """
+
+    def __init__(self, out: str | Path, force: bool = False):
+        self.out = Path(out)
+        self.force = force
+        check_run_dir(self.out, force)
+        self.tmp = self.out.parent / f".{self.out.name}.partial"
+
+    def __enter__(self) -> Path:
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        self.tmp.mkdir(parents=True)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        if self.out.exists():
+            shutil.rmtree(self.out) if self.out.is_dir() else self.out.unlink()
+        os.replace(self.tmp, self.out)
+
+
+def check_run_dir(out: Path, force: bool) -> None:
+    """Refuse an existing non-empty ``out`` unless ``force``; creates nothing."""
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"run directory {out}: exists and is not a directory")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise RunDirError(f"run directory {out}: exists and is not empty (use --force to overwrite)")
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write via a temporary file in the same folder and rename: readers never see half a file."""
     path = Path(path)

@@ -1,0 +1,5 @@
+import sys
+
+from superlens.cli import main
+
+sys.exit(main())

@@ -1,0 +1,165 @@
+"""The active-learning superposition study end to end.
+
+config -> run directory (config.json, meta.json) -> per seed: baseline on all training data, then each
+strategy's loop -> measures on the test-set features of every final model -> metrics.json (mean ± std
+over seeds), figures, report.html. Every stage saves as it finishes; `--resume` skips finished work.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from superlens.active.presets import preset, protocol_statement
+from superlens.config import ActiveConfig, load_toml
+from superlens.device import pick_device, set_threads
+from superlens.errors import ConfigError
+from superlens.runs import base_meta, prepare_run_dir, read_json, write_json
+
+MEASURE_KEYS = ["accuracy", "cos_mean", "cos_std", "silhouette_tsne", "davies_bouldin_tsne",
+                "silhouette_raw", "davies_bouldin_raw", "effective_rank", "participation_ratio",
+                "neuron_abs_cos_mean", "selectivity_mean"]
+# fields that may differ on --resume without changing any result
+RESUME_FREE = {"device", "threads", "progress"}
+
+
+def config_from_cli(preset_name: str | None, config_file: str | None,
+                    overrides: dict[str, Any]) -> ActiveConfig:
+    """Preset (default 'digits'), then the TOML file, then flags; validated once."""
+    file_data = load_toml(config_file) if config_file else {}
+    name = preset_name or file_data.get("preset") or "digits"
+    data = preset(name)
+    data.update(file_data)
+    data["preset"] = name
+    data.update(overrides)
+    source = f"config file {config_file}" if config_file else "config"
+    return ActiveConfig.build(data, source=source)
+
+
+def _check_resume_config(out: Path, cfg: ActiveConfig) -> None:
+    stored = read_json(out / "config.json")
+    now = cfg.model_dump(mode="json")
+    diff = [k for k in sorted(set(stored) | set(now))
+            if k not in RESUME_FREE and stored.get(k) != now.get(k)]
+    if diff:
+        k = diff[0]
+        raise ConfigError(f"--resume: {out / 'config.json'} has {k} = {stored.get(k)!r} but this "
+                          f"command gives {now.get(k)!r}; rerun with the same settings")
+
+
+def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resume: bool = False,
+               argv: list[str] | None = None) -> dict:
+    """Run (or resume) the study into ``out``; returns metrics."""
+    from superlens.active.data import load_dataset
+    from superlens.active.loop import run_loop, train_baseline, validate_plan
+
+    t_start = time.perf_counter()
+    device = pick_device(cfg.device)
+    threads = set_threads(cfg.threads or torch.get_num_threads())
+    out = Path(out)
+    # everything that can be wrong with the input is checked before the run directory is touched
+    ds = load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download, seed=cfg.seed,
+                      test_fraction=cfg.test_fraction)
+    validate_plan(cfg, int(ds.train_y.shape[0]))
+    if resume and (out / "config.json").exists():
+        _check_resume_config(out, cfg)
+    out = prepare_run_dir(out, force=force, resume=resume)
+    seeds = [cfg.seed + i for i in range(cfg.seeds)]
+    meta = base_meta(str(device), threads, seeds, argv)
+    meta.update(kind="active", protocol=protocol_statement(cfg), dataset=ds.name,
+                n_train=int(ds.train_y.shape[0]), n_test=int(ds.test_y.shape[0]),
+                class_names=list(ds.class_names))
+    write_json(out / "config.json", cfg.model_dump(mode="json"))
+    write_json(out / "meta.json", meta)
+
+    for seed in seeds:
+        base_dir = out / "baseline" / f"seed{seed}"
+        base = train_baseline(cfg, ds, seed, base_dir, device)
+        _measure(cfg, ds, base_dir, base, "baseline", seed, out)
+        for name in cfg.strategies:
+            al_dir = out / "al" / name / f"seed{seed}"
+            res = run_loop(cfg, ds, name, seed, al_dir, device, base_dir)
+            _measure(cfg, ds, al_dir, res, name, seed, out)
+    metrics = aggregate(out, cfg, seeds)
+    write_json(out / "metrics.json", metrics)
+    meta.update(status="complete", wall_seconds=time.perf_counter() - t_start)
+    write_json(out / "meta.json", meta)
+    render_active_report(out)
+    return metrics
+
+
+def _measure(cfg: ActiveConfig, ds, model_dir: Path, result: dict, name: str, seed: int,
+             out: Path) -> None:
+    """Measures of one final model's test features, cached as measures/<name>_seed<k>.{json,npz}."""
+    from superlens.measures.summary import feature_measures
+
+    stem = out / "measures" / f"{name}_seed{seed}"
+    if stem.with_suffix(".json").exists():
+        return
+    feats = result["final_features"] if "final_features" in result else result["test_features"]
+    acc = result["final_accuracy"] if "final_accuracy" in result else result["accuracy"]
+    feats = torch.as_tensor(feats, dtype=torch.float32)
+    scalars, arrays = feature_measures(feats, ds.test_y, n_classes=len(ds.class_names), seed=seed,
+                                       tsne_points=cfg.tsne_points)
+    scalars["accuracy"] = float(acc)
+    rounds = result.get("rounds", [])
+    from superlens.runs import atomic_write_bytes
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    atomic_write_bytes(stem.with_suffix(".npz"), buf.getvalue())
+    write_json(stem.with_suffix(".json"), {"measures": scalars, "rounds": rounds})
+
+
+def aggregate(out: Path, cfg: ActiveConfig, seeds: list[int]) -> dict:
+    """metrics[model] = {measure: mean, measure_std: std over seeds, rounds: [...], per_seed: {...}}."""
+    metrics: dict[str, Any] = {}
+    for name in ["baseline", *cfg.strategies]:
+        per_seed = [read_json(out / "measures" / f"{name}_seed{s}.json") for s in seeds]
+        entry: dict[str, Any] = {}
+        keys = per_seed[0]["measures"].keys()
+        for k in keys:
+            vals = [d["measures"][k] for d in per_seed]
+            if all(isinstance(v, (int, float)) and v is not None for v in vals):
+                arr = np.asarray(vals, dtype=float)
+                entry[k] = float(arr.mean())
+                entry[k + "_std"] = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+        entry["per_seed"] = {str(s): d["measures"] for s, d in zip(seeds, per_seed)}
+        if name != "baseline":
+            entry["rounds"] = _rounds_mean(per_seed)
+        metrics[name] = entry
+    return metrics
+
+
+def _rounds_mean(per_seed: list[dict]) -> list[dict]:
+    out = []
+    n_rounds = min(len(d["rounds"]) for d in per_seed)
+    for r in range(n_rounds):
+        rs = [d["rounds"][r] for d in per_seed]
+        acc = np.asarray([x["accuracy"] for x in rs], dtype=float)
+        entry = {"round": r, "labelled": rs[0]["labelled"], "accuracy": float(acc.mean()),
+                 "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0}
+        qs = [x.get("queried_per_class") for x in rs]
+        if all(q is not None for q in qs):
+            entry["queried_per_class"] = np.sum(np.asarray(qs, dtype=float), axis=0).tolist()
+        out.append(entry)
+    return out
+
+
+def render_active_report(out: str | Path) -> Path:
+    """(Re)draw figures and report.html from a run directory, without training."""
+    from superlens.report.active_figures import make_active_figures
+    from superlens.report.active_report import active_report_html
+    from superlens.runs import atomic_write_text
+
+    out = Path(out)
+    config, meta = read_json(out / "config.json"), read_json(out / "meta.json")
+    metrics = read_json(out / "metrics.json")
+    figures = make_active_figures(out, config, meta, metrics, out / "figures")
+    html = active_report_html(config, meta, metrics, out / "figures", figures)
+    atomic_write_text(out / "report.html", html)
+    return out / "report.html"
