@@ -1,0 +1,1 @@
+"""The active-learning superposition study: data sets, models, strategies, training loop."""

@@ -1,0 +1,128 @@
+"""Figures of the active-learning study, drawn from a run directory's measures/ and metrics.json."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from superlens.report.plotting import plt, save
+
+
+def _load(out: Path, name: str, seed: int) -> dict:
+    with np.load(out / "measures" / f"{name}_seed{seed}.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def _rebin(counts: np.ndarray, edges: np.ndarray, factor: int = 20):
+    n = (len(counts) // factor) * factor
+    c = counts[:n].reshape(-1, factor).sum(1)
+    e = edges[: n + 1 : factor]
+    return c / max(c.sum(), 1) / np.diff(e), e
+
+
+def make_active_figures(out: Path, config: dict, meta: dict, metrics: dict,
+                        fig_dir: Path) -> list[tuple[str, str]]:
+    out, fig_dir = Path(out), Path(fig_dir)
+    names = ["baseline", *config["strategies"]]
+    seed = int(meta["seeds"][0])
+    arrays = {n: _load(out, n, seed) for n in names}
+    classes = meta.get("class_names") or []
+    figs: list[tuple[str, str]] = []
+    colors = plt.get_cmap("tab10")
+
+    # 1. the paper's sample x sample cosine histogram, overlaid
+    fig, ax = plt.subplots(1, 2, figsize=(12, 4))
+    for i, n in enumerate(names):
+        a = arrays[n]
+        d, e = _rebin(a["cos_hist_counts"], a["cos_hist_edges"])
+        ax[0].stairs(d, e, label=f"{n} (mean {metrics[n]['cos_mean']:.3f})", color=colors(i))
+        if a["neuron_cos_hist_counts"].sum() > 0:
+            d, e = _rebin(a["neuron_cos_hist_counts"], a["neuron_cos_hist_edges"],
+                          max(1, len(a["neuron_cos_hist_counts"]) // 50))
+            ax[1].stairs(d, e, label=n, color=colors(i))
+    ax[0].set(title="sample × sample cosine (paper's measure, diagonal incl.)", xlabel="cosine",
+              ylabel="density")
+    ax[1].set(title="neuron × neuron cosine of activation profiles (sound)", xlabel="cosine")
+    ax[0].legend(fontsize=8)
+    ax[1].legend(fontsize=8)
+    figs.append((save(fig, fig_dir / "cosine_histograms.png"),
+                 f"Cosine similarity distributions of test-set features (seed {seed})."))
+
+    # 2. t-SNE embeddings
+    if all("tsne_embedding" in arrays[n] for n in names):
+        k = len(names)
+        cols = min(k, 3)
+        rows = (k + cols - 1) // cols
+        fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4.2 * rows), squeeze=False)
+        for ax, n in zip(axes.flat, names):
+            emb, lab = arrays[n]["tsne_embedding"], arrays[n]["tsne_labels"]
+            for c in np.unique(lab):
+                m = lab == c
+                label = classes[c] if c < len(classes) and len(classes) <= 20 else None
+                ax.scatter(emb[m, 0], emb[m, 1], s=3, color=plt.get_cmap("tab20")(c % 20), label=label)
+            ax.set_title(f"{n}: silhouette {metrics[n]['silhouette_tsne']:.3f}", fontsize=10)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        for ax in list(axes.flat)[k:]:
+            ax.axis("off")
+        if len(classes) <= 20:
+            axes.flat[0].legend(fontsize=6, markerscale=3, loc="best")
+        figs.append((save(fig, fig_dir / "tsne.png"),
+                     f"openTSNE embeddings of the test features, coloured by class (seed {seed})."))
+
+    # 3. accuracy per round
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for i, n in enumerate(config["strategies"]):
+        r = metrics[n]["rounds"]
+        x = [e["labelled"] for e in r]
+        y = np.array([e["accuracy"] for e in r])
+        s = np.array([e.get("accuracy_std", 0.0) for e in r])
+        ax.plot(x, y, marker="o", label=n, color=colors(i + 1))
+        ax.fill_between(x, y - s, y + s, alpha=0.15, color=colors(i + 1))
+    ax.axhline(metrics["baseline"]["accuracy"], color=colors(0), ls="--", label="baseline (all data)")
+    ax.set(xlabel="labelled samples", ylabel="test accuracy", title="Accuracy per round (mean ± std over seeds)")
+    ax.legend(fontsize=8)
+    figs.append((save(fig, fig_dir / "accuracy_per_round.png"),
+                 "Test accuracy after each round's training against the number of labelled samples."))
+
+    # 4. per-class counts of what was queried, per round
+    strategies = config["strategies"]
+    fig, axes = plt.subplots(1, len(strategies), figsize=(4.2 * len(strategies), 3.8), squeeze=False)
+    for ax, n in zip(axes[0], strategies):
+        r = [e for e in metrics[n]["rounds"] if e.get("queried_per_class")]
+        if not r:
+            ax.axis("off")
+            continue
+        q = np.array([e["queried_per_class"] for e in r])  # [rounds, classes], summed over seeds
+        bottom = np.zeros(len(r))
+        for c in range(q.shape[1]):
+            ax.bar(range(len(r)), q[:, c], bottom=bottom, color=plt.get_cmap("tab20")(c % 20),
+                   label=classes[c] if c < len(classes) and len(classes) <= 20 else None)
+            bottom += q[:, c]
+        top = int(np.argmax(q.sum(0)))
+        ax.set_title(f"{n}: most queried = {classes[top] if top < len(classes) else top}", fontsize=9)
+        ax.set_xlabel("round")
+    axes[0][0].set_ylabel("queried samples (sum over seeds)")
+    if len(classes) <= 20:
+        axes[0][-1].legend(fontsize=6, loc="upper right")
+    figs.append((save(fig, fig_dir / "queries_per_class.png"),
+                 "Per-class counts of the samples each strategy queried, per round (the paper noticed "
+                 "'cat' dominating least-confidence queries on CIFAR-10)."))
+
+    # 5. the measures side by side
+    keys = ["accuracy", "cos_mean", "silhouette_tsne", "davies_bouldin_tsne", "silhouette_raw",
+            "davies_bouldin_raw", "effective_rank", "neuron_abs_cos_mean"]
+    fig, axes = plt.subplots(2, 4, figsize=(15, 6.5))
+    for ax, key in zip(axes.flat, keys):
+        vals = [metrics[n].get(key) for n in names]
+        errs = [metrics[n].get(key + "_std") or 0.0 for n in names]
+        ok = [v is not None for v in vals]
+        ax.bar([n for n, o in zip(names, ok) if o], [v for v in vals if v is not None],
+               yerr=[e for e, o in zip(errs, ok) if o], color=[colors(i) for i, o in enumerate(ok) if o],
+               capsize=3)
+        ax.set_title(key, fontsize=10)
+        ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+    fig.tight_layout()
+    figs.append((save(fig, fig_dir / "measures.png"),
+                 "Every measure for the baseline and each strategy's final model (mean ± std over seeds)."))
+    return figs
