@@ -138,3 +138,31 @@ class ActiveConfig(BaseConfig):
     device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'")
     threads: int | None = Field(None, ge=1, description="torch threads >= 1, or unset for all cores")
     progress: bool = Field(True, description="progress bars (true/false)")
+
+
+class TMSConfig(BaseConfig):
+    """The classic toy model of superposition (Elhage et al. 2022): x -> ReLU(W^T W x + b), feature i
+    present with probability p, value U(0, 1), importance_i = importance_decay**i."""
+
+    n_features: int = Field(5, ge=1, description="integer >= 1")
+    n_hidden: int = Field(2, ge=1, description="integer >= 1")
+    p: float = Field(0.05, gt=0, le=1, description="feature probability 1 - S in (0, 1]")
+    importance_decay: float = Field(1.0, gt=0, le=1, description="importance ratio in (0, 1]")
+    steps: int = Field(5000, ge=1, description="integer >= 1")
+    batch_size: int = Field(1024, ge=1, description="integer >= 1")
+    lr: float = Field(1e-3, gt=0, description="learning rate > 0")
+    seed: int = Field(0, ge=0, description="integer >= 0")
+    device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'")
+
+
+class SweepSpec(BaseConfig):
+    """A sweep: a study, its base config, and axes whose cartesian product is the grid.
+
+    An axis is a list of values, or a table {log = [lo, hi], num = N} / {linear = [lo, hi], num = N}.
+    """
+
+    name: str = Field("sweep", description="a name for the report")
+    study: Study = Field(description="toy, tms or active")
+    base: dict[str, Any] = Field(default_factory=dict, description="fields of the study's config")
+    axes: dict[str, Any] = Field(description="axis name -> list of values or {log|linear=[lo,hi], num=N}")
+    options: dict[str, Any] = Field(default_factory=dict, description="study-specific sweep options")

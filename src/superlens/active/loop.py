@@ -1,0 +1,421 @@
+"""The baseline and the active-learning loop, saved round by round so that a run can resume.
+
+    validate_plan(cfg, n_train)                          # before anything is trained or written
+    base = train_baseline(cfg, ds, seed, out / "baseline", device)
+    res = run_loop(cfg, ds, "coreset", seed, out / "al" / "coreset", device, out / "baseline")
+
+Round r = 0..cfg.rounds trains on initial_pool + r * query_size labelled images, evaluates on the
+test set and, if r < rounds, queries query_size more. How each round's model starts is
+cfg.round_training:
+
+- scratch: a fresh model seeded by (seed, round): rounds differ only in their labelled pool.
+- warm:    the previous round's model, with a new optimizer.
+- paper:   what the paper's code did (REFERENCE.md A): round 0 continues the very model and Adam state
+           that trained the baseline on all the data, and every later round continues that same model
+           and optimizer on the cumulative pool.
+
+Every random draw is made from a generator seeded by a hash of (seed, purpose, round[, strategy]),
+never from a generator carried over in memory, so a resumed run draws what an uninterrupted one
+would. Training draws and initial weights depend on (seed, round) only, so that round 0 is the same
+for every strategy and later rounds share their training randomness (common random numbers); the
+query draws also depend on the strategy name.
+
+Folder layout (each file written atomically; the .json marker last):
+    baseline/  checkpoint.pt  test_probs.pt  test_features.pt  result.json
+    <loop>/round_XX/  state.pt (labelled, pool, queried, scores)  test_probs.pt  test_features.pt
+                      checkpoint.pt  round.json
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from superlens.active import strategies as S
+from superlens.active.data import ImageDataset, _one_line, resolve_normalization
+from superlens.active.models import build_model, default_feature_layer
+from superlens.active.train import accuracy, make_optimizer, mc_dropout_probs, predict, train_epochs
+from superlens.device import generator
+from superlens.errors import CheckpointError, ConfigError, RunDirError
+from superlens.runs import atomic_save_torch, read_json, write_json
+
+# Config fields that change what a training produces. Not here: paths (data_dir, weights_path may
+# move between machines), device/threads/progress, and fields read only after training
+# (feature_layer, tsne_points, strategies, seeds).
+TRAINING_FIELDS = ("dataset", "test_fraction", "image_size", "model", "pretrained", "dropout",
+                   "optimizer", "lr", "momentum", "weight_decay", "epochs", "batch_size", "augment",
+                   "amp", "shuffle", "normalize")
+LOOP_FIELDS = TRAINING_FIELDS + ("initial_pool", "rounds", "query_size", "round_training",
+                                 "bald_samples")
+ROUND_MARKER = "round.json"
+BASELINE_MARKER = "result.json"
+
+
+# ---------------------------------------------------------------------------------------------
+# seeds and fingerprints
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 63-bit seed from a stable hash of ``parts`` (Python's hash() is salted per process)."""
+    h = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(h[:8], "little") & (2**63 - 1)
+
+
+def fingerprint(cfg: Any, fields: tuple[str, ...], **extra: Any) -> dict:
+    """The config values that define a training, plus run identity (seed, strategy)."""
+    fp = {f: getattr(cfg, f, None) for f in fields}
+    fp["dropout"] = getattr(cfg, "dropout", 0.0)
+    fp.update(extra)
+    return fp
+
+
+def _check_fingerprint(stored: Any, expected: dict, path: Path) -> None:
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"checkpoint {path}: holds no config fingerprint; delete it to retrain")
+    for k in expected:
+        if k not in stored or stored[k] != expected[k]:
+            got = stored.get(k, "<missing>")
+            raise CheckpointError(f"{path}: made with {k} = {got!r} but the config has "
+                                  f"{expected[k]!r}; use the original settings or a new run directory")
+
+
+def _load(path: Path, what: str = "checkpoint") -> Any:
+    """torch.load of a superlens file; missing or unreadable -> CheckpointError naming it."""
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path}: not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated, foreign or corrupt files alike
+        raise CheckpointError(f"{what} {path}: unreadable ({_one_line(e)[:200]}); delete it to "
+                              "redo that step") from None
+
+
+def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, fp: dict) -> None:
+    atomic_save_torch(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "fingerprint": fp})
+
+
+def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None,
+                    fp: dict) -> None:
+    """Load model (and optimizer) state from ``path`` after checking its fingerprint against ``fp``."""
+    ck = _load(path)
+    if not isinstance(ck, dict) or "model" not in ck or "optimizer" not in ck:
+        raise CheckpointError(f"checkpoint {path}: not a superlens checkpoint (expected model, optimizer "
+                              "and fingerprint entries)")
+    _check_fingerprint(ck.get("fingerprint"), fp, path)
+    try:
+        model.load_state_dict(ck["model"])
+        if optimizer is not None:
+            optimizer.load_state_dict(ck["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"checkpoint {path}: does not fit the model ({_one_line(e)[:200]})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# plan
+
+
+def validate_plan(cfg: Any, n_train: int) -> None:
+    """Every way the plan cannot run, as one ConfigError line, before anything is trained or written.
+
+    Round r queries from n_train - initial_pool - r * query_size unlabelled images, so the last query
+    (r = rounds - 1) fits exactly when initial_pool + rounds * query_size <= n_train.
+    """
+    if cfg.initial_pool > n_train:
+        raise ConfigError(f"initial_pool = {cfg.initial_pool}: the training set has only {n_train} images")
+    need = cfg.initial_pool + cfg.rounds * cfg.query_size
+    if need > n_train:
+        left = n_train - cfg.initial_pool - (cfg.rounds - 1) * cfg.query_size
+        raise ConfigError(
+            f"query_size = {cfg.query_size}: initial_pool + rounds * query_size = {cfg.initial_pool} + "
+            f"{cfg.rounds} * {cfg.query_size} = {need} exceeds the {n_train} training images (the last "
+            f"round's unlabelled pool holds {max(left, 0)}); lower rounds or query_size")
+    seen = set()
+    for name in cfg.strategies:
+        if name in seen:
+            raise ConfigError(f"strategies: {name!r} is listed twice")
+        seen.add(name)
+        _check_strategy(cfg, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# shared pieces
+
+
+def _new_model(cfg: Any, ds: ImageDataset, seed: int, device: torch.device,
+               state_follows: bool = False) -> nn.Module:
+    """A model whose initial weights depend on ``seed`` only (built on the CPU, so on every device).
+    state_follows: a checkpoint is loaded next, so pretrained weights need not be read."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(cfg.model, ds.n_classes, ds.in_channels,
+                            pretrained=cfg.pretrained and not state_follows,
+                            weights_path=None if state_follows else cfg.weights_path,
+                            dropout=getattr(cfg, "dropout", 0.0))
+    return model.to(device)
+
+
+def _feature_layer(cfg: Any) -> str:
+    return cfg.feature_layer or default_feature_layer(cfg.model)
+
+
+def _evaluate(cfg: Any, model: nn.Module, x_test: Tensor, y_test: Tensor, norm, device) -> tuple:
+    """(accuracy, test probs [M, C], test features [M, d]) on the CPU."""
+    probs, feats = predict(model, x_test, norm=norm, device=device, batch_size=cfg.eval_batch_size,
+                           feature_layer=_feature_layer(cfg), image_size=cfg.image_size, amp=cfg.amp)
+    return accuracy(probs, y_test), probs, feats
+
+
+def _say(msg: str) -> None:
+    tqdm.write(msg, file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------
+# baseline
+
+
+def train_baseline(cfg: Any, ds: ImageDataset, seed: int, out_dir: Path, device: torch.device | str) -> dict:
+    """A fresh seeded model trained on ALL training data for cfg.epochs; saved into ``out_dir``.
+
+    Returns {"accuracy", "seconds", "train_loss", "test_probs" [M, C], "test_features" [M, d],
+    "out_dir"}. When out_dir/result.json exists (a finished baseline) it is loaded, not retrained.
+    """
+    out_dir = Path(out_dir)
+    device = torch.device(device)
+    fp = fingerprint(cfg, TRAINING_FIELDS, seed=seed, kind="baseline")
+    marker = out_dir / BASELINE_MARKER
+    if marker.exists():
+        done = _read_marker(marker)
+        _check_fingerprint(done.get("fingerprint"), fp, marker)
+        return {**done, "test_probs": _load(out_dir / "test_probs.pt", "test probabilities"),
+                "test_features": _load(out_dir / "test_features.pt", "test features"), "out_dir": out_dir}
+
+    t0 = time.perf_counter()
+    norm = resolve_normalization(cfg.normalize, ds)
+    model = _new_model(cfg, ds, derive_seed(seed, "baseline-init"), device)
+    opt = make_optimizer(model, cfg)
+    fit = train_epochs(model, opt, ds.train_x, ds.train_y, cfg=cfg, norm=norm, device=device,
+                       generator=generator(derive_seed(seed, "baseline-train")),
+                       desc=f"baseline seed {seed}")
+    acc, probs, feats = _evaluate(cfg, model, ds.test_x, ds.test_y, norm, device)
+    save_checkpoint(out_dir / "checkpoint.pt", model, opt, fp)
+    atomic_save_torch(out_dir / "test_probs.pt", probs)
+    atomic_save_torch(out_dir / "test_features.pt", feats)
+    done = {"accuracy": acc, "seconds": time.perf_counter() - t0, "train_loss": fit["loss"],
+            "n_train": int(ds.train_y.shape[0]), "feature_layer": _feature_layer(cfg), "fingerprint": fp}
+    write_json(marker, done)  # last: the completion marker
+    _say(f"[baseline seed {seed}] {done['n_train']} labelled, test accuracy {acc:.4f}, "
+         f"{done['seconds']:.1f} s")
+    return {**done, "test_probs": probs, "test_features": feats, "out_dir": out_dir}
+
+
+def _read_marker(path: Path) -> dict:
+    try:
+        d = read_json(path)
+    except RunDirError as e:
+        raise CheckpointError(str(e)) from None
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{path}: not a superlens marker (expected a JSON object)")
+    return d
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+
+
+def _round_dir(out_dir: Path, r: int) -> Path:
+    return out_dir / f"round_{r:02d}"
+
+
+def _finished_rounds(out_dir: Path) -> int:
+    """How many consecutive rounds 0, 1, ... carry their completion marker."""
+    done = 0
+    while (_round_dir(out_dir, done) / ROUND_MARKER).exists():
+        done += 1
+    return done
+
+
+def _discard_unfinished(out_dir: Path, done: int) -> None:
+    """Delete round folders after the finished ones: they hold an interrupted round's partial files.
+    A finished round after a gap cannot come from one run and is refused rather than deleted."""
+    if not out_dir.is_dir():
+        return
+    for d in sorted(out_dir.glob("round_*")):
+        try:
+            r = int(d.name.split("_", 1)[1])
+        except ValueError:
+            continue
+        if r < done:
+            continue
+        if (d / ROUND_MARKER).exists():
+            raise RunDirError(f"{d}: a finished round after an unfinished one (round {done}); "
+                              "this folder was not written by one run; use a new run directory")
+        shutil.rmtree(d)
+
+
+def _check_strategy(cfg: Any, name: str) -> S.Strategy:
+    """The registered strategy ``name``, refused when it needs MC dropout of a model without dropout."""
+    strat = S.get_strategy(name)
+    if "mc_probs" in strat.needs and not getattr(cfg, "dropout", 0.0) > 0:
+        raise ConfigError(f"strategies: {name} needs dropout > 0 for MC dropout (dropout = "
+                          f"{getattr(cfg, 'dropout', 0.0)}); set e.g. dropout = 0.2")
+    return strat
+
+
+def run_loop(cfg: Any, ds: ImageDataset, strategy: str, seed: int, out_dir: Path,
+             device: torch.device | str, baseline_dir: Path | None = None, *,
+             on_round: Callable[[int, dict], None] | None = None) -> dict:
+    """One strategy's active-learning loop for one seed, resumable from ``out_dir``.
+
+    Returns {"rounds": [{"round", "labelled", "accuracy", "queried_per_class", "seconds",
+    "train_loss"}], "final_accuracy", "final_probs" [M, C], "final_features" [M, d],
+    "labelled_indices" [L] int64 (the last round's training set, in the order added),
+    "strategy", "seed", "out_dir"}. ``on_round(r, info)`` is called after round r is saved.
+    Calling it again on the same out_dir continues after the last finished round.
+    """
+    out_dir = Path(out_dir)
+    device = torch.device(device)
+    n_train = int(ds.train_y.shape[0])
+    validate_plan(cfg, n_train)
+    strat = _check_strategy(cfg, strategy)
+    base_fp = fingerprint(cfg, TRAINING_FIELDS, seed=seed, kind="baseline")
+    base_ck = None
+    if cfg.round_training == "paper":
+        if baseline_dir is None or not (Path(baseline_dir) / BASELINE_MARKER).exists():
+            raise ConfigError(f"round_training = 'paper' continues the baseline's model and optimizer: "
+                              f"train the baseline first (train_baseline; looked in {baseline_dir})")
+        base_ck = Path(baseline_dir) / "checkpoint.pt"
+    fp = fingerprint(cfg, LOOP_FIELDS, seed=seed, strategy=strategy, kind="loop")
+    norm = resolve_normalization(cfg.normalize, ds)
+    pool_layer = default_feature_layer(cfg.model)  # what strategies call penultimate features
+    tag = f"[{strategy} seed {seed}]"
+
+    done = _finished_rounds(out_dir)
+    if done:  # the finished rounds must come from these settings (rounds included)
+        last = _round_dir(out_dir, done - 1) / ROUND_MARKER
+        _check_fingerprint(_read_marker(last).get("fingerprint"), fp, last)
+    _discard_unfinished(out_dir, done)
+    # the images live on the device once for the whole loop; batches are indexed there
+    x_train = ds.train_x.to(device)
+    x_test = ds.test_x.to(device)
+
+    model: nn.Module | None = None
+    opt: torch.optim.Optimizer | None = None
+    if done == 0:
+        perm = torch.randperm(n_train, generator=generator(derive_seed(seed, "initial-pool")))
+        labelled = perm[:cfg.initial_pool].clone()
+    else:
+        prev = _round_dir(out_dir, done - 1)
+        st = _load(prev / "state.pt", "round state")
+        labelled = torch.cat([st["labelled"], st["queried"]])
+        if cfg.round_training in ("warm", "paper") and done <= cfg.rounds:
+            model = _new_model(cfg, ds, derive_seed(seed, "init", 0), device, state_follows=True)
+            opt = make_optimizer(model, cfg) if cfg.round_training == "paper" else None
+            load_checkpoint(prev / "checkpoint.pt", model, opt, fp)
+        _say(f"{tag} resuming after round {done - 1}")
+
+    for r in range(done, cfg.rounds + 1):
+        t0 = time.perf_counter()
+        rdir = _round_dir(out_dir, r)
+        # --- how this round's model starts
+        if cfg.round_training == "scratch" or (cfg.round_training == "warm" and r == 0):
+            model = _new_model(cfg, ds, derive_seed(seed, "init", r), device)
+            opt = make_optimizer(model, cfg)
+        elif cfg.round_training == "warm":
+            opt = make_optimizer(model, cfg)
+        elif r == 0:  # paper: the baseline's model and optimizer, as they were after its training
+            model = _new_model(cfg, ds, derive_seed(seed, "init", 0), device, state_follows=True)
+            opt = make_optimizer(model, cfg)
+            load_checkpoint(base_ck, model, opt, base_fp)
+        # paper, r > 0: keep model and opt
+        fit = train_epochs(model, opt, x_train[labelled.to(device)], ds.train_y[labelled], cfg=cfg,
+                           norm=norm, device=device, generator=generator(derive_seed(seed, "train", r)),
+                           desc=f"{strategy} seed {seed} round {r}")
+        acc, probs, feats = _evaluate(cfg, model, x_test, ds.test_y, norm, device)
+
+        # --- query
+        queried = torch.empty(0, dtype=torch.int64)
+        scores = torch.empty(0, dtype=torch.float32)
+        mask = torch.ones(n_train, dtype=torch.bool)
+        mask[labelled] = False
+        pool = mask.nonzero().squeeze(1)  # unlabelled train indices, ascending
+        per_class = [0] * ds.n_classes
+        t_query = time.perf_counter()
+        if r < cfg.rounds:
+            view = _pool_view(cfg, strat.needs, model, x_train, labelled, pool, norm, device, pool_layer,
+                              mc_seed=derive_seed(seed, strategy, "mc", r))
+            sel = strat.select(view, cfg.query_size,
+                               generator(derive_seed(seed, strategy, "select", r)))
+            pos = sel.indices.to("cpu", torch.int64)
+            assert pos.numel() == cfg.query_size and pos.unique().numel() == pos.numel(), (
+                f"strategy {strategy} returned {pos.numel()} positions ({pos.unique().numel()} distinct) "
+                f"for query_size {cfg.query_size}")
+            queried = pool[pos]
+            scores = sel.scores.detach().float().cpu()
+            per_class = torch.bincount(ds.train_y[queried], minlength=ds.n_classes).tolist()
+        t_query = time.perf_counter() - t_query
+
+        # --- save; round.json last marks the round finished
+        atomic_save_torch(rdir / "state.pt", {"labelled": labelled, "pool": pool, "queried": queried,
+                                              "scores": scores})
+        atomic_save_torch(rdir / "test_probs.pt", probs)
+        atomic_save_torch(rdir / "test_features.pt", feats)
+        save_checkpoint(rdir / "checkpoint.pt", model, opt, fp)
+        info = {"round": r, "labelled": int(labelled.numel()), "accuracy": acc,
+                "queried_per_class": per_class if r < cfg.rounds else None,
+                "seconds": time.perf_counter() - t0, "train_seconds": fit["seconds"],
+                "query_seconds": t_query, "train_loss": fit["loss"], "strategy": strategy, "seed": seed,
+                "feature_layer": _feature_layer(cfg), "fingerprint": fp}
+        write_json(rdir / ROUND_MARKER, info)
+        _say(f"{tag} round {r}/{cfg.rounds}: {info['labelled']} labelled, test accuracy {acc:.4f}, "
+             f"loss {fit['loss']:.4f}, {info['seconds']:.1f} s")
+        if on_round is not None:
+            on_round(r, info)
+        labelled = torch.cat([labelled, queried])
+
+    return _collect(out_dir, cfg, strategy, seed)
+
+
+def _pool_view(cfg, needs: frozenset[str], model: nn.Module, x_train: Tensor, labelled: Tensor,
+               pool: Tensor, norm, device: torch.device, layer: str, mc_seed: int) -> S.PoolView:
+    """A PoolView on ``device`` holding exactly the fields the strategy declares in ``needs``."""
+    view = S.PoolView()
+    common = dict(norm=norm, device=device, batch_size=cfg.eval_batch_size, image_size=cfg.image_size,
+                  amp=cfg.amp, out_device=device)
+    if needs & {"probs", "features"}:
+        probs, feats = predict(model, x_train[pool.to(device)], feature_layer=layer, **common)
+        view.probs = probs if "probs" in needs else None
+        view.features = feats if "features" in needs else None
+    if "labelled_features" in needs:
+        _, view.labelled_features = predict(model, x_train[labelled.to(device)], feature_layer=layer,
+                                            **common)
+    if "mc_probs" in needs:
+        view.mc_probs = mc_dropout_probs(model, x_train[pool.to(device)], T=cfg.bald_samples,
+                                         seed=mc_seed, **common)
+    return view
+
+
+def _collect(out_dir: Path, cfg: Any, strategy: str, seed: int) -> dict:
+    """The loop's result, read back from the saved rounds (the same whether or not it resumed)."""
+    rounds = []
+    for r in range(cfg.rounds + 1):
+        d = _read_marker(_round_dir(out_dir, r) / ROUND_MARKER)
+        rounds.append({k: d.get(k) for k in ("round", "labelled", "accuracy", "queried_per_class",
+                                              "seconds", "train_loss")})
+    last = _round_dir(out_dir, cfg.rounds)
+    st = _load(last / "state.pt", "round state")
+    return {"rounds": rounds, "final_accuracy": rounds[-1]["accuracy"],
+            "final_probs": _load(last / "test_probs.pt", "test probabilities"),
+            "final_features": _load(last / "test_features.pt", "test features"),
+            "labelled_indices": st["labelled"], "strategy": strategy, "seed": seed, "out_dir": out_dir}
+
+
+__all__ = ["validate_plan", "train_baseline", "run_loop", "derive_seed", "fingerprint",
+           "save_checkpoint", "load_checkpoint", "TRAINING_FIELDS", "LOOP_FIELDS"]

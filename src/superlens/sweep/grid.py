@@ -1,0 +1,126 @@
+"""Sweep spec -> validated grid of points -> groups that can share one tensor program."""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from superlens.config import ActiveConfig, BaseConfig, SweepSpec, TMSConfig, ToyConfig, load_toml
+from superlens.errors import ConfigError
+
+STUDY_CONFIGS: dict[str, type[BaseConfig]] = {"toy": ToyConfig, "tms": TMSConfig, "active": ActiveConfig}
+# per study: fields that may differ inside one group (they become per-instance values)
+INSTANCE_FIELDS = {"toy": {"p", "loss_power", "lr", "seed"},
+                   "tms": {"p", "importance_decay", "lr", "seed"},
+                   "active": set()}
+# the toy study trains one seed per point; 'seeds' belongs to whole runs, not sweep points
+FIXED = {"toy": {"seeds": 1, "compare_l2": False}, "tms": {}, "active": {"seeds": 1}}
+MAX_GROUP = 512  # instances per tensor program
+
+
+@dataclass(frozen=True)
+class Point:
+    index: int
+    values: dict[str, Any]  # the axis values of this point
+    config: BaseConfig  # the full validated config
+
+
+@dataclass(frozen=True)
+class Group:
+    gid: str
+    points: tuple[Point, ...]
+
+
+def load_spec(path: str) -> SweepSpec:
+    return SweepSpec.build(load_toml(path), source=f"sweep spec {path}")
+
+
+def axis_values(name: str, spec: Any) -> list[Any]:
+    if isinstance(spec, list):
+        vals = spec
+    elif isinstance(spec, dict) and set(spec) <= {"log", "linear", "num", "int"} and "num" in spec:
+        lo_hi = spec.get("log") or spec.get("linear")
+        if not (isinstance(lo_hi, list) and len(lo_hi) == 2):
+            raise ConfigError(f"axis {name}: expected {{log|linear = [lo, hi], num = N}}")
+        lo, hi = float(lo_hi[0]), float(lo_hi[1])
+        num = int(spec["num"])
+        if num < 1:
+            raise ConfigError(f"axis {name}: num = {num}, must be >= 1")
+        if "log" in spec:
+            if lo <= 0 or hi <= 0:
+                raise ConfigError(f"axis {name}: log range [{lo}, {hi}] must be positive")
+            vals = np.geomspace(lo, hi, num).tolist()
+        else:
+            vals = np.linspace(lo, hi, num).tolist()
+        if spec.get("int"):
+            vals = sorted({int(round(v)) for v in vals})
+    else:
+        raise ConfigError(f"axis {name}: expected a list or {{log|linear = [lo, hi], num = N}}, "
+                          f"got {spec!r}")
+    if not vals:
+        raise ConfigError(f"axis {name}: empty (it needs at least one value)")
+    return vals
+
+
+def expand(spec: SweepSpec) -> list[Point]:
+    """The cartesian product of the axes over the base config; every point validated before any
+    training, the error naming the point."""
+    cls = STUDY_CONFIGS[spec.study]
+    allowed = set(cls.model_fields) - {"seeds"}
+    if spec.study == "active":
+        allowed = (allowed - {"strategies"}) | {"strategy"}  # one strategy per point
+    for name in spec.axes:
+        if name not in allowed:
+            raise ConfigError(f"sweep axis {name!r} is not a field of the {spec.study} study "
+                              f"(allowed: {', '.join(sorted(allowed))})")
+    for name in spec.base:
+        if name not in cls.model_fields:
+            raise ConfigError(f"sweep base key {name!r} is not a field of the {spec.study} study")
+    names = list(spec.axes)
+    grids = [axis_values(n, spec.axes[n]) for n in names]
+    points = []
+    for i, combo in enumerate(itertools.product(*grids)):
+        values = dict(zip(names, combo))
+        data = {**spec.base, **values, **FIXED[spec.study]}
+        if spec.study == "active" and "preset" in data:
+            from superlens.active.presets import preset
+
+            data = {**preset(data["preset"]), **data}
+        if "strategy" in data:
+            data["strategies"] = [data.pop("strategy")]
+        try:
+            cfg = cls.model_validate(data)
+        except Exception as e:  # pydantic ValidationError
+            from pydantic import ValidationError
+
+            from superlens.config import format_validation_error
+
+            if isinstance(e, ValidationError):
+                msg = format_validation_error(cls, e, f"sweep point {i} {values}")
+                raise ConfigError(msg) from None
+            raise
+        points.append(Point(i, values, cfg))
+    return points
+
+
+def group_points(study: str, points: list[Point]) -> list[Group]:
+    """Points whose configs agree on everything but the per-instance fields share a group."""
+    per_instance = INSTANCE_FIELDS[study]
+    buckets: dict[str, list[Point]] = {}
+    for pt in points:
+        shape = {k: v for k, v in pt.config.model_dump(mode="json").items() if k not in per_instance}
+        key = json.dumps(shape, sort_keys=True)
+        buckets.setdefault(key, []).append(pt)
+    groups = []
+    for key, pts in buckets.items():
+        size = MAX_GROUP if per_instance else 1
+        for j in range(0, len(pts), size):
+            chunk = tuple(pts[j:j + size])
+            ident = json.dumps([key, [p.index for p in chunk]])
+            gid = hashlib.sha1(ident.encode()).hexdigest()[:12]
+            groups.append(Group(gid, chunk))
+    return groups
