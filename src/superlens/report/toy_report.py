@@ -52,7 +52,8 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
     metric_rows = []
     for key in sorted(metrics):
         val = metrics[key]
-        if key.endswith("_std") or isinstance(val, (list, dict)):
+        twin = key.endswith("_std") and key[:-4] in metrics  # shown as the ± of its mean
+        if twin or isinstance(val, (list, dict)):
             continue
         mean, std = _m(metrics, key)
         metric_rows.append((key, pm(mean, std) if isinstance(mean, float) else fmt(mean),

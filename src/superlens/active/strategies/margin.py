@@ -1,0 +1,29 @@
+"""Margin sampling (Scheffer et al. 2001): query where the two most likely classes are closest."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from superlens.active.strategies.base import PoolView, Selection, Strategy, check_pool, register, top_k
+
+
+def margin_scores(probs: Tensor) -> Tensor:
+    """[N, C] softmax -> [N] float32 scores -(p_(1) - p_(2)), the negated gap between the top two.
+
+    With a single class there is no runner-up: p_(2) is taken as 0, so every score is -1.
+    """
+    if probs.shape[1] < 2:
+        return -probs[:, 0].float()
+    top2 = probs.float().topk(2, dim=1).values  # [N, 2], descending
+    return top2[:, 1] - top2[:, 0]
+
+
+@register
+class Margin(Strategy):
+    name = "margin"
+    needs = frozenset({"probs"})
+
+    def select(self, pool: PoolView, k: int, generator: torch.Generator) -> Selection:
+        check_pool(pool, self.needs, k)
+        scores = margin_scores(pool.probs)
+        return Selection(indices=top_k(scores, k), scores=scores)

@@ -1,0 +1,169 @@
+"""report.html of a sweep: the table of every point, phase diagrams and study-specific figures."""
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from superlens.report.html import details, figure, page, para, pm, run_info, section, table
+from superlens.report.plotting import plt, save
+
+TOY_COLS = ["point", "n_hidden", "ratio", "p", "loss_power", "seed", "phase", "gain_mean", "gain_std",
+            "frac_ignored", "mse_active_mean", "improvement_over_naive", "isolated_mse_mean",
+            "interference_share", "optimal_gain", "abs_cos_mean"]
+TMS_COLS = ["point", "n_features", "n_hidden", "p", "importance_decay", "seed", "phase",
+            "n_represented", "dims_per_feature", "loss"]
+
+
+def _phase_figures(rows: list[dict], x: str, y: str, split: str | None, fig_dir: Path, stem: str,
+                   xlabel: str, ylabel: str, logx: bool, logy: bool) -> list[tuple[str, str]]:
+    from superlens.report.tms_figures import plot_phase_diagram
+
+    figs = []
+    by = defaultdict(list)
+    for r in rows:
+        by[r.get(split) if split else None].append(r)
+    for key, rs in sorted(by.items(), key=lambda kv: (kv[0] is None, kv[0])):
+        xs = sorted({r[x] for r in rs})
+        ys = sorted({r[y] for r in rs})
+        grid = np.full((len(ys), len(xs)), "", dtype=object)
+        votes: dict[tuple[int, int], list[str]] = defaultdict(list)
+        for r in rs:
+            votes[(ys.index(r[y]), xs.index(r[x]))].append(r["phase"])
+        for (i, j), v in votes.items():  # several seeds per cell: the majority
+            grid[i, j] = max(set(v), key=v.count)
+        name = f"{stem}{'' if key is None else f'_{split}{key:g}'}.png"
+        title = f"phase diagram{'' if key is None else f' ({split} = {key:g})'}"
+        plot_phase_diagram(xs, ys, grid, xlabel=xlabel, ylabel=ylabel, title=title,
+                           path=fig_dir / name, logx=logx, logy=logy)
+        figs.append((name, f"Learned strategy per grid point ({title}); colours are classes, the "
+                           "line marks where the class changes."))
+    return figs
+
+
+def _toy_figures(rows: list[dict], fig_dir: Path) -> list[tuple[str, str]]:
+    figs = _phase_figures(rows, "ratio", "p", "loss_power" if len({r["loss_power"] for r in rows}) > 1
+                          else None, fig_dir, "toy_phase", "n_hidden / n_features", "p",
+                          logx=True, logy=True)
+    att = [r for r in rows if r["phase"] in ("attenuate-all", "mixed") and r.get("optimal_gain")]
+    if att:
+        fig, ax = plt.subplots(figsize=(5.5, 5))
+        for q in sorted({r["loss_power"] for r in att}):
+            rs = [r for r in att if r["loss_power"] == q]
+            ax.scatter([r["optimal_gain"] for r in rs], [r["gain_mean"] for r in rs], label=f"L{q:g}")
+        ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="learned = theory")
+        ax.set(xlabel="theory γ* = 1/(1+K^(1/(q−1)))", ylabel="learned mean gain",
+               title="optimal-gain theory vs learned gain")
+        ax.legend()
+        figs.append((save(fig, fig_dir / "toy_gain_theory.png"),
+                     "Learned mean gain against the optimal-gain theory of the toy study, for points "
+                     "that attenuate (theory applies where no feature is ignored)."))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (q, h), rs in sorted(_group(rows, ("loss_power", "n_hidden")).items()):
+        rs = sorted(rs, key=lambda r: r["p"])
+        ax.plot([r["p"] for r in rs], [r["mse_active_mean"] for r in rs], marker="o",
+                label=f"h={h}, L{q:g}")
+    ax.set(xscale="log", xlabel="p", ylabel="mean active-conditioned per-feature MSE",
+           title="error vs sparsity per width")
+    ax.legend(fontsize=7, ncol=2)
+    figs.append((save(fig, fig_dir / "toy_mse_vs_p.png"), "Per-feature MSE against p for every width."))
+    return figs
+
+
+def _group(rows, keys):
+    out = defaultdict(list)
+    for r in rows:
+        out[tuple(r[k] for k in keys)].append(r)
+    return out
+
+
+def _tms_figures(rows: list[dict], fig_dir: Path) -> list[tuple[str, str]]:
+    figs = []
+    if len({r["p"] for r in rows}) > 1 and len({r["importance_decay"] for r in rows}) > 1:
+        figs += _phase_figures(rows, "p", "importance_decay", None, fig_dir, "tms_phase",
+                               "feature probability p = 1 − S", "relative importance of feature 2",
+                               logx=True, logy=True)
+    two_d = [r for r in rows if r["n_hidden"] == 2][:12]
+    if two_d:
+        cols = min(4, len(two_d))
+        nrows = (len(two_d) + cols - 1) // cols
+        fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.2 * nrows), squeeze=False)
+        for ax, r in zip(axes.flat, two_d):
+            W = np.asarray(r["W"])  # [2, n]
+            for i in range(W.shape[1]):
+                ax.plot([0, W[0, i]], [0, W[1, i]], color=plt.get_cmap("tab10")(i % 10))
+                ax.scatter(W[0, i], W[1, i], s=12, color=plt.get_cmap("tab10")(i % 10))
+            ax.set_aspect("equal")
+            ax.set_xlim(-1.4, 1.4)
+            ax.set_ylim(-1.4, 1.4)
+            ax.set_title(f"p={r['p']:.3g} seed={r.get('seed', 0)}\n{r['n_represented']} rep., "
+                         f"D*={r['dims_per_feature']:.2f}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        for ax in list(axes.flat)[len(two_d):]:
+            ax.axis("off")
+        figs.append((save(fig, fig_dir / "tms_polygons.png"),
+                     "Columns of W for the 2-D points: at high sparsity 5 features form a pentagon."))
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for r in rows:
+        D = np.asarray(r["feature_dimensionality"])
+        ax.scatter(np.full(D.shape, 1 / r["p"]), D, s=10, alpha=0.6)
+    for frac in (1, 3 / 4, 2 / 3, 1 / 2, 2 / 5, 3 / 8):
+        ax.axhline(frac, color="grey", lw=0.6, ls=":")
+    ax.set(xscale="log", xlabel="1 / p = 1 / (1 − S)", ylabel="feature dimensionality D_i",
+           title="feature dimensionality (dotted: 1, 3/4, 2/3, 1/2, 2/5, 3/8)")
+    figs.append((save(fig, fig_dir / "tms_dimensionality.png"),
+                 "Feature dimensionality of every feature of every point against 1/(1−S)."))
+    return figs
+
+
+def _active_section(rows: list[dict]) -> str:
+    keys = [k for k in ("accuracy", "cos_mean", "silhouette_tsne", "davies_bouldin_tsne",
+                        "silhouette_raw", "davies_bouldin_raw", "effective_rank",
+                        "neuron_abs_cos_mean") if k in rows[0]]
+    out = []
+    for s, rs in sorted(_group(rows, ("strategy",)).items()):
+        cells = []
+        for k in keys:
+            v = np.asarray([r[k] for r in rs if r.get(k) is not None], dtype=float)
+            cells.append(pm(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else None)
+                         if len(v) else "—")
+        out.append([s[0], len(rs), *cells])
+    return table(["strategy", "seeds", *keys], out)
+
+
+def sweep_report_html(spec: dict, meta: dict, rows: list[dict], fig_dir: Path) -> str:
+    study = spec["study"]
+    intro = section("What ran", para(
+        f"Study {study}: {meta.get('n_points')} points in {meta.get('n_groups')} groups "
+        f"(points sharing tensor shapes trained together on the instance axis), backend "
+        f"{meta.get('backend')}. Axes: " + "; ".join(f"{k} = {v}" for k, v in spec["axes"].items())
+        + ". Base: " + ", ".join(f"{k} = {v}" for k, v in spec["base"].items()) + "."))
+    parts = [intro]
+    if study == "toy":
+        figs = _toy_figures(rows, fig_dir)
+        parts.append(section("Phase classes", para(
+            "all-dedicated: every feature computed (gain > 0.9); ignore-some: ≥ 10 % of features "
+            "ignored (gain < 0.1), the naive strategy; attenuate-all: no feature ignored and gains "
+            "uniform (std/mean < 0.25), the report's superposition strategy; mixed: the rest. Gain = "
+            "least-squares slope of output i against input i > 0 with the feature alone.")))
+        cols = TOY_COLS
+    elif study == "tms":
+        figs = _tms_figures(rows, fig_dir)
+        parts.append(section("Phase classes", para(
+            "superposition: more features represented (‖W_i‖ > 0.5) than hidden dimensions; "
+            "all-dedicated: every feature represented, each in its own dimension; ignore-some: the "
+            "rest. D_i = ‖W_i‖² / Σ_j (Ŵ_i·W_j)² (0 for a dead feature); D* = m / ‖W‖²_F.")))
+        cols = TMS_COLS
+    else:
+        figs = []
+        parts.append(section("Strategies (mean ± std over seeds)", _active_section(rows)))
+        cols = ["point", "strategy", "seed", "accuracy", "cos_mean", "silhouette_tsne",
+                "silhouette_raw", "effective_rank", "baseline_accuracy", "baseline_cos_mean"]
+    parts.append(section("Figures", *[figure(fig_dir / f, c) for f, c in figs]) if figs else "")
+    cols = [c for c in cols if any(c in r for r in rows)]
+    parts.append(section("Every point", details(f"{len(rows)} rows (also table.csv, table.json)",
+                                                table(cols, [[r.get(c) for c in cols] for r in rows]))))
+    parts.append(run_info(spec, meta))
+    return page(f"superlens sweep — {spec.get('name', study)}", parts)
