@@ -39,17 +39,18 @@ def _conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class SmallCNN(nn.Module):
-    """Four 3x3 conv+BN+ReLU layers (32, 64, 128, 128 channels) with two 2x2 max-pools, global
-    average pooling to a 128-d feature, dropout and a Linear classifier. Sized for 8x8 to 32x32
-    inputs: an 8x8 digit reaches the pooling as 2x2, a 32x32 image as 8x8."""
+    """Four 3x3 conv+BN+ReLU layers (32, 64, 128, 128 channels), a 2x2 max-pool after each of the
+    first two, global average pooling to a 128-d feature, dropout and a Linear classifier. Sized for
+    8x8 to 32x32 inputs: an 8x8 digit reaches the pooling as 2x2, a 32x32 image as 8x8. Pooling
+    early keeps a step ~3x cheaper on a CPU than pooling after the second conv."""
 
     feature_dim = 128
 
     def __init__(self, in_channels: int, n_classes: int, dropout: float = 0.0):
         super().__init__()
         self.features = nn.Sequential(
-            _conv_bn_relu(in_channels, 32), _conv_bn_relu(32, 64), nn.MaxPool2d(2, ceil_mode=True),
-            _conv_bn_relu(64, 128), nn.MaxPool2d(2, ceil_mode=True), _conv_bn_relu(128, 128))
+            _conv_bn_relu(in_channels, 32), nn.MaxPool2d(2, ceil_mode=True), _conv_bn_relu(32, 64),
+            nn.MaxPool2d(2, ceil_mode=True), _conv_bn_relu(64, 128), _conv_bn_relu(128, 128))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = _head(self.feature_dim, n_classes, dropout)
         for m in self.modules():

@@ -15,7 +15,7 @@ import torch
 
 from superlens.active.presets import preset, protocol_statement
 from superlens.config import ActiveConfig, load_toml
-from superlens.device import pick_device, set_threads
+from superlens.device import choose_threads, pick_device, set_threads
 from superlens.errors import ConfigError
 from superlens.runs import base_meta, prepare_run_dir, read_json, write_json
 
@@ -58,11 +58,13 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
 
     t_start = time.perf_counter()
     device = pick_device(cfg.device)
-    threads = set_threads(cfg.threads or torch.get_num_threads())
     out = Path(out)
     # everything that can be wrong with the input is checked before the run directory is touched
     ds = load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download, seed=cfg.seed,
                       test_fraction=cfg.test_fraction)
+    side = cfg.image_size or ds.image_size
+    # ~ activation elements of a first conv layer: small models run faster on one thread
+    threads = set_threads(choose_threads(cfg.threads, cfg.batch_size * 64 * side * side))
     validate_plan(cfg, int(ds.train_y.shape[0]))
     if resume and (out / "config.json").exists():
         _check_resume_config(out, cfg)
