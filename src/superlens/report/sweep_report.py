@@ -16,6 +16,36 @@ TMS_COLS = ["point", "n_features", "n_hidden", "p", "importance_decay", "seed", 
             "n_represented", "dims_per_feature", "loss"]
 
 
+def _mid(a: float, b: float, log: bool) -> float:
+    return float(np.sqrt(a * b)) if log and a > 0 and b > 0 else (a + b) / 2
+
+
+def _edges(v: list[float], log: bool) -> list[float]:
+    """Cell edges around sorted centres v (geometric midpoints on a log axis)."""
+    if len(v) == 1:
+        return [v[0] / 2, v[0] * 2] if log and v[0] > 0 else [v[0] - 0.5, v[0] + 0.5]
+    mids = [_mid(a, b, log) for a, b in zip(v[:-1], v[1:])]
+    first = v[0] ** 2 / mids[0] if log and v[0] > 0 else 2 * v[0] - mids[0]
+    last = v[-1] ** 2 / mids[-1] if log and v[-1] > 0 else 2 * v[-1] - mids[-1]
+    return [first, *mids, last]
+
+
+def class_boundary(xs: list[float], ys: list[float], grid: np.ndarray, logx: bool,
+                   logy: bool) -> list[tuple[list[float], list[float]]]:
+    """The phase boundary as cell-edge segments between neighbouring cells of different class.
+    grid [ny, nx] of class names ('' = no point). Returns [(xs, ys)] two-point segments."""
+    ex, ey = _edges(xs, logx), _edges(ys, logy)
+    segs = []
+    ny, nx = grid.shape
+    for i in range(ny):
+        for j in range(nx):
+            if j + 1 < nx and grid[i, j] and grid[i, j + 1] and grid[i, j] != grid[i, j + 1]:
+                segs.append(([ex[j + 1], ex[j + 1]], [ey[i], ey[i + 1]]))
+            if i + 1 < ny and grid[i, j] and grid[i + 1, j] and grid[i, j] != grid[i + 1, j]:
+                segs.append(([ex[j], ex[j + 1]], [ey[i + 1], ey[i + 1]]))
+    return segs
+
+
 def _phase_figures(rows: list[dict], x: str, y: str, split: str | None, fig_dir: Path, stem: str,
                    xlabel: str, ylabel: str, logx: bool, logy: bool) -> list[tuple[str, str]]:
     from superlens.report.tms_figures import plot_phase_diagram
@@ -36,9 +66,10 @@ def _phase_figures(rows: list[dict], x: str, y: str, split: str | None, fig_dir:
         name = f"{stem}{'' if key is None else f'_{split}{key:g}'}.png"
         title = f"phase diagram{'' if key is None else f' ({split} = {key:g})'}"
         plot_phase_diagram(xs, ys, grid, xlabel=xlabel, ylabel=ylabel, title=title,
-                           path=fig_dir / name, logx=logx, logy=logy)
+                           path=fig_dir / name, logx=logx, logy=logy,
+                           boundary=class_boundary(xs, ys, grid, logx, logy) or None)
         figs.append((name, f"Learned strategy per grid point ({title}); colours are classes, the "
-                           "line marks where the class changes."))
+                           "dashed lines mark where the class changes (the phase boundary)."))
     return figs
 
 
