@@ -66,6 +66,7 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
     # ~ activation elements of a first conv layer: small models run faster on one thread
     threads = set_threads(choose_threads(cfg.threads, cfg.batch_size * 64 * side * side))
     validate_plan(cfg, int(ds.train_y.shape[0]))
+    _preflight_model(cfg, ds)
     if resume and (out / "config.json").exists():
         _check_resume_config(out, cfg)
     out = prepare_run_dir(out, force=force, resume=resume)
@@ -91,6 +92,17 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
     write_json(out / "meta.json", meta)
     render_active_report(out)
     return metrics
+
+
+def _preflight_model(cfg: ActiveConfig, ds) -> None:
+    """Build the model once (weights loaded, feature layer looked up) so that a missing weights file
+    or a wrong layer name fails before anything is written."""
+    from superlens.active.models import FeatureHook, build_model, default_feature_layer
+
+    model = build_model(cfg.model, len(ds.class_names), ds.in_channels, pretrained=cfg.pretrained,
+                        weights_path=cfg.weights_path, dropout=cfg.dropout)
+    with FeatureHook(model, cfg.feature_layer or default_feature_layer(cfg.model)):
+        pass
 
 
 def _measure(cfg: ActiveConfig, ds, model_dir: Path, result: dict, name: str, seed: int,
