@@ -42,6 +42,11 @@ def test_paper_cifar10_protocol(cifar_dir, resnet_weights, tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert set(m) == {"baseline", "least-confidence"}
     assert [r["labelled"] for r in m["least-confidence"]["rounds"]] == [40, 60]
+    # cos_* come from the notebook's quirky extractor (last block twice), as the paper's did
+    for name in ("baseline", "least-confidence"):
+        meas = json.loads((out / "measures" / f"{name}_seed0.json").read_text())["measures"]
+        assert "twice" in meas["cos_features"]
+    assert "applied twice" in (out / "report.html").read_text()
 
 
 def test_paper_preset_without_weights_is_one_clear_line(cifar_dir, tmp_path, capsys, monkeypatch):

@@ -134,6 +134,8 @@ class ActiveConfig(BaseConfig):
     seeds: int = Field(1, ge=1, description="number of seeds, integer >= 1")
     seed: int = Field(0, ge=0, description="first seed, integer >= 0")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="held-out share for digits/synthetic, in (0, 1)")
+    paper_features: bool = Field(False, description="compute cos_* on the paper notebook's features "
+                                 "(layer4's last block applied twice), true/false")
     tsne_points: int = Field(10_000, ge=50, description="most test points embedded by t-SNE, >= 50")
     device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'")
     threads: int | None = Field(None, ge=1, description="torch threads >= 1, or unset for all cores")

@@ -42,13 +42,13 @@ PRESETS: dict[str, dict[str, Any]] = {
                           lr=1e-3, epochs=20, batch_size=128, augment=False, shuffle=False, amp=True,
                           normalize="cifar-paper", initial_pool=5000, rounds=9, query_size=5000,
                           strategies=["least-confidence"], seeds=1, round_training="paper",
-                          dropout=0.0),
+                          dropout=0.0, paper_features=True),
     "paper-tiny-imagenet": dict(dataset="tiny-imagenet", model="resnet18", pretrained=True,
                                 image_size=224, optimizer="adam", lr=1e-3, epochs=20,
                                 batch_size=128, augment=False, shuffle=False, amp=True,
                                 normalize="imagenet", initial_pool=10000, rounds=9,
                                 query_size=10000, strategies=["least-confidence"], seeds=1,
-                                round_training="paper", dropout=0.0),
+                                round_training="paper", dropout=0.0, paper_features=True),
 }
 
 

@@ -103,6 +103,36 @@ def _preflight_model(cfg: ActiveConfig, ds) -> None:
                         weights_path=cfg.weights_path, dropout=cfg.dropout)
     with FeatureHook(model, cfg.feature_layer or default_feature_layer(cfg.model)):
         pass
+    if cfg.paper_features and not hasattr(model, "layer4"):
+        raise ConfigError(f"paper_features = true needs a resnet model (model = {cfg.model!r} has no "
+                          "layer4)")
+
+
+@torch.no_grad()
+def paper_quirk_features(cfg: ActiveConfig, ds, checkpoint: Path, device: torch.device) -> torch.Tensor:
+    """Test-set features as the paper's notebook extracted them (the last residual block applied
+    twice, then pooled), from a saved checkpoint. [M, 512] float32 on the CPU."""
+    from superlens.active.data import normalize_batch, resolve_normalization
+    from superlens.active.models import build_model, paper_double_block_features
+
+    model = build_model(cfg.model, len(ds.class_names), ds.in_channels, dropout=cfg.dropout)
+    model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
+    model.to(device).eval()
+    norm = resolve_normalization(cfg.normalize, ds)
+    mean, std = norm if norm is not None else (None, None)
+    out = []
+    for i in range(0, ds.test_x.shape[0], cfg.eval_batch_size):
+        xb = normalize_batch(ds.test_x[i:i + cfg.eval_batch_size].to(device), mean, std,
+                             image_size=cfg.image_size)
+        out.append(paper_double_block_features(model, xb).float().cpu())
+    return torch.cat(out)
+
+
+def _final_checkpoint(result: dict) -> Path:
+    d = Path(result["out_dir"])
+    if (d / "checkpoint.pt").exists():
+        return d / "checkpoint.pt"
+    return sorted(d.glob("round_*/checkpoint.pt"))[-1]
 
 
 def _measure(cfg: ActiveConfig, ds, model_dir: Path, result: dict, name: str, seed: int,
@@ -119,6 +149,17 @@ def _measure(cfg: ActiveConfig, ds, model_dir: Path, result: dict, name: str, se
     scalars, arrays = feature_measures(feats, ds.test_y, n_classes=len(ds.class_names), seed=seed,
                                        tsne_points=cfg.tsne_points)
     scalars["accuracy"] = float(acc)
+    if cfg.paper_features:
+        # the paper's cosine histogram came from its quirky extractor: reproduce that, say so
+        from superlens.measures.cosine import sample_cosine_stats
+
+        quirk = paper_quirk_features(cfg, ds, _final_checkpoint(result), pick_device(cfg.device))
+        cos = sample_cosine_stats(quirk.double(), include_diagonal=True)
+        scalars.update(cos_mean=float(cos["mean"]), cos_std=float(cos["std"]),
+                       cos_p05=float(cos["percentiles"][5]), cos_p50=float(cos["percentiles"][50]),
+                       cos_p95=float(cos["percentiles"][95]))
+        arrays.update(cos_hist_counts=cos["hist_counts"], cos_hist_edges=cos["hist_edges"])
+        scalars["cos_features"] = "paper notebook quirk: layer4[-1] applied twice, then pooled"
     rounds = result.get("rounds", [])
     from superlens.runs import atomic_write_bytes
     import io

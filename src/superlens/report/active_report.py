@@ -26,6 +26,10 @@ def active_report_html(config: dict, meta: dict, metrics: dict, fig_dir: Path,
              f"{config['epochs']} epochs per training, batch {config['batch_size']}. Strategies: "
              f"{', '.join(config['strategies'])}; seeds {', '.join(map(str, meta.get('seeds', [])))}. "
              f"Preset: {config.get('preset')}."),
+        para("cos_* here are computed on the paper notebook's features, quirk included (layer4's "
+             "last residual block applied twice, then pooled), as its published histogram was; the "
+             "other measures use the pooled penultimate layer.", "note")
+        if config.get("paper_features") else "",
         para("Measures marked 'paper's definition' reproduce what the paper's code computed (a sample × "
              "sample cosine, and silhouette / Davies–Bouldin of a 2-D t-SNE embedding); the sound "
              "ones are computed on the raw features. t-SNE is openTSNE (FFT), not the paper's "
