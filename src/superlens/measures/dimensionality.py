@@ -1,0 +1,210 @@
+"""Feature dimensionality and frame geometry of the columns of W (Elhage et al. 2022, "Toy Models of
+Superposition", section "Feature Dimensionality"), batched over instances.
+
+Column i of W [m, n] is feature i's direction. For the TMS model that is W; for the compressed-
+computation model it is W_in [h, n] (feature -> neuron), whose columns the same measures apply to.
+
+    D_i  = ||W_i||^2 / sum_j (Ŵ_i · W_j)^2 = G_ii^2 / sum_j G_ij^2      (G = W^T W)
+    D*   = m / ||W||_F^2                                                   (dimensions per feature)
+
+The second form of D_i needs no normalised column, so a dead feature (G_ii = 0) is given D_i = 0
+rather than ARENA's 0 / 0 = NaN. For a unit-norm tight frame of n vectors in R^m, D_i = m / n for
+every i, which is where the named fractions (2/5 pentagon, 3/8 square antiprism, ...) come from.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+# (value, name) of the geometries Elhage et al. observe, largest first
+GEOMETRIES: tuple[tuple[float, str], ...] = (
+    (1.0, "1: dedicated"),
+    (3 / 4, "3/4: tetrahedron"),
+    (2 / 3, "2/3: triangle"),
+    (1 / 2, "1/2: antipodal pair"),
+    (2 / 5, "2/5: pentagon"),
+    (3 / 8, "3/8: square antiprism"),
+    (0.0, "0: not represented"),
+)
+OTHER = "other"
+
+
+def gram(W: Tensor) -> Tensor:
+    """G = W^T W: W [..., m, n] -> [..., n, n]."""
+    return W.transpose(-1, -2) @ W
+
+
+def feature_dimensionality(W: Tensor, dead_tol: float = 1e-6) -> Tensor:
+    """D_i = G_ii^2 / sum_j G_ij^2: W [I, m, n] (or [m, n]) -> [I, n] (or [n]).
+
+    A feature with ||W_i|| <= dead_tol gets 0 (it takes no dimension), never NaN.
+    """
+    G = gram(W.to(torch.float64) if W.dtype != torch.float64 else W)
+    diag = torch.diagonal(G, dim1=-2, dim2=-1)  # [..., n] = ||W_i||^2
+    denom = (G * G).sum(-1)  # [..., n] >= diag^2 > 0 for a live feature
+    live = diag > dead_tol**2
+    D = torch.where(live, diag * diag / torch.where(live, denom, torch.ones_like(denom)),
+                    torch.zeros_like(diag))
+    return D.to(W.dtype)
+
+
+def dimensions_per_feature(W: Tensor) -> Tensor:
+    """D* = m / ||W||_F^2: W [I, m, n] (or [m, n]) -> [I] (or scalar); +inf for W = 0 (no feature
+    stored: the m dimensions serve nothing)."""
+    m = W.shape[-2]
+    fro2 = (W.to(torch.float64) ** 2).sum((-2, -1))
+    out = torch.where(fro2 > 0, m / torch.where(fro2 > 0, fro2, torch.ones_like(fro2)),
+                      torch.full_like(fro2, math.inf))
+    return out.to(W.dtype)
+
+
+def superposition(W: Tensor, dead_tol: float = 1e-6) -> Tensor:
+    """sum_{j != i} (Ŵ_i · W_j)^2, how much the other features interfere along feature i's direction:
+    W [..., m, n] -> [..., n]; 0 for a dead feature."""
+    G = gram(W.to(torch.float64))
+    diag = torch.diagonal(G, dim1=-2, dim2=-1)
+    live = diag > dead_tol**2
+    s = ((G * G).sum(-1) - diag * diag) / torch.where(live, diag, torch.ones_like(diag))
+    return torch.where(live, s.clamp_min(0), torch.zeros_like(s)).to(W.dtype)
+
+
+def geometry_classes(D, tol: float = 0.025) -> list[str] | list[list[str]]:
+    """Name each feature by the nearest known fractional dimensionality within tol, else "other".
+
+    D: [n] -> list of n names; [I, n] -> one list per instance. The levels 3/8 and 2/5 are 0.025
+    apart, so a tol above 0.0125 only widens the acceptance band; the nearest level always wins.
+    """
+    d = D.detach().cpu().double().numpy() if isinstance(D, Tensor) else np.asarray(D, dtype=float)
+    if d.ndim == 2:
+        return [geometry_classes(row, tol) for row in d]
+    levels = np.array([v for v, _ in GEOMETRIES])
+    names = [name for _, name in GEOMETRIES]
+    out = []
+    for v in d.reshape(-1):
+        k = int(np.argmin(np.abs(levels - v)))
+        out.append(names[k] if abs(levels[k] - v) <= tol else OTHER)
+    return out
+
+
+# ------------------------------------------------------------------------------ frame comparison
+
+def welch_bound(n: int, m: int) -> float:
+    """The least possible max |cos| of n unit vectors in R^m: sqrt((n - m) / (m (n - 1))), 0 for
+    n <= m. Met with equality only by equiangular tight frames (real ones need n <= m (m + 1) / 2)."""
+    if n <= m or n < 2:
+        return 0.0
+    return math.sqrt((n - m) / (m * (n - 1)))
+
+
+def _unit_columns(W: Tensor, tol: float) -> tuple[Tensor, Tensor]:
+    norms = W.norm(dim=0)
+    live = norms > tol
+    return W[:, live] / norms[live], live
+
+
+def _cos_stats(U: Tensor) -> tuple[float, float]:
+    """mean and max |cos| over distinct pairs of unit columns U [m, k]; (0, 0) when k < 2."""
+    k = U.shape[1]
+    if k < 2:
+        return 0.0, 0.0
+    C = (U.T @ U).abs()
+    off = C[~torch.eye(k, dtype=torch.bool)]
+    return float(off.mean()), float(off.max())
+
+
+def _frame_stats(W: Tensor, tol: float) -> dict:
+    """Angles, dimensionality and Gram spectrum of one frame W [m, n] (float64)."""
+    U, live = _unit_columns(W, tol)
+    mean_cos, max_cos = _cos_stats(U)
+    D = feature_dimensionality(W, dead_tol=tol)
+    q = torch.tensor([0.1, 0.5, 0.9], dtype=W.dtype)
+    m = W.shape[0]
+    # the non-zero spectrum of Û^T Û equals that of Û Û^T [m, m]: all n_live / m for a tight frame
+    spec = torch.linalg.eigvalsh(U @ U.T).flip(0) if U.shape[1] else torch.zeros(m, dtype=W.dtype)
+    return {
+        "mean_abs_cos": mean_cos,
+        "max_abs_cos": max_cos,
+        "dim_mean": float(D.mean()),
+        "dim_std": float(D.std(correction=0)),
+        "dim_quantiles": dict(zip(("q10", "q50", "q90"), torch.quantile(D, q).tolist())),
+        "gram_spectrum": spec.clamp_min(0).tolist(),
+        "spectrum_cv": float(spec.std(correction=0) / spec.mean()) if spec.mean() > 0 else 0.0,
+    }
+
+
+def optimized_frame(n: int, m: int, seed: int = 0, steps: int = 500, lr: float = 0.02,
+                    k_max: float = 128.0) -> Tensor:
+    """A near-equiangular frame: n unit columns in R^m, [m, n] float64, that approximately minimise
+    max |cos|. Adam (cosine-decayed lr) on the smooth maximum (1/k) log mean_{i<j} cos_ij^(2k) with k
+    raised geometrically from 2 to k_max; columns renormalised every step. It finds the simplex
+    (n = m + 1) and e.g. the 6 icosahedron diagonals in R^3 (max |cos| = 1/sqrt 5, the Welch bound);
+    for larger n it is a good local optimum, not a certified one."""
+    g = torch.Generator().manual_seed(int(seed))
+    X = torch.randn(m, n, generator=g, dtype=torch.float64)
+    X = (X / X.norm(dim=0)).requires_grad_(True)
+    opt = torch.optim.Adam([X], lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr * 0.01)
+    iu = torch.triu_indices(n, n, 1)
+    for t in range(steps):
+        k = 2.0 * (k_max / 2.0) ** (t / max(1, steps - 1))
+        U = X / X.norm(dim=0)
+        c2 = (U.T @ U)[iu[0], iu[1]] ** 2
+        # logsumexp of k log c2: no (c2)^k underflowing into slow denormals
+        loss = torch.logsumexp(k * torch.log(c2.clamp_min(1e-30)), 0) / k
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            X /= X.norm(dim=0)
+    return X.detach()
+
+
+def frame_comparison(W: Tensor, seed: int = 0, n_random: int = 16, optimize: bool = True,
+                     dead_tol: float = 1e-6) -> dict:
+    """Compare the frame of columns of W [m, n] with references of the same shape.
+
+    Returns {"W": stats, "random": stats (mean over n_random Gaussian frames), "optimized": stats
+    (a numerically optimised near-equiangular frame; absent if optimize=False), "welch_bound": the
+    least achievable max |cos| for the live columns, "n_live", "m", "n"}. The references carry W's
+    column norms (dead columns stay dead), so norms are held fixed and only the angles differ;
+    stats: mean_abs_cos / max_abs_cos over pairs of live columns, the feature-dimensionality
+    distribution (dim_mean, dim_std, dim_quantiles) and the spectrum of the unit-column Gram matrix
+    (gram_spectrum, its m non-zero eigenvalues, and spectrum_cv = std / mean, 0 for a tight frame).
+    """
+    if W.dim() != 2:
+        raise ValueError(f"W: shape {tuple(W.shape)}, expected [m, n]")
+    W = W.detach().to("cpu", torch.float64)
+    m, n = W.shape
+    norms = W.norm(dim=0)
+    live = norms > dead_tol
+    n_live = int(live.sum())
+    g = torch.Generator().manual_seed(int(seed))
+    rand = []
+    for _ in range(n_random):
+        R = torch.randn(m, n, generator=g, dtype=torch.float64)
+        rand.append(_frame_stats(R / R.norm(dim=0) * norms, dead_tol))
+    out = {"m": m, "n": n, "n_live": n_live, "welch_bound": welch_bound(n_live, m),
+           "W": _frame_stats(W, dead_tol), "random": _mean_stats(rand)}
+    if optimize and n_live >= 2:
+        F = torch.zeros(m, n, dtype=torch.float64)
+        F[:, live] = optimized_frame(n_live, m, seed=seed) * norms[live]
+        out["optimized"] = _frame_stats(F, dead_tol)
+    return out
+
+
+def _mean_stats(stats: Sequence[dict]) -> dict:
+    """Field-wise mean of _frame_stats dicts (lists and dicts averaged element-wise)."""
+    out = {}
+    for k, v in stats[0].items():
+        if isinstance(v, dict):
+            out[k] = {kk: float(np.mean([s[k][kk] for s in stats])) for kk in v}
+        elif isinstance(v, list):
+            out[k] = np.mean([s[k] for s in stats], axis=0).tolist()
+        else:
+            out[k] = float(np.mean([s[k] for s in stats]))
+    return out
