@@ -12,7 +12,10 @@ def _m(metrics: dict, key: str):
 
 def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: Path,
                     figures: list[tuple[str, str]]) -> str:
-    from superlens.toy.analysis import METRIC_DEFINITIONS
+    from superlens.toy.analysis import METRIC_DEFINITIONS as ANALYSIS_DEFINITIONS
+    from superlens.toy.geometry import GEOMETRY_DEFINITIONS
+
+    METRIC_DEFINITIONS = {**ANALYSIS_DEFINITIONS, **GEOMETRY_DEFINITIONS}
 
     n, h, q, p = config["n_features"], config["n_hidden"], config["loss_power"], config["p"]
     intro = section(
@@ -44,8 +47,13 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
             (k, fmt(metrics.get(k)), METRIC_DEFINITIONS.get(k, ""))
             for k in ["negative_residual_mean", "negative_residual_reduces_interference"]
             + ablation_keys if k in metrics]),
-        para("Feature geometry beyond the cosine statistics, and the neurons/features ratio at which "
-             "the strategy changes, are answered by sweeps (`superlens sweep`).", "def"),
+        "<h3>Feature geometry (open question 2)</h3>",
+        table(["quantity", "value", "definition"], [
+            (k, fmt(metrics.get(k)), METRIC_DEFINITIONS.get(k, ""))
+            for k in GEOMETRY_DEFINITIONS if k in metrics]),
+        para("The neurons/features ratio at which the strategy changes, and how the loss exponent moves "
+             "that boundary, are answered by sweeps: `superlens sweep examples/width_sparsity.toml` and "
+             "`examples/l2_vs_l4.toml`.", "def"),
     )
     figs = section("Analyses", *[figure(fig_dir / name, cap) for name, cap in figures])
 

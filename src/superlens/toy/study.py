@@ -12,6 +12,7 @@ from superlens.config import ToyConfig
 from superlens.device import choose_threads, pick_device, set_threads
 from superlens.errors import RunDirError
 from superlens.runs import StagedRunDir, atomic_write_bytes, base_meta, read_json, write_json
+from superlens.toy.geometry import geometry_summary
 from superlens.toy.models import MLPParams
 from superlens.toy.train import train_mlp
 
@@ -88,6 +89,9 @@ def _run_into(cfg: ToyConfig, out: Path, device: torch.device, threads: int, pro
     analysis = analyze(res.params, p=cfg.p, loss_power=cfg.loss_power,
                        eval_samples=cfg.eval_samples, seed=cfg.seed + 10_000, l2_params=l2)
     metrics = analysis.metrics()
+    geo_metrics, geo = geometry_summary(res.params.W_in.detach().cpu(), seed=cfg.seed)
+    metrics.update(geo_metrics)
+    write_json(out / "geometry.json", geo)
     metrics["train_seconds"] = train_seconds["trained"]
     metrics["l2_train_seconds"] = train_seconds.get("l2")
     write_json(out / "analysis.json", analysis.to_dict())
@@ -113,6 +117,13 @@ def render_toy_report(out: str | Path) -> Path:
     metrics = read_json(out / "metrics.json")
     analysis = ToyAnalysis.from_dict(read_json(out / "analysis.json"))
     figures = make_toy_figures(analysis, out / "figures")
+    if (out / "geometry.json").exists():
+        from superlens.toy.geometry import plot_frame_geometry
+
+        name = plot_frame_geometry(read_json(out / "geometry.json"), out / "figures" / "toy_frame.png")
+        figures.append((name, "Open question 2 — feature geometry: the Gram spectrum of W_in's unit "
+                              "columns and the worst pair, against random and near-equiangular frames "
+                              "of the same shape (seed 0)."))
     html = toy_report_html(config, meta, metrics, analysis, out / "figures", figures)
     atomic_write_text(out / "report.html", html)
     return out / "report.html"
