@@ -47,7 +47,11 @@ def class_boundary(xs: list[float], ys: list[float], grid: np.ndarray, logx: boo
 
 
 def _phase_figures(rows: list[dict], x: str, y: str, split: str | None, fig_dir: Path, stem: str,
-                   xlabel: str, ylabel: str, logx: bool, logy: bool) -> list[tuple[str, str]]:
+                   xlabel: str, ylabel: str, logx: bool, logy: bool,
+                   pick: str = "majority") -> list[tuple[str, str]]:
+    """pick: how several seeds in one cell decide its class: 'majority', or 'min_loss' (the seed
+    that trained best: a training run can stall in a local minimum, e.g. the 2 -> 1 TMS model
+    dropping feature 2 in ~1 of 4 sparse seeds)."""
     from superlens.report.tms_figures import plot_phase_diagram
 
     figs = []
@@ -58,18 +62,24 @@ def _phase_figures(rows: list[dict], x: str, y: str, split: str | None, fig_dir:
         xs = sorted({r[x] for r in rs})
         ys = sorted({r[y] for r in rs})
         grid = np.full((len(ys), len(xs)), "", dtype=object)
-        votes: dict[tuple[int, int], list[str]] = defaultdict(list)
+        cells: dict[tuple[int, int], list[dict]] = defaultdict(list)
         for r in rs:
-            votes[(ys.index(r[y]), xs.index(r[x]))].append(r["phase"])
-        for (i, j), v in votes.items():  # several seeds per cell: the majority
-            grid[i, j] = max(set(v), key=v.count)
+            cells[(ys.index(r[y]), xs.index(r[x]))].append(r)
+        for (i, j), v in cells.items():
+            if pick == "min_loss":
+                grid[i, j] = min(v, key=lambda r: r["loss"])["phase"]
+            else:
+                phases = [r["phase"] for r in v]
+                grid[i, j] = max(set(phases), key=phases.count)
         name = f"{stem}{'' if key is None else f'_{split}{key:g}'}.png"
         title = f"phase diagram{'' if key is None else f' ({split} = {key:g})'}"
         plot_phase_diagram(xs, ys, grid, xlabel=xlabel, ylabel=ylabel, title=title,
                            path=fig_dir / name, logx=logx, logy=logy,
                            boundary=class_boundary(xs, ys, grid, logx, logy) or None)
-        figs.append((name, f"Learned strategy per grid point ({title}); colours are classes, the "
-                           "dashed lines mark where the class changes (the phase boundary)."))
+        how = "the best-trained seed" if pick == "min_loss" else "the majority of seeds"
+        figs.append((name, f"Learned strategy per grid point ({title}; {how} decides a cell); "
+                           "colours are classes, dashed lines mark where the class changes (the "
+                           "phase boundary)."))
     return figs
 
 
@@ -114,7 +124,7 @@ def _tms_figures(rows: list[dict], fig_dir: Path) -> list[tuple[str, str]]:
     if len({r["p"] for r in rows}) > 1 and len({r["importance_decay"] for r in rows}) > 1:
         figs += _phase_figures(rows, "p", "importance_decay", None, fig_dir, "tms_phase",
                                "feature probability p = 1 − S", "relative importance of feature 2",
-                               logx=True, logy=True)
+                               logx=True, logy=True, pick="min_loss")
     two_d = [r for r in rows if r["n_hidden"] == 2][:12]
     if two_d:
         cols = min(4, len(two_d))
