@@ -125,37 +125,33 @@ def _tms_figures(rows: list[dict], fig_dir: Path) -> list[tuple[str, str]]:
         figs += _phase_figures(rows, "p", "importance_decay", None, fig_dir, "tms_phase",
                                "feature probability p = 1 − S", "relative importance of feature 2",
                                logx=True, logy=True, pick="min_loss")
-    two_d = [r for r in rows if r["n_hidden"] == 2][:12]
+    from superlens.report.tms_figures import (plot_feature_dimensionality, plot_gram_and_norms,
+                                              plot_polygons)
+
+    two_d = [r for r in rows if r["n_hidden"] == 2][:16]
     if two_d:
-        cols = min(4, len(two_d))
-        nrows = (len(two_d) + cols - 1) // cols
-        fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.2 * nrows), squeeze=False)
-        for ax, r in zip(axes.flat, two_d):
-            W = np.asarray(r["W"])  # [2, n]
-            for i in range(W.shape[1]):
-                ax.plot([0, W[0, i]], [0, W[1, i]], color=plt.get_cmap("tab10")(i % 10))
-                ax.scatter(W[0, i], W[1, i], s=12, color=plt.get_cmap("tab10")(i % 10))
-            ax.set_aspect("equal")
-            ax.set_xlim(-1.4, 1.4)
-            ax.set_ylim(-1.4, 1.4)
-            ax.set_title(f"p={r['p']:.3g} seed={r.get('seed', 0)}\n{r['n_represented']} rep., "
-                         f"D*={r['dims_per_feature']:.2f}", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        for ax in list(axes.flat)[len(two_d):]:
-            ax.axis("off")
-        figs.append((save(fig, fig_dir / "tms_polygons.png"),
-                     "Columns of W for the 2-D points: at high sparsity 5 features form a pentagon."))
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for r in rows:
-        D = np.asarray(r["feature_dimensionality"])
-        ax.scatter(np.full(D.shape, 1 / r["p"]), D, s=10, alpha=0.6)
-    for frac in (1, 3 / 4, 2 / 3, 1 / 2, 2 / 5, 3 / 8):
-        ax.axhline(frac, color="grey", lw=0.6, ls=":")
-    ax.set(xscale="log", xlabel="1 / p = 1 / (1 − S)", ylabel="feature dimensionality D_i",
-           title="feature dimensionality (dotted: 1, 3/4, 2/3, 1/2, 2/5, 3/8)")
-    figs.append((save(fig, fig_dir / "tms_dimensionality.png"),
-                 "Feature dimensionality of every feature of every point against 1/(1−S)."))
+        name = plot_polygons(np.asarray([r["W"] for r in two_d]), fig_dir / "tms_polygons.png",
+                             titles=[f"p={r['p']:.3g} seed={r.get('seed', 0)}: {r['n_represented']} "
+                                     f"rep., D*={r['dims_per_feature']:.2f}" for r in two_d])
+        figs.append((name, "Columns of W for the 2-D points: at high sparsity 5 features form a "
+                           "pentagon (D_i = 2/5), at moderate sparsity antipodal pairs (1/2)."))
+    # one representative per sparsity: W^T W and feature norms coloured by superposition
+    reps = {}
+    for r in sorted(rows, key=lambda r: (r["p"], r.get("seed", 0))):
+        reps.setdefault(r["p"], r)
+    reps = list(reps.values())[:8]
+    if len({r["n_features"] for r in reps}) == 1:
+        name = plot_gram_and_norms(np.asarray([r["W"] for r in reps]), fig_dir / "tms_gram.png",
+                                   titles=[f"p={r['p']:.3g}" for r in reps])
+        figs.append((name, "W^T W and feature norms (colour: superposition Σ_j≠i (Ŵ_i·W_j)²), one "
+                           "point per sparsity."))
+    if len({r["n_features"] for r in rows}) == 1:
+        D = np.asarray([r["feature_dimensionality"] for r in rows])
+        name = plot_feature_dimensionality(D, np.asarray([1 / r["p"] for r in rows]),
+                                           fig_dir / "tms_dimensionality.png",
+                                           dstar=np.asarray([r["dims_per_feature"] for r in rows]))
+        figs.append((name, "Feature dimensionality D_i of every feature of every point against "
+                           "1/(1−S), with the fractional levels 1, 3/4, 2/3, 1/2, 2/5, 3/8."))
     return figs
 
 
