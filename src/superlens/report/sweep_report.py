@@ -174,8 +174,10 @@ def sweep_report_html(spec: dict, meta: dict, rows: list[dict], fig_dir: Path) -
     study = spec["study"]
     intro = section("What ran", para(
         f"Study {study}: {meta.get('n_points')} points in {meta.get('n_groups')} groups "
-        f"(points sharing tensor shapes trained together on the instance axis), backend "
-        f"{meta.get('backend')}. Axes: " + "; ".join(f"{k} = {v}" for k, v in spec["axes"].items())
+        + ("(each point one study run: a baseline and one strategy's loop), backend "
+           if study == "active" else
+           "(points sharing tensor shapes trained together on the instance axis), backend ")
+        + f"{meta.get('backend')}. Axes: " + "; ".join(f"{k} = {v}" for k, v in spec["axes"].items())
         + ". Base: " + ", ".join(f"{k} = {v}" for k, v in spec["base"].items()) + "."))
     parts = [intro]
     if study == "toy":

@@ -36,8 +36,11 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, backend: str = "local", addre
             raise RunDirError(f"run directory {out}: exists with another spec (use --force to "
                               "overwrite; the same spec resumes)")
     out.mkdir(parents=True, exist_ok=True)
-    meta = base_meta("see points", 0, sorted({p.config.model_dump().get("seed", 0) for p in points}),
-                     argv)
+    from superlens.device import pick_device
+
+    devices = sorted({str(pick_device(p.config.device)) for p in points})
+    meta = base_meta(", ".join(devices), "chosen per group (superlens.device.choose_threads)",
+                     sorted({p.config.model_dump().get("seed", 0) for p in points}), argv)
     meta.update(kind="sweep", study=spec.study, backend=backend, n_points=len(points),
                 n_groups=len(groups))
     write_json(out / "config.json", spec_json)
