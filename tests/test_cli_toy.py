@@ -60,6 +60,7 @@ def test_config_file(tmp_path):
     (["--n-features", "0"], "n_features"), (["--loss-power", "0.5"], "loss_power"),
     (["--steps", "0"], "steps"), (["--batch-size", "0"], "batch_size"), (["--lr", "0"], "lr"),
     (["--lr", "-1"], "lr"),
+    (["--device", "nonsense"], "device"),
 ])
 def test_bad_values(tmp_path, capsys, args, field):
     out = tmp_path / "run"

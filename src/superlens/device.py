@@ -15,11 +15,12 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device = {name!r}: CUDA is not available here; use 'cpu' or 'auto'")
+        raise ConfigError(f"device = {name!r}: CUDA is not available here; allowed: 'cpu' or 'auto'")
     try:
         return torch.device(name)
-    except RuntimeError as e:
-        raise ConfigError(f"device = {name!r}: not a torch device ({e})") from None
+    except RuntimeError:
+        raise ConfigError(f"device = {name!r} is not a torch device; allowed: 'auto', 'cpu', "
+                          "'cuda' or 'cuda:N'") from None
 
 
 def choose_threads(requested: int | None, work_elements: int) -> int:
