@@ -1,6 +1,7 @@
 """The instance-axis TMS engine: data statistics, hand gradients against autograd, training against
 torch.optim.Adam, instance independence, and two results of Elhage et al. (2022) reproduced."""
 import math
+import time
 
 import pytest
 import torch
@@ -10,6 +11,8 @@ from superlens.device import generator
 from superlens.measures.dimensionality import feature_dimensionality, geometry_classes
 from superlens.toy.tms import (
     TMSParams,
+    _run_threaded,
+    _uniform24,
     fill_tms_batch,
     importance_decay,
     init_tms,
@@ -48,7 +51,8 @@ def test_importance_decay_closed_form():
 
 @pytest.mark.parametrize("p", [[0.6, 0.6, 0.6, 0.6, 0.6, 0.6],        # dense draw
                                [0.05] * 6,                            # geometric gaps
-                               [0.0, 0.01, 0.05, 0.1, 0.2, 0.2],      # gaps + thinning, a p = 0 feature
+                               [0.0, 0.01, 0.05, 0.1, 0.2, 0.2],      # dense at p_max = DENSE_P, a p = 0 feature
+                               [0.0, 0.01, 0.05, 0.1, 0.15, 0.15],    # gaps + thinning, a p = 0 feature
                                [0.0, 0.3, 0.5, 0.8, 1.0, 1.0]])       # dense with p = 0 and p = 1
 def test_sampler_frequency_and_uniform_values(p):
     B = 20_000
@@ -62,6 +66,20 @@ def test_sampler_frequency_and_uniform_values(p):
     vals = x[active].double().numpy()
     assert vals.min() > 0 and vals.max() <= 1
     assert stats.kstest(vals, "uniform").pvalue > 1e-3  # values U(0, 1)
+
+
+def test_uniform24_bits_are_fair():
+    """Each of the 24 bits of every draw (both 32-bit halves of the int64 draws) is 1 with
+    probability 1/2, and the draws cover [0, 2^24)."""
+    k = _uniform24(200_001, generator(7), "cpu")
+    assert k.shape == (200_001,) and k.dtype == torch.int32
+    assert int(k.min()) >= 0 and int(k.max()) < 2**24
+    for half in (k[0::2], k[1::2]):  # low and high words of the int64 draws
+        freq = torch.stack([((half >> b) & 1).double().mean() for b in range(24)])
+        sd = math.sqrt(0.25 / half.numel())
+        assert float((freq - 0.5).abs().max()) < 5 * sd, freq
+    # U{0..2^24-1} scaled by 2^-24 against U(0, 1): Kolmogorov-Smirnov
+    assert stats.kstest(k[:20_000].double().numpy() / 2**24, "uniform").pvalue > 1e-3
 
 
 def test_sample_tms_matches_per_instance_streams():
@@ -136,6 +154,41 @@ def test_instance_equals_lone_run_whatever_the_chunking():
     torch.testing.assert_close(a.b[1], lone.b[0], rtol=1e-6, atol=1e-7)
 
 
+def test_worker_threads_give_the_serial_result_and_restore_the_thread_count():
+    """With 2 torch threads, chunks train on 2 worker threads (each single-threaded); the weights
+    must equal a 1-thread run with the same chunking bit for bit, and the thread count come back."""
+    kw = dict(feature_probability=torch.tensor([0.5, 0.05, 0.01, 1.0]), steps=15, batch_size=32,
+              lr=1e-2, seeds=[1, 2, 3, 4], chunk=1, log_every=5)
+    serial, log1 = train_tms(10, 3, **kw)
+    torch.set_num_threads(2)
+    try:
+        threaded, log2 = train_tms(10, 3, **kw)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    assert torch.equal(serial.W, threaded.W) and torch.equal(serial.b, threaded.b)
+    assert log1["loss"] == log2["loss"]
+
+
+def test_worker_error_reaches_the_caller():
+    done = []
+
+    def fn(i):
+        time.sleep(0.005)  # long enough that the other worker cannot run through the queue meanwhile
+        if i == 3:
+            raise ValueError("chunk 3 failed")
+        done.append(i)
+
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(ValueError, match="chunk 3"):
+            _run_threaded(fn, list(range(50)), workers=2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    assert 3 not in done and len(done) < 50  # the others stop taking chunks
+
+
 def test_one_dimensional_probability_is_per_instance_even_when_I_equals_n():
     # 3 instances of 3 features, p = [1, 0, 0] per instance: instances 1 and 2 see x = 0, and with
     # b = 0 their step-0 loss is exactly 0; read per feature, every instance would see feature 0
@@ -175,8 +228,9 @@ def test_five_features_in_two_dimensions_form_a_pentagon():
 def test_two_features_one_neuron_phase_change():
     """Elhage et al.'s 2 -> 1 model, feature 2 at importance 0.2: dense data store only feature 1
     (W_2 ~ 0); sparse data store both, antipodally (W_2 ~ -W_1, |W| ~ 1). At p = 0.03 a minority
-    of seeds stop in the local minimum that drops feature 2 (1 in 40 at this lr, measured), so
-    "most" of 6 seeds."""
+    of seeds stop in the local minimum that drops feature 2 (5 and 6 in 60 seeds at this lr, measured
+    with the uniform_ sampler and with the 64-bit-draw one), so "most": at least 4 of 6 (at a 10 %
+    rate, 3 or more of 6 fail with probability ~1.6 %)."""
     k = 6
     P = torch.tensor([1.0] * k + [0.03] * k)
     params, _ = train_tms(2, 1, importance=torch.tensor([1.0, 0.2]), feature_probability=P, steps=1500,
@@ -186,7 +240,7 @@ def test_two_features_one_neuron_phase_change():
     sparse = [abs(abs(float(w[i, 0])) - 1) < 0.1 and abs(float(w[i, 0] + w[i, 1])) < 0.1
               and float(w[i, 0] * w[i, 1]) < 0 for i in range(k, 2 * k)]
     assert sum(dense) >= k - 1, w[:k]
-    assert sum(sparse) >= k - 1, w[k:]
+    assert sum(sparse) >= k - 2, w[k:]
     D = feature_dimensionality(params.W)
     assert geometry_classes(D[k + sparse.index(True)]) == ["1/2: antipodal pair"] * 2
     assert geometry_classes(D[dense.index(True)]) == ["1: dedicated", "0: not represented"]
