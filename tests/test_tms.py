@@ -7,11 +7,10 @@ import pytest
 import torch
 from scipy import stats
 
-from superlens.device import generator
+from superlens.device import generator, run_threaded
 from superlens.measures.dimensionality import feature_dimensionality, geometry_classes
 from superlens.toy.tms import (
     TMSParams,
-    _run_threaded,
     _uniform24,
     fill_tms_batch,
     importance_decay,
@@ -182,7 +181,7 @@ def test_worker_error_reaches_the_caller():
     torch.set_num_threads(2)
     try:
         with pytest.raises(ValueError, match="chunk 3"):
-            _run_threaded(fn, list(range(50)), workers=2)
+            run_threaded(fn, list(range(50)), workers=2)
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(1)

@@ -102,3 +102,21 @@ def test_sampler_statistics():
     v = b.val
     assert abs(v.mean().item()) < 0.02 and abs(v.var().item() - 1 / 3) < 0.01
     assert v.min() >= -1 and v.max() <= 1
+
+
+def test_chunks_and_worker_threads_give_the_one_tensor_result():
+    """Chunks of 1 on 2 worker threads (each single-threaded) = all 4 instances in one chunk on one
+    thread; the process thread count comes back."""
+    kw = dict(p=[0.05, 0.2, 0.01, 0.1], loss_power=[4.0, 2.0, 4.0, 3.0], lr=[3e-3, 1e-3, 3e-3, 2e-3],
+              steps=25, batch_size=64, log_every=5)
+    one = train_mlp(30, 6, seeds=[0, 1, 2, 3], chunk=4, **kw)
+    torch.set_num_threads(2)
+    try:
+        split = train_mlp(30, 6, seeds=[0, 1, 2, 3], chunk=1, **kw)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    torch.testing.assert_close(split.params.W_in, one.params.W_in, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(split.params.W_out, one.params.W_out, rtol=1e-5, atol=1e-7)
+    assert split.loss_steps == one.loss_steps == [0, 5, 10, 15, 20, 24]
+    torch.testing.assert_close(torch.tensor(split.loss), torch.tensor(one.loss), rtol=1e-5, atol=1e-9)

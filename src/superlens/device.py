@@ -1,8 +1,10 @@
-"""Device and thread choice, and seeding."""
+"""Device and thread choice, worker threads, and seeding."""
 from __future__ import annotations
 
 import os
 import random
+import threading
+from typing import Callable
 
 import numpy as np
 import torch
@@ -56,3 +58,48 @@ def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
 def autocast_enabled(device: torch.device) -> bool:
     """Mixed precision on CUDA only."""
     return device.type == "cuda"
+
+
+def run_threaded(fn: Callable[[int], None], items: list[int], workers: int,
+                 stop: threading.Event | None = None) -> None:
+    """fn(item) for every item, on `workers` Python threads that each run torch single-threaded.
+
+    For independent chunks of instances: on a CPU they scale across cores better as whole units (one
+    per core, each in its own L2) than through intra-op threads over tiny matmuls: ~1.8x vs ~1.3x on
+    2 cores (measured, TMS 256 x 1024 x 100). torch releases the GIL inside its ops. A worker's
+    torch.set_num_threads(1) reaches the process-wide default, which is restored on the way out.
+    stop is set on an error or an interrupt: no item starts after it, and fn may poll it to end early.
+    """
+    threads = torch.get_num_threads()
+    queue = iter(items)
+    lock = threading.Lock()
+    stop = stop if stop is not None else threading.Event()
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        torch.set_num_threads(1)  # this thread only: the cores are shared out by the workers
+        while not stop.is_set():
+            with lock:
+                item = next(queue, None)
+            if item is None:
+                return
+            try:
+                fn(item)
+            except BaseException as exc:  # re-raised in the calling thread
+                errors.append(exc)
+                stop.set()
+
+    pool = [threading.Thread(target=work, name=f"superlens-worker-{w}", daemon=True)
+            for w in range(workers)]
+    try:
+        for th in pool:
+            th.start()
+        for th in pool:
+            th.join()
+    finally:
+        stop.set()  # on KeyboardInterrupt: workers finish their current chunk and stop
+        for th in pool:
+            th.join()
+        torch.set_num_threads(threads)
+    if errors:
+        raise errors[0]

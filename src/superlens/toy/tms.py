@@ -25,13 +25,13 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from superlens.device import generator
+from superlens.device import generator, run_threaded
 from superlens.toy.train import Adam, cosine_factor
 
 # Above this feature probability a dense draw (one uniform per entry) beats the geometric-gap draw
@@ -306,50 +306,6 @@ def _auto_chunk(device: torch.device, batch: int, n: int, block: int, I: int) ->
     return max(1, min(I, (1 << 18) // (batch * n)))
 
 
-def _run_threaded(fn: Callable[[int], None], items: list[int], workers: int,
-                  stop: threading.Event | None = None) -> None:
-    """fn(item) for every item, on `workers` Python threads that each run torch single-threaded.
-
-    Chunks are independent, so on a CPU they scale across cores better as whole units (one per core,
-    each in its own L2) than through intra-op threads over tiny matmuls: ~1.8x vs ~1.3x on 2 cores
-    (measured, 256 x 1024 x 100). torch releases the GIL inside its ops. A worker's
-    torch.set_num_threads(1) reaches the process-wide default, which is restored on the way out.
-    stop is set on an error or an interrupt: no item starts after it, and fn may poll it to end early.
-    """
-    threads = torch.get_num_threads()
-    queue = iter(items)
-    lock = threading.Lock()
-    stop = stop if stop is not None else threading.Event()
-    errors: list[BaseException] = []
-
-    def work() -> None:
-        torch.set_num_threads(1)  # this thread only: the cores are shared out by the workers
-        while not stop.is_set():
-            with lock:
-                item = next(queue, None)
-            if item is None:
-                return
-            try:
-                fn(item)
-            except BaseException as exc:  # re-raised in the calling thread
-                errors.append(exc)
-                stop.set()
-
-    pool = [threading.Thread(target=work, name=f"train_tms-{w}", daemon=True) for w in range(workers)]
-    try:
-        for th in pool:
-            th.start()
-        for th in pool:
-            th.join()
-    finally:
-        stop.set()  # on KeyboardInterrupt: workers finish their current chunk and stop
-        for th in pool:
-            th.join()
-        torch.set_num_threads(threads)
-    if errors:
-        raise errors[0]
-
-
 def train_tms(n_features: int, n_hidden: int, *, importance=None, feature_probability=0.05,
               steps: int = 1000, batch_size: int = 1024, lr: float | Sequence[float] | Tensor = 1e-3,
               seeds: Sequence[int], device: torch.device | str = "cpu", progress: bool = False,
@@ -401,7 +357,7 @@ def train_tms(n_features: int, n_hidden: int, *, importance=None, feature_probab
                mininterval=0.5)
     bar_lock = threading.Lock()
     buffers = threading.local()  # one [c, T, B, n] data buffer per worker, reused across its chunks
-    stop = threading.Event()  # set by _run_threaded on an error or Ctrl-C elsewhere
+    stop = threading.Event()  # set by run_threaded on an error or Ctrl-C elsewhere
 
     def train_chunk(s: int) -> None:
         """Instances s .. s + c - 1 through all their steps (chunk-outer, step-inner: a chunk's weights,
@@ -432,7 +388,7 @@ def train_tms(n_features: int, n_hidden: int, *, importance=None, feature_probab
     starts = list(range(0, I, c))
     workers = min(torch.get_num_threads(), len(starts)) if device.type == "cpu" else 1
     if workers > 1:
-        _run_threaded(train_chunk, starts, workers, stop)
+        run_threaded(train_chunk, starts, workers, stop)
     else:
         for s in starts:
             train_chunk(s)
