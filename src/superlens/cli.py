@@ -65,8 +65,15 @@ def _active_parser(sub) -> None:
     a.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (its default prints the whole usage block first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="superlens", description="Measure superposition.")
+    ap = _Parser(prog="superlens", description="Measure superposition.")
     sub = ap.add_subparsers(dest="command", required=True)
     _toy_parser(sub)
     _active_parser(sub)

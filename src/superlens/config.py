@@ -18,7 +18,8 @@ C = TypeVar("C", bound="BaseConfig")
 
 
 class BaseConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # inf and nan pass every numeric bound (inf > 0), so they are refused outright
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     @classmethod
     def build(cls: type[C], data: dict[str, Any], source: str = "config") -> C:
