@@ -70,7 +70,8 @@ def main() -> None:
              f"ours{a.instances}_ms_per_step": 1e3 * t_many / a.steps,
              "instances_vs_sequential": t_seq / t_many}
         results[threads] = r
-        print(f"threads={threads}: " + ", ".join(f"{k}={v:.2f}" for k, v in r.items()), flush=True)
+        print(f"threads={threads}: " + ", ".join(f"{k}={v:.2f}" for k, v in r.items())
+              + f" (sequential: {a.seq_models} plain loops timed, scaled to {a.instances})", flush=True)
     best = max(results, key=lambda t: results[t]["single_vs_plain"] * results[t]["instances_vs_sequential"])
     print(f"best common thread count: {best}")
     print(json.dumps({"single_vs_plain": round(results[best]["single_vs_plain"], 2),
