@@ -122,6 +122,8 @@ class ActiveConfig(BaseConfig):
     augment: bool = Field(False, description="random crop + flip (true/false)")
     amp: bool = Field(True, description="mixed precision, used on CUDA only (true/false)")
     shuffle: bool = Field(True, description="shuffle training batches (the paper's baseline did not)")
+    shuffle_rounds: bool | None = Field(None, description="shuffle the active-learning rounds' "
+                                        "training batches (true/false; unset: as shuffle)")
     normalize: Literal["dataset", "cifar-paper", "imagenet", "none"] = Field(
         "dataset", description="dataset, cifar-paper, imagenet or none")
     initial_pool: int = Field(100, ge=1, description="initial labelled pool size, integer >= 1")
@@ -158,6 +160,14 @@ class TMSConfig(BaseConfig):
     device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'")
 
 
+class SweepOptions(BaseConfig):
+    """[options] of a sweep spec: settings of the sweep itself, not of any one point."""
+
+    eval_samples: int | None = Field(None, ge=1000, description="toy study: evaluation samples per "
+                                     "point, integer >= 1000 (default 50000; a base key or axis "
+                                     "eval_samples is the same setting)")
+
+
 class SweepSpec(BaseConfig):
     """A sweep: a study, its base config, and axes whose cartesian product is the grid.
 
@@ -168,4 +178,19 @@ class SweepSpec(BaseConfig):
     study: Study = Field(description="toy, tms or active")
     base: dict[str, Any] = Field(default_factory=dict, description="fields of the study's config")
     axes: dict[str, Any] = Field(description="axis name -> list of values or {log|linear=[lo,hi], num=N}")
-    options: dict[str, Any] = Field(default_factory=dict, description="study-specific sweep options")
+    options: SweepOptions = Field(default_factory=SweepOptions,
+                                  description="sweep options: eval_samples (toy)")
+
+    @classmethod
+    def build(cls, data: dict[str, Any], source: str = "config") -> "SweepSpec":
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            loc = e.errors()[0]["loc"]
+            if loc and loc[0] == "options" and len(loc) > 1:  # name the options' own keys and ranges
+                try:
+                    SweepOptions.model_validate(data.get("options"))
+                except ValidationError as e2:
+                    raise ConfigError(format_validation_error(SweepOptions, e2,
+                                                              f"{source} [options]")) from None
+            raise ConfigError(format_validation_error(cls, e, source)) from None

@@ -10,10 +10,16 @@ from superlens.report.html import details, figure, page, para, pm, run_info, sec
 from superlens.report.plotting import plt, save
 
 TOY_COLS = ["point", "n_hidden", "ratio", "p", "loss_power", "seed", "phase", "gain_mean", "gain_std",
-            "frac_ignored", "mse_active_mean", "improvement_over_naive", "isolated_mse_mean",
+            "frac_ignored", "mse_active_mean", "mse_active_cv", "improvement_over_naive", "isolated_mse_mean",
             "interference_share", "optimal_gain", "abs_cos_mean"]
 TMS_COLS = ["point", "n_features", "n_hidden", "p", "importance_decay", "seed", "phase",
             "n_represented", "dims_per_feature", "loss"]
+# per-point geometry-class counts (rows of the TMS study), with their headings
+GEOMETRY_COLS = [("n_dedicated", "1 dedicated"), ("n_tetrahedron", "3/4 tetrahedron"),
+                 ("n_triangle", "2/3 triangle"), ("n_antipodal", "1/2 antipodal"),
+                 ("n_pentagon", "2/5 pentagon"), ("n_square_antiprism", "3/8 square antiprism"),
+                 ("n_not_represented", "not represented"), ("n_other", "other")]
+GAIN_THEORY_TOL = 0.15  # a cell "matches theory" when |learned mean gain − γ*| <= 15 % of γ*
 
 
 def _mid(a: float, b: float, log: bool) -> float:
@@ -48,7 +54,7 @@ def class_boundary(xs: list[float], ys: list[float], grid: np.ndarray, logx: boo
 
 def _phase_figures(rows: list[dict], x: str, y: str, split: str | None, fig_dir: Path, stem: str,
                    xlabel: str, ylabel: str, logx: bool, logy: bool,
-                   pick: str = "majority") -> list[tuple[str, str]]:
+                   pick: str = "majority", theory: bool = False) -> list[tuple[str, str]]:
     """pick: how several seeds in one cell decide its class: 'majority', or 'min_loss' (the seed
     that trained best: a training run can stall in a local minimum, e.g. the 2 -> 1 TMS model
     dropping feature 2 in ~1 of 4 sparse seeds)."""
@@ -73,21 +79,51 @@ def _phase_figures(rows: list[dict], x: str, y: str, split: str | None, fig_dir:
                 grid[i, j] = max(set(phases), key=phases.count)
         name = f"{stem}{'' if key is None else f'_{split}{key:g}'}.png"
         title = f"phase diagram{'' if key is None else f' ({split} = {key:g})'}"
+        notes, marks = (theory_overlay(cells, xs, ys, grid) if theory else ([], []))
         plot_phase_diagram(xs, ys, grid, xlabel=xlabel, ylabel=ylabel, title=title,
                            path=fig_dir / name, logx=logx, logy=logy,
-                           boundary=class_boundary(xs, ys, grid, logx, logy) or None)
+                           boundary=class_boundary(xs, ys, grid, logx, logy) or None,
+                           annotations=notes, marks=marks,
+                           mark_label=f"learned gain within {GAIN_THEORY_TOL:.0%} of γ*")
         how = "the best-trained seed" if pick == "min_loss" else "the majority of seeds"
-        figs.append((name, f"Learned strategy per grid point ({title}; {how} decides a cell); "
-                           "colours are classes, dashed lines mark where the class changes (the "
-                           "phase boundary)."))
+        cap = (f"Learned strategy per grid point ({title}; {how} decides a cell); colours are "
+               "classes, dashed lines mark where the class changes (the phase boundary).")
+        if theory:
+            cap += (" Where the theory applies (cells that attenuate: attenuate-all or mixed, no "
+                    "feature ignored) each cell is annotated with the optimal-gain theory's "
+                    f"γ* = 1/(1+K^(1/(q−1))); a black dot marks a cell whose learned mean gain is "
+                    f"within {GAIN_THEORY_TOL:.0%} of γ* "
+                    f"({len(marks)} of {len(notes)} annotated cells).")
+        figs.append((name, cap))
     return figs
+
+
+def theory_applies(r: dict) -> bool:
+    return (r["phase"] in ("attenuate-all", "mixed") and not r.get("frac_ignored")
+            and bool(r.get("optimal_gain")) and np.isfinite(r["optimal_gain"]))
+
+
+def theory_overlay(cells: dict, xs: list, ys: list, grid: np.ndarray) -> tuple[list, list]:
+    """Annotations (x, y, 'γ* value') for cells where the optimal-gain theory applies, and marks
+    (x, y) where the learned mean gain is within GAIN_THEORY_TOL of it (cell means over seeds)."""
+    notes, marks = [], []
+    for (i, j), rs in sorted(cells.items()):
+        rs = [r for r in rs if theory_applies(r)]
+        if not rs or grid[i, j] not in ("attenuate-all", "mixed"):
+            continue
+        g_star = float(np.mean([r["optimal_gain"] for r in rs]))
+        learned = float(np.mean([r["gain_mean"] for r in rs]))
+        notes.append((xs[j], ys[i], f"γ*={g_star:.2f}"))
+        if abs(learned - g_star) <= GAIN_THEORY_TOL * g_star:
+            marks.append((xs[j], ys[i]))
+    return notes, marks
 
 
 def _toy_figures(rows: list[dict], fig_dir: Path) -> list[tuple[str, str]]:
     figs = _phase_figures(rows, "ratio", "p", "loss_power" if len({r["loss_power"] for r in rows}) > 1
                           else None, fig_dir, "toy_phase", "n_hidden / n_features", "p",
-                          logx=True, logy=True)
-    att = [r for r in rows if r["phase"] in ("attenuate-all", "mixed") and r.get("optimal_gain")]
+                          logx=True, logy=True, theory=True)
+    att = [r for r in rows if theory_applies(r)]
     if att:
         fig, ax = plt.subplots(figsize=(5.5, 5))
         for q in sorted({r["loss_power"] for r in att}):
@@ -155,6 +191,14 @@ def _tms_figures(rows: list[dict], fig_dir: Path) -> list[tuple[str, str]]:
     return figs
 
 
+def _geometry_table(rows: list[dict]) -> str:
+    keys = ["point", "p", "importance_decay", "seed", "phase"]
+    keys = [k for k in keys if any(k in r for r in rows)]
+    geo = [(k, h) for k, h in GEOMETRY_COLS if any(k in r for r in rows)]
+    return table([*keys, *[h for _, h in geo]],
+                 [[r.get(k) for k in keys] + [r.get(k, 0) for k, _ in geo] for r in rows])
+
+
 def _active_section(rows: list[dict]) -> str:
     keys = [k for k in ("accuracy", "cos_mean", "silhouette_tsne", "davies_bouldin_tsne",
                         "silhouette_raw", "davies_bouldin_raw", "effective_rank",
@@ -182,11 +226,18 @@ def sweep_report_html(spec: dict, meta: dict, rows: list[dict], fig_dir: Path) -
     parts = [intro]
     if study == "toy":
         figs = _toy_figures(rows, fig_dir)
+        from superlens.sweep import runners as R
+
         parts.append(section("Phase classes", para(
-            "all-dedicated: every feature computed (gain > 0.9); ignore-some: ≥ 10 % of features "
-            "ignored (gain < 0.1), the naive strategy; attenuate-all: no feature ignored and gains "
-            "uniform (std/mean < 0.25), the report's superposition strategy; mixed: the rest. Gain = "
-            "least-squares slope of output i against input i > 0 with the feature alone.")))
+            "Each point is classified from the spread of its per-feature gain and of its per-feature "
+            f"error (active-conditioned MSE). all-dedicated: every feature computed (gain > "
+            f"{R.GAIN_DEDICATED:g}); ignore-some: ≥ {R.FRAC_IGNORED:.0%} of features ignored (gain < "
+            f"{R.GAIN_IGNORED:g}) and their error split from the rest (their mean MSE ≥ "
+            f"{R.ERROR_SPLIT:g}× the others'), the naive strategy; attenuate-all: no feature ignored, "
+            f"gains uniform and errors uniform (std/mean < {R.CV_UNIFORM:g} for each), the report's "
+            "superposition strategy; mixed: the rest (e.g. uniform gains, uneven errors). Gain = "
+            "least-squares slope of output i against input i > 0 with the feature alone; per-feature "
+            "gains and errors of every point are in points/<point>/metrics.json.")))
         cols = TOY_COLS
     elif study == "tms":
         figs = _tms_figures(rows, fig_dir)
@@ -194,6 +245,10 @@ def sweep_report_html(spec: dict, meta: dict, rows: list[dict], fig_dir: Path) -
             "superposition: more features represented (‖W_i‖ > 0.5) than hidden dimensions; "
             "all-dedicated: every feature represented, each in its own dimension; ignore-some: the "
             "rest. D_i = ‖W_i‖² / Σ_j (Ŵ_i·W_j)² (0 for a dead feature); D* = m / ‖W‖²_F.")))
+        parts.append(section("Feature geometry per point", para(
+            "Features per geometry class: each feature's D_i named by the nearest fractional level "
+            "within 0.025 (else other); per-feature D_i, norms and classes are in "
+            "points/<point>/metrics.json."), _geometry_table(rows)))
         cols = TMS_COLS
     else:
         figs = []

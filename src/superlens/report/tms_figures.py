@@ -166,11 +166,14 @@ def _edges(v: np.ndarray, log: bool) -> np.ndarray:
 
 def plot_phase_diagram(x_values, y_values, classes, *, xlabel: str, ylabel: str, title: str,
                        path: str | Path, boundary=None, logx: bool = True, logy: bool = True,
-                       colors: dict[str, str] | None = None) -> str:
+                       colors: dict[str, str] | None = None, annotations=None, marks=None,
+                       mark_label: str | None = None) -> str:
     """A 2-D grid of categorical outcomes: classes [ny, nx] (str), cell (r, c) at (x_values[c],
     y_values[r]). Log axes where asked and every value is > 0; one colour per distinct class, in a
     legend. boundary: an optional curve (xs, ys), or a list of them, drawn dashed on top (e.g. a
-    theoretical phase boundary)."""
+    theoretical phase boundary). annotations: optional [(x, y, text)] written at cell centres (e.g.
+    a theory value); marks: optional [(x, y)] cell centres drawn as white-edged black dots, named
+    mark_label in the legend (e.g. "learned gain matches theory")."""
     x = _np(x_values).reshape(-1)
     y = _np(y_values).reshape(-1)
     C = np.asarray(classes, dtype=object)
@@ -197,6 +200,15 @@ def plot_phase_diagram(x_values, y_values, classes, *, xlabel: str, ylabel: str,
         curves = boundary if isinstance(boundary, list) else [boundary]
         for bx, by in curves:
             ax.plot(_np(bx), _np(by), color="k", ls="--", lw=1.3)
+    for ax_, ay_, text in annotations or []:
+        ax.text(float(ax_), float(ay_), str(text), ha="center", va="top", fontsize=6.5,
+                color="k", bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.6))
+    handles = [Patch(color=colors[n], label=n) for n in names]
+    if marks:
+        mx, my = zip(*marks)
+        h = ax.scatter(_np(mx), _np(my), s=28, c="k", edgecolors="white", linewidths=0.8, zorder=3,
+                       label=mark_label or "marked")
+        handles.append(h)
     if logx:
         ax.set_xscale("log")
     if logy:
@@ -206,7 +218,7 @@ def plot_phase_diagram(x_values, y_values, classes, *, xlabel: str, ylabel: str,
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(handles=[Patch(color=colors[n], label=n) for n in names], loc="upper left",
+    ax.legend(handles=handles, loc="upper left",
               bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return save(fig, Path(path))
 

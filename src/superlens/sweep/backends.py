@@ -1,87 +1,216 @@
 """Where groups run: this process / a local process pool, or Ray tasks on a cluster.
 
-A backend maps run_group over groups and calls ``done(group, rows)`` as each finishes, so the engine
-saves every finished group at once (nothing finished is lost on interruption).
+A backend maps run_group over groups and calls ``done(group, result)`` as each finishes, so the engine
+saves every finished group at once (nothing finished is lost on interruption or on a failed group).
+A group that fails does not stop the others; after all have run, the failures are raised as one line
+naming the group and its points.
+
+Threads: each worker gets a core budget (cores // workers, at least 1; on Ray the task's num_cpus),
+passed to the runner as options["thread_budget"] and recorded with the group's results.
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Callable
+from typing import Any, Callable
 
 from superlens.errors import SuperlensError
 from superlens.sweep.grid import Group
 
-Done = Callable[[Group, list[dict]], None]
+Done = Callable[[Group, dict], None]
+CONNECT_TIMEOUT_S = 3.0
 
 
 class BackendError(SuperlensError):
     exit_code = 2
 
 
-def run_local(study: str, groups: list[Group], options: dict, done: Done, workers: int | None) -> None:
+class GroupFailed(SuperlensError):
+    """One or more groups failed; every other group's results were saved (a re-run skips them)."""
+
+    exit_code = 1
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text if isinstance(e, SuperlensError) else f"{type(e).__name__}: {text}"
+
+
+def _raise_failures(failures: list[tuple[Group, BaseException]], n_groups: int) -> None:
+    if not failures:
+        return
+    g, e = failures[0]
+    pts = ", ".join(str(p.index) for p in g.points)
+    more = f" (and {len(failures) - 1} more group(s))" if len(failures) > 1 else ""
+    err = GroupFailed(f"sweep group {g.gid} (point(s) {pts}) failed: {_one_line(e)}{more}; "
+                      f"the other {n_groups - len(failures)} group(s) are saved, re-run to resume")
+    if isinstance(e, SuperlensError):
+        err.exit_code = e.exit_code
+    raise err
+
+
+def local_workers(n_groups: int, workers: int | None) -> int:
+    """Default pool size: one worker per group, at most one per core."""
+    cores = os.cpu_count() or 1
+    return max(1, min(n_groups, workers if workers else cores))
+
+
+def _group_call(study: str, g: Group, options: dict) -> dict:
     from superlens.sweep.runners import run_group
 
-    workers = workers or 1
-    if workers <= 1 or len(groups) <= 1:
+    return run_group(study, g, options)
+
+
+def run_local(study: str, groups: list[Group], options: dict, done: Done, workers: int | None) -> None:
+    workers = local_workers(len(groups), workers)
+    cores = os.cpu_count() or 1
+    opts = {**options, "thread_budget": max(1, cores // workers)}
+    failures: list[tuple[Group, BaseException]] = []
+    if workers <= 1:
         for g in groups:
-            done(g, run_group(study, g, options))
+            try:
+                res = _group_call(study, g, opts)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as e:  # noqa: BLE001 - reported after the other groups ran
+                failures.append((g, e))
+                continue
+            done(g, res)
+        _raise_failures(failures, len(groups))
         return
     import multiprocessing as mp
 
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
-        futs = {ex.submit(run_group, study, g, options): g for g in groups}
+        futs = {ex.submit(_group_call, study, g, opts): g for g in groups}
         for f in as_completed(futs):
-            done(futs[f], f.result())
+            try:
+                res = f.result()
+            except Exception as e:  # noqa: BLE001
+                failures.append((futs[f], e))
+                continue
+            done(futs[f], res)
+    _raise_failures(failures, len(groups))
 
 
-def _check_reachable(address: str) -> None:
-    """Fail fast, in one line, on a cluster address nobody answers (ray.init would wait long)."""
-    if address in ("auto", "local"):
-        return
+# --- Ray ----------------------------------------------------------------------------------------
+
+def _quiet_ray_env() -> None:
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+def _split_address(address: str) -> tuple[str, int]:
     hostport = address.removeprefix("ray://")
     host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise BackendError(f"ray address {address}: expected host:port, ray://host:port or auto")
+    return host.strip("[]"), int(port)
+
+
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def probe_ray_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail fast, in one line, unless a gRPC (HTTP/2) server answers at address: a Ray head's GCS or
+    a Ray client server. ray.init on a dead or non-Ray endpoint waits long, floods the log and can
+    abort the process, so it is never called before this passes."""
+    host, port = _split_address(address)
     try:
-        with socket.create_connection((host, int(port)), timeout=5):
-            pass
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(_H2_PREFACE)
+            head = b""
+            while len(head) < 9:
+                chunk = s.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
     except OSError as e:
-        raise BackendError(f"ray address {address}: unreachable ({e})") from None
+        raise BackendError(f"ray address {address}: unreachable ({_one_line(e)})") from None
+    if len(head) < 9 or head[3] != 0x4:  # an HTTP/2 server's first frame is SETTINGS (type 4)
+        raise BackendError(f"ray address {address}: reachable, but no Ray cluster answers there "
+                           "(not a gRPC server)")
 
 
-def run_ray(study: str, groups: list[Group], options: dict, done: Done, address: str | None,
-            workers: int | None) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise BackendError("backend ray: the ray package is not installed "
-                           "(pip install 'superlens[ray]')") from None
-    from superlens.sweep.runners import run_group
+class RaySession:
+    """A connection to Ray made before the sweep writes anything; close() shuts down what it started."""
 
-    started_here = False
-    if not ray.is_initialized():
+    def __init__(self, address: str | None, workers: int | None) -> None:
+        _quiet_ray_env()
+        try:
+            import ray
+        except ImportError:
+            raise BackendError("backend ray: the ray package is not installed "
+                               "(pip install 'superlens[ray]')") from None
+        self.ray = ray
+        self.started_here = False
+        if ray.is_initialized():
+            return
+        kw: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR,
+                                  include_dashboard=False)
         if address:
-            _check_reachable(address)
-            try:
-                ray.init(address=address, log_to_driver=False)
-            except (ConnectionError, RuntimeError) as e:
-                raise BackendError(f"ray address {address}: cannot connect ({e})") from None
-        else:
-            ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False,
-                     log_to_driver=False)
-        started_here = True
-    try:
-        import torch
+            target = address
+            if address == "auto":
+                try:
+                    from ray._private.services import canonicalize_bootstrap_address
 
-        gpus = 1 if torch.cuda.is_available() else 0
-        task = ray.remote(num_cpus=1, num_gpus=gpus)(run_group)
-        pending = {task.remote(study, g, options): g for g in groups}
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                done(pending.pop(ref), ray.get(ref))
-    finally:
-        if started_here:
-            ray.shutdown()
+                    target = canonicalize_bootstrap_address("auto")
+                except Exception:  # noqa: BLE001 - ray.init below gives the message
+                    target = "auto"
+                if target is None:
+                    raise BackendError("ray address auto: no running Ray cluster found (start one "
+                                       "with `ray start --head`, or leave --address unset for a "
+                                       "local instance)")
+            if target != "auto":
+                probe_ray_address(target)
+            kw.pop("include_dashboard")
+            try:
+                ray.init(address=address, **kw)
+            except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
+                raise BackendError(f"ray address {address}: cannot connect ({_one_line(e)})") from None
+        else:
+            ray.init(num_cpus=workers or os.cpu_count(), **kw)
+        self.started_here = True
+
+    def close(self) -> None:
+        if self.started_here:
+            self.ray.shutdown()
+            self.started_here = False
+
+
+def _task_cpus(ray, n_groups: int) -> int:
+    """CPUs per task: the cluster's CPUs shared out over the groups, at most one node's worth."""
+    try:
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        per_node = min(int(n["Resources"].get("CPU", 1)) for n in nodes) if nodes else 1
+        total = int(ray.cluster_resources().get("CPU", 1))
+    except Exception:  # noqa: BLE001
+        return 1
+    return max(1, min(per_node, total // max(1, n_groups)))
+
+
+def run_ray(study: str, groups: list[Group], options: dict, done: Done, session: RaySession) -> None:
+    ray = session.ray
+    import torch
+
+    gpus = 1 if torch.cuda.is_available() else 0
+    cpus = _task_cpus(ray, len(groups))
+    opts = {**options, "thread_budget": cpus}
+    task = ray.remote(num_cpus=cpus, num_gpus=gpus)(_group_call)
+    pending = {task.remote(study, g, opts): g for g in groups}
+    failures: list[tuple[Group, BaseException]] = []
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            g = pending.pop(ref)
+            try:
+                res = ray.get(ref)
+            except Exception as e:  # noqa: BLE001 - RayTaskError wraps the task's own error
+                cause = getattr(e, "cause", None)
+                failures.append((g, cause if isinstance(cause, BaseException) else e))
+                continue
+            done(g, res)
+    _raise_failures(failures, len(groups))

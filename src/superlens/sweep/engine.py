@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from superlens.config import SweepSpec
-from superlens.errors import RunDirError
+from superlens.errors import ConfigError, RunDirError
 from superlens.runs import atomic_write_text, base_meta, read_json, write_json
 from superlens.sweep.grid import Group, expand, group_points, load_spec
 
@@ -22,53 +22,82 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, backend: str = "local", addre
     from superlens.sweep import backends
 
     t0 = time.perf_counter()
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"backend = {backend!r}: expected local or ray")
+    if address and backend != "ray":
+        raise ConfigError(f"--address {address}: only used with --backend ray")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers {workers}: must be >= 1")
     points = expand(spec)  # every point validated before anything is written
     groups = group_points(spec.study, points)
     out = Path(out)
     spec_json = spec.model_dump(mode="json")
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"run directory {out}: exists and is not a directory")
+    fresh = force or not (out.exists() and any(out.iterdir()))
+    if not fresh:
         same = (out / "config.json").exists() and read_json(out / "config.json") == spec_json
-        if force:
-            import shutil
-
-            shutil.rmtree(out)
-        elif not same:
+        if not same:
             raise RunDirError(f"run directory {out}: exists with another spec (use --force to "
                               "overwrite; the same spec resumes)")
-    out.mkdir(parents=True, exist_ok=True)
     from superlens.device import pick_device
 
     devices = sorted({str(pick_device(p.config.device)) for p in points})
-    meta = base_meta(", ".join(devices), "chosen per group (superlens.device.choose_threads)",
-                     sorted({p.config.model_dump().get("seed", 0) for p in points}), argv)
-    meta.update(kind="sweep", study=spec.study, backend=backend, n_points=len(points),
-                n_groups=len(groups))
-    write_json(out / "config.json", spec_json)
-    write_json(out / "meta.json", meta)
-    todo = [g for g in groups if not (out / "groups" / f"{g.gid}.json").exists()]
-    if progress:
-        print(f"sweep {spec.name}: {len(points)} points in {len(groups)} groups "
-              f"({len(groups) - len(todo)} already done), backend {backend}", flush=True)
-    options = dict(spec.options)
-    options["progress"] = progress
-    options["points_dir"] = str((out / "points").resolve())
+    # connect to Ray before anything is written: a bad address leaves no directory behind
+    session = backends.RaySession(address, workers) if backend == "ray" else None
+    try:
+        if force and out.exists():
+            import shutil
 
-    def done(g: Group, rows: list[dict]) -> None:
-        write_json(out / "groups" / f"{g.gid}.json", {"points": [p.index for p in g.points],
-                                                      "rows": rows})
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        meta = base_meta(", ".join(devices), "per group, capped at each worker's core budget "
+                         "(groups/<gid>.json: threads, thread_budget)",
+                         sorted({p.config.model_dump().get("seed", 0) for p in points}), argv)
+        meta.update(kind="sweep", study=spec.study, backend=backend, n_points=len(points),
+                    n_groups=len(groups), status="running")
+        write_json(out / "config.json", spec_json)
+        write_json(out / "meta.json", meta)
+        todo = [g for g in groups if not (out / "groups" / f"{g.gid}.json").exists()]
         if progress:
-            print(f"  group {g.gid}: {len(rows)} point(s) done", flush=True)
+            print(f"sweep {spec.name}: {len(points)} points in {len(groups)} groups "
+                  f"({len(groups) - len(todo)} already done), backend {backend}", flush=True)
+        options = spec.options.model_dump()
+        options["progress"] = progress
+        options["runs_dir"] = str((out / "runs").resolve())
 
-    if backend == "ray":
-        backends.run_ray(spec.study, todo, options, done, address, workers)
-    else:
-        backends.run_local(spec.study, todo, options, done, workers)
+        def done(g: Group, res: dict) -> None:
+            # per-point files first: a group file on disk means its points are complete
+            for idx, m in res["point_metrics"].items():
+                write_json(out / "points" / point_id(int(idx)) / "metrics.json", m)
+            write_json(out / "groups" / f"{g.gid}.json",
+                       {"points": [p.index for p in g.points], "rows": res["rows"],
+                        "threads": res.get("threads"), "thread_budget": res.get("thread_budget")})
+            if progress:
+                print(f"  group {g.gid}: {len(res['rows'])} point(s) done", flush=True)
+
+        try:
+            if session is not None:
+                backends.run_ray(spec.study, todo, options, done, session)
+            else:
+                backends.run_local(spec.study, todo, options, done, workers)
+        except backends.GroupFailed as e:
+            meta.update(status="incomplete", error=str(e))
+            write_json(out / "meta.json", meta)
+            raise
+    finally:
+        if session is not None:
+            session.close()
     rows = collect(out, groups)
     write_table(out, rows)
     meta.update(status="complete", wall_seconds=time.perf_counter() - t0)
     write_json(out / "meta.json", meta)
     render_sweep_report(out)
     return rows
+
+
+def point_id(index: int) -> str:
+    return f"point{index:04d}"
 
 
 def collect(out: Path, groups: list[Group]) -> list[dict]:
@@ -103,6 +132,8 @@ def render_sweep_report(out: str | Path) -> Path:
 
 def run_sweep_cli(ns) -> int:
     spec = load_spec(ns.spec)
+    if ns.address and ns.backend != "ray":
+        raise ConfigError(f"--address {ns.address}: only used with --backend ray")
     rows = run_sweep(spec, ns.out, backend=ns.backend, address=ns.address, workers=ns.workers,
                      force=ns.force, progress=not ns.quiet)
     print(f"wrote {Path(ns.out) / 'report.html'} ({len(rows)} points)")

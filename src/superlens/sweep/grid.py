@@ -16,7 +16,7 @@ STUDY_CONFIGS: dict[str, type[BaseConfig]] = {"toy": ToyConfig, "tms": TMSConfig
 # per study: fields that may differ inside one group (they become per-instance values)
 INSTANCE_FIELDS = {"toy": {"p", "loss_power", "lr", "seed"},
                    "tms": {"p", "importance_decay", "lr", "seed"},
-                   "active": set()}
+                   "active": {"strategies"}}  # one run per seed: a baseline shared by strategies
 # the toy study trains one seed per point; 'seeds' belongs to whole runs, not sweep points
 FIXED = {"toy": {"seeds": 1, "compare_l2": False}, "tms": {}, "active": {"seeds": 1}}
 MAX_GROUP = 512  # instances per tensor program
@@ -39,18 +39,29 @@ def load_spec(path: str) -> SweepSpec:
     return SweepSpec.build(load_toml(path), source=f"sweep spec {path}")
 
 
+def _number(name: str, key: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ConfigError(f"axis {name}: {key} = {v!r}: expected a number")
+    return float(v)
+
+
 def axis_values(name: str, spec: Any) -> list[Any]:
     if isinstance(spec, list):
         vals = spec
     elif isinstance(spec, dict) and set(spec) <= {"log", "linear", "num", "int"} and "num" in spec:
-        lo_hi = spec.get("log") or spec.get("linear")
-        if not (isinstance(lo_hi, list) and len(lo_hi) == 2):
+        kind = "log" if "log" in spec else "linear"
+        lo_hi = spec.get(kind)
+        if ("log" in spec) == ("linear" in spec) or not (isinstance(lo_hi, list) and len(lo_hi) == 2):
             raise ConfigError(f"axis {name}: expected {{log|linear = [lo, hi], num = N}}")
-        lo, hi = float(lo_hi[0]), float(lo_hi[1])
-        num = int(spec["num"])
+        lo, hi = (_number(name, kind, v) for v in lo_hi)
+        num = spec["num"]
+        if isinstance(num, bool) or not isinstance(num, int):
+            raise ConfigError(f"axis {name}: num = {num!r}: expected an integer >= 1")
         if num < 1:
             raise ConfigError(f"axis {name}: num = {num}, must be >= 1")
-        if "log" in spec:
+        if not isinstance(spec.get("int", False), bool):
+            raise ConfigError(f"axis {name}: int = {spec['int']!r}: expected true or false")
+        if kind == "log":
             if lo <= 0 or hi <= 0:
                 raise ConfigError(f"axis {name}: log range [{lo}, {hi}] must be positive")
             vals = np.geomspace(lo, hi, num).tolist()
@@ -64,6 +75,9 @@ def axis_values(name: str, spec: Any) -> list[Any]:
     if not vals:
         raise ConfigError(f"axis {name}: empty (it needs at least one value)")
     return vals
+
+
+DEFAULT_EVAL_SAMPLES = 50_000  # toy sweep points: fewer than a single toy run's 200,000
 
 
 def expand(spec: SweepSpec) -> list[Point]:
@@ -80,12 +94,24 @@ def expand(spec: SweepSpec) -> list[Point]:
     for name in spec.base:
         if name not in cls.model_fields:
             raise ConfigError(f"sweep base key {name!r} is not a field of the {spec.study} study")
+    extra: dict[str, Any] = {}
+    opt_eval = spec.options.eval_samples
+    if spec.study == "toy":
+        if opt_eval is not None and ("eval_samples" in spec.base or "eval_samples" in spec.axes):
+            raise ConfigError("sweep options.eval_samples: also given as a base key or axis; "
+                              "give it once")
+        if "eval_samples" not in spec.base and "eval_samples" not in spec.axes:
+            extra["eval_samples"] = opt_eval or DEFAULT_EVAL_SAMPLES
+    elif opt_eval is not None:
+        raise ConfigError(f"sweep options.eval_samples: applies to the toy study only "
+                          f"(this is a {spec.study} study)")
     names = list(spec.axes)
     grids = [axis_values(n, spec.axes[n]) for n in names]
     points = []
+    checker = _ActiveChecker() if spec.study == "active" else None
     for i, combo in enumerate(itertools.product(*grids)):
         values = dict(zip(names, combo))
-        data = {**spec.base, **values, **FIXED[spec.study]}
+        data = {**spec.base, **extra, **values, **FIXED[spec.study]}
         if spec.study == "active" and "preset" in data:
             from superlens.active.presets import preset
 
@@ -103,8 +129,47 @@ def expand(spec: SweepSpec) -> list[Point]:
                 msg = format_validation_error(cls, e, f"sweep point {i} {values}")
                 raise ConfigError(msg) from None
             raise
+        if checker is not None:
+            checker.check(cfg, f"sweep point {i} {values}")
         points.append(Point(i, values, cfg))
+    if checker is not None:  # the points that share one run (one seed) must also run together
+        for g in group_points(spec.study, points):
+            if len(g.points) > 1:
+                checker.check(shared_active_config(g),
+                              f"sweep points {', '.join(str(p.index) for p in g.points)} (one run)")
     return points
+
+
+class _ActiveChecker:
+    """The active study's own plan check (strategy names, pool sizes) per point, before training;
+    each data set is loaded once to learn its training-set size."""
+
+    def __init__(self) -> None:
+        self.sizes: dict[tuple, int] = {}
+
+    def check(self, cfg: ActiveConfig, where: str) -> None:
+        from superlens.active.data import load_dataset
+        from superlens.active.loop import validate_plan
+        from superlens.errors import SuperlensError
+
+        key = (cfg.dataset, cfg.data_dir, cfg.download, cfg.seed, cfg.test_fraction)
+        try:
+            if key not in self.sizes:
+                ds = load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download, seed=cfg.seed,
+                                  test_fraction=cfg.test_fraction, progress=False)
+                self.sizes[key] = int(ds.train_y.shape[0])
+            validate_plan(cfg, self.sizes[key])
+        except SuperlensError as e:
+            err = type(e)(f"{where}: {e}")
+            raise err from None
+
+
+def shared_active_config(group: Group) -> ActiveConfig:
+    """Active points that differ only in their strategy share one study run (one baseline per seed):
+    the run's config lists every strategy of the group."""
+    c0 = group.points[0].config
+    names = [p.config.strategies[0] for p in group.points]
+    return c0.model_copy(update={"strategies": names})
 
 
 def group_points(study: str, points: list[Point]) -> list[Group]:
@@ -117,7 +182,7 @@ def group_points(study: str, points: list[Point]) -> list[Group]:
         buckets.setdefault(key, []).append(pt)
     groups = []
     for key, pts in buckets.items():
-        size = MAX_GROUP if per_instance else 1
+        size = MAX_GROUP
         for j in range(0, len(pts), size):
             chunk = tuple(pts[j:j + size])
             ident = json.dumps([key, [p.index for p in chunk]])
