@@ -274,3 +274,92 @@ def test_checkpoint_fingerprint_mismatch_names_file_and_field(ds, tmp_path):
     with pytest.raises(CheckpointError, match=r"checkpoint\.pt: made with seed = 0 .* 3"):
         load_checkpoint(path, model, opt, {"lr": 0.001, "seed": 3})
     json.dumps(loop.fingerprint(_cfg(), loop.LOOP_FIELDS, seed=0))  # JSON-able, as round.json needs
+
+
+# --- GradScaler kept with a continued optimizer; shuffle of rounds vs baseline ----------------------
+
+def _cpu_scalers(monkeypatch, made):
+    """make_scaler -> enabled CPU GradScalers with distinct initial scales 2, 4, 8, ... (a scaler is
+    a no-op on the CPU otherwise), so which one trained each round can be told apart."""
+    def make(device, cfg):
+        s = torch.amp.GradScaler("cpu", init_scale=2.0 ** (len(made) + 1), enabled=True)
+        made.append(s)
+        return s
+    monkeypatch.setattr(loop, "make_scaler", make)
+
+
+def test_paper_rounds_continue_the_baselines_scaler(ds, tmp_path, monkeypatch):
+    made, used = [], []
+    _cpu_scalers(monkeypatch, made)
+    real = loop.train_epochs
+
+    def spy(*a, **k):
+        used.append((k["scaler"], k["scaler"].get_scale(), k["shuffle"]))
+        return real(*a, **k)
+    monkeypatch.setattr(loop, "train_epochs", spy)
+    cfg = _cfg(round_training="paper", shuffle=False, shuffle_rounds=True)
+    base_dir = tmp_path / "base"
+    train_baseline(cfg, ds, 0, base_dir, "cpu")
+    base_scale = torch.load(base_dir / "checkpoint.pt", weights_only=True)["scaler"]["scale"]
+    run_loop(cfg, ds, "margin", 0, tmp_path / "p", "cpu", base_dir)
+    assert len(used) == 4 and used[0][2] is False and all(u[2] is True for u in used[1:])
+    # round 0 starts from the scale the baseline ended with (not a fresh 2**k), and every later round
+    # trains with that same scaler object
+    assert used[1][1] == base_scale and used[1][0] is not used[0][0]
+    assert used[2][0] is used[1][0] and used[3][0] is used[1][0]
+    for r in range(3):
+        ck = torch.load(tmp_path / "p" / f"round_{r:02d}" / "checkpoint.pt", weights_only=True)
+        assert ck["scaler"]["scale"] > 0
+
+
+def test_paper_resume_restores_the_scaler(ds, tmp_path, monkeypatch):
+    made = []
+    _cpu_scalers(monkeypatch, made)
+    cfg = _cfg(round_training="paper")
+    base_dir = tmp_path / "base"
+    train_baseline(cfg, ds, 0, base_dir, "cpu")
+    out = tmp_path / "p"
+    run_loop(cfg, ds, "margin", 0, out, "cpu", base_dir)
+    saved = torch.load(out / "round_01" / "checkpoint.pt", weights_only=True)["scaler"]
+    import shutil
+    shutil.rmtree(out / "round_02")
+    seen = []
+    real = loop.train_epochs
+    monkeypatch.setattr(loop, "train_epochs",
+                        lambda *a, **k: (seen.append(k["scaler"].get_scale()), real(*a, **k))[1])
+    run_loop(cfg, ds, "margin", 0, out, "cpu", base_dir)
+    assert seen == [saved["scale"]]
+
+
+def test_scratch_and_warm_rounds_get_fresh_scalers(ds, baseline, tmp_path, monkeypatch):
+    base_dir, _ = baseline
+    for mode in ("scratch", "warm"):
+        made = []
+        _cpu_scalers(monkeypatch, made)
+        run_loop(_cfg(round_training=mode), ds, "margin", 0, tmp_path / mode, "cpu", base_dir)
+        assert len(made) == 3 and len({id(s) for s in made}) == 3, mode
+
+
+def test_shuffle_rounds_unset_follows_shuffle():
+    assert loop.rounds_shuffle(_cfg(shuffle=False)) is False
+    assert loop.rounds_shuffle(_cfg(shuffle=False, shuffle_rounds=True)) is True
+    assert loop.rounds_shuffle(_cfg(shuffle=True, shuffle_rounds=False)) is False
+    fp = loop.fingerprint(_cfg(shuffle=True), loop.LOOP_FIELDS)
+    assert fp["shuffle_rounds"] is True
+
+
+def test_check_resumable_is_read_only_and_names_the_file(ds, baseline, tmp_path):
+    base_dir, _ = baseline
+    out = tmp_path / "l"
+    run_loop(_cfg(), ds, "margin", 0, out, "cpu", base_dir)
+    loop.check_resumable(_cfg(), base_dir, {"margin": out}, 0)  # same settings: fine
+    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    with pytest.raises(CheckpointError, match=r"round_00[/\\]round\.json.*lr"):
+        loop.check_resumable(_cfg(lr=0.5), tmp_path / "nobase", {"margin": out}, 0)
+    with pytest.raises(CheckpointError, match=r"result\.json.*epochs"):
+        loop.check_resumable(_cfg(epochs=2), base_dir, {}, 0)
+    (out / "round_01" / "round.json").unlink()  # a finished round 2 after a gap
+    with pytest.raises(loop.RunDirError, match="round_02"):
+        loop.check_resumable(_cfg(), base_dir, {"margin": out}, 0)
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == {
+        p: b for p, b in before.items() if p.name != "round.json" or p.parent.name != "round_01"}

@@ -212,3 +212,39 @@ def test_accuracy_hand_worked():
     assert accuracy(probs, y) == 0.75
     with pytest.raises(ValueError):
         accuracy(probs, y[:3])
+
+
+def test_scaler_state_round_trips_through_a_checkpoint(ds, tmp_path):
+    from superlens.active.loop import load_checkpoint, save_checkpoint
+    from superlens.active.train import make_scaler
+
+    assert not make_scaler("cpu", _cfg(amp=True)).is_enabled()  # mixed precision is CUDA-only
+    model = _model(ds)
+    opt = make_optimizer(model, _cfg())
+    s1 = torch.amp.GradScaler("cpu", init_scale=512.0, growth_interval=7, enabled=True)
+    save_checkpoint(tmp_path / "ck.pt", model, opt, {"a": 1}, s1)
+    s2 = torch.amp.GradScaler("cpu", enabled=True)
+    assert s2.get_scale() != 512.0
+    load_checkpoint(tmp_path / "ck.pt", _model(ds, seed=1), None, {"a": 1}, s2)
+    assert s2.get_scale() == 512.0 and s2.get_growth_interval() == 7
+    # a disabled scaler saves {}: loading it (e.g. a CPU checkpoint resumed on CUDA) keeps a fresh scale
+    save_checkpoint(tmp_path / "cpu.pt", model, opt, {"a": 1}, make_scaler("cpu", _cfg()))
+    assert torch.load(tmp_path / "cpu.pt", weights_only=True)["scaler"] == {}
+    s3 = torch.amp.GradScaler("cpu", enabled=True)
+    load_checkpoint(tmp_path / "cpu.pt", _model(ds), None, {"a": 1}, s3)
+    assert s3.get_scale() == 65536.0
+
+
+def test_train_epochs_uses_the_given_scaler_and_shuffle(ds):
+    cfg = _cfg(shuffle=True)
+    s = torch.amp.GradScaler("cpu", init_scale=4.0, enabled=True)
+    a, b = _model(ds), _model(ds)
+    train_epochs(a, make_optimizer(a, cfg), ds.train_x[:64], ds.train_y[:64], cfg=cfg, norm=_norm(ds),
+                 device="cpu", generator=generator(0), shuffle=False, scaler=s)
+    assert s._scale is not None  # this scaler stepped the optimizer
+    cfg0 = _cfg(shuffle=False)
+    train_epochs(b, make_optimizer(b, cfg0), ds.train_x[:64], ds.train_y[:64], cfg=cfg0, norm=_norm(ds),
+                 device="cpu", generator=generator(0))
+    # shuffle=False overrides cfg.shuffle: the same updates as an unshuffled config (scale 4 is exact)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.allclose(pa, pb, atol=1e-5)

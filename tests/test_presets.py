@@ -77,3 +77,65 @@ def test_sound_tiny_imagenet_preset(tmp_path):
                  "--quiet"]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert set(m) == {"baseline", "entropy"}
+
+
+def test_paper_tiny_imagenet_protocol(resnet_weights, tmp_path, monkeypatch):
+    """The paper-tiny-imagenet preset end to end on a generated tiny-imagenet-200/ folder: resize to
+    the configured side (the preset's 224; 32 here, through a config file, to stay fast), ImageNet
+    normalisation, and the paper protocol's flags."""
+    import superlens.active.data as data
+    import superlens.active.loop as loop
+    import superlens.active.train as train
+
+    assert PRESETS["paper-tiny-imagenet"]["image_size"] == 224
+    x = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    assert data.normalize_batch(x, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
+                                image_size=224).shape == (2, 3, 224, 224)
+
+    write_tiny(tmp_path, per_class=30, val_per_class=10)  # 3 classes: 90 train, 30 test
+    seen, shuffles = [], []
+    real_norm, real_train = data.normalize_batch, loop.train_epochs
+
+    def norm_spy(x, mean, std, image_size=None):
+        out = real_norm(x, mean, std, image_size=image_size)
+        seen.append((tuple(out.shape[-2:]), mean, std, x.float().mean((0, 2, 3)) / 255,
+                     out.mean((0, 2, 3))))
+        return out
+
+    def train_spy(*a, **k):
+        shuffles.append(k["shuffle"])
+        return real_train(*a, **k)
+    monkeypatch.setattr(data, "normalize_batch", norm_spy)
+    monkeypatch.setattr(train, "normalize_batch", norm_spy)
+    monkeypatch.setattr(loop, "train_epochs", train_spy)
+    (tmp_path / "small.toml").write_text("image_size = 32\n")
+    out = tmp_path / "paper-tin"
+    assert main(["active", "--preset", "paper-tiny-imagenet", "--config", str(tmp_path / "small.toml"),
+                 "--data-dir", str(tmp_path), "--weights-path", str(resnet_weights), "--out", str(out),
+                 "--epochs", "1", "--batch-size", "16", "--initial-pool", "30", "--rounds", "1",
+                 "--query-size", "15", "--quiet"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["image_size"] == 32 and cfg["preset"] == "paper-tiny-imagenet"
+    for k in ("pretrained", "amp", "paper_features", "shuffle_rounds"):
+        assert cfg[k] is True, k
+    assert cfg["shuffle"] is False and cfg["augment"] is False and cfg["normalize"] == "imagenet"
+    assert cfg["round_training"] == "paper" and cfg["model"] == "resnet18"
+    # every batch the model saw: 32 x 32 (from 64 x 64), ImageNet statistics
+    imagenet = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    assert seen and all(s[0] == (32, 32) for s in seen)
+    assert all(tuple(map(float, s[1])) == imagenet[0] and tuple(map(float, s[2])) == imagenet[1]
+               for s in seen)
+    m_in, m_out = seen[0][3], seen[0][4]  # a resize keeps the channel means: out = (in - mean) / std
+    assert torch.allclose(m_out, (m_in - torch.tensor(imagenet[0])) / torch.tensor(imagenet[1]),
+                          atol=0.05)
+    # the baseline trains unshuffled, the active-learning rounds shuffled
+    assert shuffles == [False, True, True]
+    meta = json.loads((out / "meta.json").read_text())
+    assert "paper's code" in meta["protocol"] and meta["n_train"] == 90 and meta["n_test"] == 30
+    assert "Baseline training batches unshuffled; active-learning rounds' training batches shuffled" \
+        in meta["protocol"]
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m) == {"baseline", "least-confidence"}
+    assert [r["labelled"] for r in m["least-confidence"]["rounds"]] == [30, 45]
+    meas = json.loads((out / "measures" / "least-confidence_seed0.json").read_text())["measures"]
+    assert "twice" in meas["cos_features"]

@@ -3,26 +3,56 @@ from __future__ import annotations
 
 import json
 import os
+import contextlib
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from superlens.errors import RunDirError
 
 
+RUN_MARKERS = ("config.json", "meta.json")
+
+
+def check_resume_dir(out: str | Path, kind: str | None = None) -> bool:
+    """Read-only check of a ``--resume`` target. False: ``out`` is missing or empty (nothing to
+    resume); True: it is a superlens run directory (config.json and meta.json, of ``kind`` when
+    given). Anything else non-empty is refused with a RunDirError naming the path."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"run directory {out}: exists and is not a directory")
+    if not out.exists() or not any(out.iterdir()):
+        return False
+    for name in RUN_MARKERS:
+        if not (out / name).is_file():
+            raise RunDirError(f"run directory {out}: not a superlens run directory (no {name}); "
+                              "refusing to resume into it")
+    if kind is not None:
+        meta = read_json(out / "meta.json")
+        got = meta.get("kind") if isinstance(meta, dict) else None
+        if got != kind:
+            raise RunDirError(f"run directory {out}: meta.json says kind {got!r}, not {kind!r}; "
+                              "refusing to resume into it")
+    return True
+
+
 def prepare_run_dir(out: str | Path, force: bool = False, resume: bool = False) -> Path:
-    """Create ``out``; refuse a non-empty one unless ``force`` (wipe) or ``resume`` (keep)."""
+    """Create ``out``; refuse a non-empty one unless ``force`` (wipe) or ``resume`` (keep; it must
+    then be a superlens run directory, see check_resume_dir)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunDirError(f"run directory {out}: exists and is not a directory")
     if out.exists() and any(out.iterdir()):
         if resume:
+            check_resume_dir(out)
             return out
         if not force:
             raise RunDirError(f"run directory {out}: exists and is not empty (use --force to overwrite"
@@ -49,18 +79,48 @@ class StagedRunDir:
         self.tmp = self.out.parent / f".{self.out.name}.partial"
 
     def __enter__(self) -> Path:
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp)
-        self.tmp.mkdir(parents=True)
+        # SIGTERM (kill, a scheduler's stop) unwinds like Ctrl-C, so __exit__ removes the staging
+        # folder; the previous handler is back once the block ends
+        self._sigterm = sigterm_as_interrupt()
+        self._sigterm.__enter__()
+        try:
+            if self.tmp.exists():
+                shutil.rmtree(self.tmp)
+            self.tmp.mkdir(parents=True)
+        except BaseException:
+            self._sigterm.__exit__(None, None, None)
+            raise
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        if self.out.exists():
-            shutil.rmtree(self.out) if self.out.is_dir() else self.out.unlink()
-        os.replace(self.tmp, self.out)
+        try:
+            if exc_type is not None:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                return
+            if self.out.exists():
+                shutil.rmtree(self.out) if self.out.is_dir() else self.out.unlink()
+            os.replace(self.tmp, self.out)
+        finally:
+            self._sigterm.__exit__(None, None, None)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt (so cleanup runs as after Ctrl-C); the
+    previous handler is restored afterwards. A no-op outside the main thread (where Python cannot
+    install signal handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def check_run_dir(out: Path, force: bool) -> None:
@@ -78,6 +138,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            # mkstemp makes 0600; a plain open() would give 0666 minus the umask (0644 by default)
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -85,6 +147,20 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows (os.umask can only set it)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -41,7 +41,8 @@ from tqdm.auto import tqdm
 from superlens.active import strategies as S
 from superlens.active.data import ImageDataset, _one_line, resolve_normalization
 from superlens.active.models import build_model, default_feature_layer
-from superlens.active.train import accuracy, make_optimizer, mc_dropout_probs, predict, train_epochs
+from superlens.active.train import (accuracy, load_scaler_state, make_optimizer, make_scaler,
+                                    mc_dropout_probs, predict, scaler_state, train_epochs)
 from superlens.device import generator
 from superlens.errors import CheckpointError, ConfigError, RunDirError
 from superlens.runs import atomic_save_torch, read_json, write_json
@@ -52,7 +53,7 @@ from superlens.runs import atomic_save_torch, read_json, write_json
 TRAINING_FIELDS = ("dataset", "test_fraction", "image_size", "model", "pretrained", "dropout",
                    "optimizer", "lr", "momentum", "weight_decay", "epochs", "batch_size", "augment",
                    "amp", "shuffle", "normalize")
-LOOP_FIELDS = TRAINING_FIELDS + ("initial_pool", "rounds", "query_size", "round_training",
+LOOP_FIELDS = TRAINING_FIELDS + ("shuffle_rounds", "initial_pool", "rounds", "query_size", "round_training",
                                  "bald_samples")
 ROUND_MARKER = "round.json"
 BASELINE_MARKER = "result.json"
@@ -72,8 +73,17 @@ def fingerprint(cfg: Any, fields: tuple[str, ...], **extra: Any) -> dict:
     """The config values that define a training, plus run identity (seed, strategy)."""
     fp = {f: getattr(cfg, f, None) for f in fields}
     fp["dropout"] = getattr(cfg, "dropout", 0.0)
+    if "shuffle_rounds" in fields:  # the value the rounds train with (unset means: as shuffle)
+        fp["shuffle_rounds"] = rounds_shuffle(cfg)
     fp.update(extra)
     return fp
+
+
+def rounds_shuffle(cfg: Any) -> bool:
+    """Whether the active-learning rounds shuffle their training batches: cfg.shuffle_rounds, or
+    cfg.shuffle when that is unset (the baseline always follows cfg.shuffle)."""
+    v = getattr(cfg, "shuffle_rounds", None)
+    return bool(cfg.shuffle if v is None else v)
 
 
 def _check_fingerprint(stored: Any, expected: dict, path: Path) -> None:
@@ -97,14 +107,17 @@ def _load(path: Path, what: str = "checkpoint") -> Any:
                               "redo that step") from None
 
 
-def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, fp: dict) -> None:
+def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, fp: dict,
+                    scaler: torch.amp.GradScaler | None = None) -> None:
+    """Model, optimizer and the optimizer's GradScaler state ({} when disabled), with ``fp``."""
     atomic_save_torch(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "fingerprint": fp})
+                             "scaler": scaler_state(scaler), "fingerprint": fp})
 
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None,
-                    fp: dict) -> None:
-    """Load model (and optimizer) state from ``path`` after checking its fingerprint against ``fp``."""
+                    fp: dict, scaler: torch.amp.GradScaler | None = None) -> None:
+    """Load model (and optimizer, and its GradScaler) state from ``path`` after checking its
+    fingerprint against ``fp``. A checkpoint without scaler state leaves ``scaler`` fresh."""
     ck = _load(path)
     if not isinstance(ck, dict) or "model" not in ck or "optimizer" not in ck:
         raise CheckpointError(f"checkpoint {path}: not a superlens checkpoint (expected model, optimizer "
@@ -114,7 +127,9 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
         model.load_state_dict(ck["model"])
         if optimizer is not None:
             optimizer.load_state_dict(ck["optimizer"])
-    except (RuntimeError, ValueError, KeyError) as e:
+        if scaler is not None:
+            load_scaler_state(scaler, ck.get("scaler"))
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise CheckpointError(f"checkpoint {path}: does not fit the model ({_one_line(e)[:200]})") from None
 
 
@@ -201,11 +216,12 @@ def train_baseline(cfg: Any, ds: ImageDataset, seed: int, out_dir: Path, device:
     norm = resolve_normalization(cfg.normalize, ds)
     model = _new_model(cfg, ds, derive_seed(seed, "baseline-init"), device)
     opt = make_optimizer(model, cfg)
+    scaler = make_scaler(device, cfg)
     fit = train_epochs(model, opt, ds.train_x, ds.train_y, cfg=cfg, norm=norm, device=device,
                        generator=generator(derive_seed(seed, "baseline-train")),
-                       desc=f"baseline seed {seed}")
+                       desc=f"baseline seed {seed}", shuffle=cfg.shuffle, scaler=scaler)
     acc, probs, feats = _evaluate(cfg, model, ds.test_x, ds.test_y, norm, device)
-    save_checkpoint(out_dir / "checkpoint.pt", model, opt, fp)
+    save_checkpoint(out_dir / "checkpoint.pt", model, opt, fp, scaler)
     atomic_save_torch(out_dir / "test_probs.pt", probs)
     atomic_save_torch(out_dir / "test_features.pt", feats)
     done = {"accuracy": acc, "seconds": time.perf_counter() - t0, "train_loss": fit["loss"],
@@ -260,6 +276,31 @@ def _discard_unfinished(out_dir: Path, done: int) -> None:
         shutil.rmtree(d)
 
 
+def check_resumable(cfg: Any, baseline_dir: Path, loop_dirs: dict[str, Path], seed: int) -> None:
+    """Read-only: every finished baseline / round already under these folders was made with these
+    settings, and no loop folder holds a finished round after a gap. Raises CheckpointError or
+    RunDirError (one line naming the file) before a resumed run writes anything."""
+    marker = Path(baseline_dir) / BASELINE_MARKER
+    if marker.exists():
+        _check_fingerprint(_read_marker(marker).get("fingerprint"),
+                           fingerprint(cfg, TRAINING_FIELDS, seed=seed, kind="baseline"), marker)
+    for strategy, out_dir in loop_dirs.items():
+        out_dir = Path(out_dir)
+        done = _finished_rounds(out_dir)
+        fp = fingerprint(cfg, LOOP_FIELDS, seed=seed, strategy=strategy, kind="loop")
+        for r in range(done):
+            m = _round_dir(out_dir, r) / ROUND_MARKER
+            _check_fingerprint(_read_marker(m).get("fingerprint"), fp, m)
+        for d in sorted(out_dir.glob("round_*")) if out_dir.is_dir() else []:
+            try:
+                r = int(d.name.split("_", 1)[1])
+            except ValueError:
+                continue
+            if r >= done and (d / ROUND_MARKER).exists():
+                raise RunDirError(f"{d}: a finished round after an unfinished one (round {done}); "
+                                  "this folder was not written by one run; use a new run directory")
+
+
 def _check_strategy(cfg: Any, name: str) -> S.Strategy:
     """The registered strategy ``name``, refused when it needs MC dropout of a model without dropout."""
     strat = S.get_strategy(name)
@@ -308,6 +349,7 @@ def run_loop(cfg: Any, ds: ImageDataset, strategy: str, seed: int, out_dir: Path
 
     model: nn.Module | None = None
     opt: torch.optim.Optimizer | None = None
+    scaler: torch.amp.GradScaler | None = None  # kept with opt while opt is continued (paper)
     if done == 0:
         perm = torch.randperm(n_train, generator=generator(derive_seed(seed, "initial-pool")))
         labelled = perm[:cfg.initial_pool].clone()
@@ -318,7 +360,8 @@ def run_loop(cfg: Any, ds: ImageDataset, strategy: str, seed: int, out_dir: Path
         if cfg.round_training in ("warm", "paper") and done <= cfg.rounds:
             model = _new_model(cfg, ds, derive_seed(seed, "init", 0), device, state_follows=True)
             opt = make_optimizer(model, cfg) if cfg.round_training == "paper" else None
-            load_checkpoint(prev / "checkpoint.pt", model, opt, fp)
+            scaler = make_scaler(device, cfg) if cfg.round_training == "paper" else None
+            load_checkpoint(prev / "checkpoint.pt", model, opt, fp, scaler)
         _say(f"{tag} resuming after round {done - 1}")
 
     for r in range(done, cfg.rounds + 1):
@@ -328,16 +371,20 @@ def run_loop(cfg: Any, ds: ImageDataset, strategy: str, seed: int, out_dir: Path
         if cfg.round_training == "scratch" or (cfg.round_training == "warm" and r == 0):
             model = _new_model(cfg, ds, derive_seed(seed, "init", r), device)
             opt = make_optimizer(model, cfg)
+            scaler = make_scaler(device, cfg)
         elif cfg.round_training == "warm":
             opt = make_optimizer(model, cfg)
-        elif r == 0:  # paper: the baseline's model and optimizer, as they were after its training
+            scaler = make_scaler(device, cfg)
+        elif r == 0:  # paper: the baseline's model, optimizer and scaler, as after its training
             model = _new_model(cfg, ds, derive_seed(seed, "init", 0), device, state_follows=True)
             opt = make_optimizer(model, cfg)
-            load_checkpoint(base_ck, model, opt, base_fp)
-        # paper, r > 0: keep model and opt
+            scaler = make_scaler(device, cfg)
+            load_checkpoint(base_ck, model, opt, base_fp, scaler)
+        # paper, r > 0: keep model, opt and scaler
         fit = train_epochs(model, opt, x_train[labelled.to(device)], ds.train_y[labelled], cfg=cfg,
                            norm=norm, device=device, generator=generator(derive_seed(seed, "train", r)),
-                           desc=f"{strategy} seed {seed} round {r}")
+                           desc=f"{strategy} seed {seed} round {r}", shuffle=rounds_shuffle(cfg),
+                           scaler=scaler)
         acc, probs, feats = _evaluate(cfg, model, x_test, ds.test_y, norm, device)
 
         # --- query
@@ -367,7 +414,7 @@ def run_loop(cfg: Any, ds: ImageDataset, strategy: str, seed: int, out_dir: Path
                                               "scores": scores})
         atomic_save_torch(rdir / "test_probs.pt", probs)
         atomic_save_torch(rdir / "test_features.pt", feats)
-        save_checkpoint(rdir / "checkpoint.pt", model, opt, fp)
+        save_checkpoint(rdir / "checkpoint.pt", model, opt, fp, scaler)
         info = {"round": r, "labelled": int(labelled.numel()), "accuracy": acc,
                 "queried_per_class": per_class if r < cfg.rounds else None,
                 "seconds": time.perf_counter() - t0, "train_seconds": fit["seconds"],
@@ -417,5 +464,5 @@ def _collect(out_dir: Path, cfg: Any, strategy: str, seed: int) -> dict:
             "labelled_indices": st["labelled"], "strategy": strategy, "seed": seed, "out_dir": out_dir}
 
 
-__all__ = ["validate_plan", "train_baseline", "run_loop", "derive_seed", "fingerprint",
+__all__ = ["validate_plan", "check_resumable", "rounds_shuffle", "train_baseline", "run_loop", "derive_seed", "fingerprint",
            "save_checkpoint", "load_checkpoint", "TRAINING_FIELDS", "LOOP_FIELDS"]

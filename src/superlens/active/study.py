@@ -16,14 +16,16 @@ import torch
 from superlens.active.presets import preset, protocol_statement
 from superlens.config import ActiveConfig, load_toml
 from superlens.device import choose_threads, pick_device, set_threads
-from superlens.errors import ConfigError
-from superlens.runs import base_meta, prepare_run_dir, read_json, write_json
+from superlens.errors import CheckpointError, ConfigError, RunDirError
+from superlens.runs import (base_meta, check_resume_dir, prepare_run_dir, read_json,
+                            sigterm_as_interrupt, write_json)
 
 MEASURE_KEYS = ["accuracy", "cos_mean", "cos_std", "silhouette_tsne", "davies_bouldin_tsne",
                 "silhouette_raw", "davies_bouldin_raw", "effective_rank", "participation_ratio",
                 "neuron_abs_cos_mean", "selectivity_mean"]
-# fields that may differ on --resume without changing any result
-RESUME_FREE = {"device", "threads", "progress"}
+# fields that may differ on --resume without changing any result (the paths, like the loop's
+# fingerprints, may move between machines)
+RESUME_FREE = {"device", "threads", "progress", "data_dir", "weights_path", "download"}
 
 
 def config_from_cli(preset_name: str | None, config_file: str | None,
@@ -41,6 +43,8 @@ def config_from_cli(preset_name: str | None, config_file: str | None,
 
 def _check_resume_config(out: Path, cfg: ActiveConfig) -> None:
     stored = read_json(out / "config.json")
+    if not isinstance(stored, dict):
+        raise RunDirError(f"{out / 'config.json'}: not a superlens config (expected a JSON object)")
     now = cfg.model_dump(mode="json")
     diff = [k for k in sorted(set(stored) | set(now))
             if k not in RESUME_FREE and stored.get(k) != now.get(k)]
@@ -56,9 +60,13 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
     from superlens.active.data import load_dataset
     from superlens.active.loop import run_loop, train_baseline, validate_plan
 
+    from superlens.active.loop import check_resumable
+
     t_start = time.perf_counter()
     device = pick_device(cfg.device)
     out = Path(out)
+    # a --resume target must be empty/missing or a superlens active run; refuse anything else early
+    resuming = check_resume_dir(out, kind="active") if resume else False
     # everything that can be wrong with the input is checked before the run directory is touched
     ds = load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download, seed=cfg.seed,
                       test_fraction=cfg.test_fraction)
@@ -67,25 +75,38 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
     threads = set_threads(choose_threads(cfg.threads, cfg.batch_size * 64 * side * side))
     validate_plan(cfg, int(ds.train_y.shape[0]))
     _preflight_model(cfg, ds)
-    if resume and (out / "config.json").exists():
-        _check_resume_config(out, cfg)
-    out = prepare_run_dir(out, force=force, resume=resume)
     seeds = [cfg.seed + i for i in range(cfg.seeds)]
-    meta = base_meta(str(device), threads, seeds, argv)
-    meta.update(kind="active", protocol=protocol_statement(cfg), dataset=ds.name,
-                n_train=int(ds.train_y.shape[0]), n_test=int(ds.test_y.shape[0]),
-                class_names=list(ds.class_names))
-    write_json(out / "config.json", cfg.model_dump(mode="json"))
+    if resuming:
+        # every check of what is already there comes before the first write: a refused resume
+        # leaves the run directory byte for byte as it was
+        _check_resume_config(out, cfg)
+        for seed in seeds:
+            check_resumable(cfg, out / "baseline" / f"seed{seed}",
+                            {n: out / "al" / n / f"seed{seed}" for n in cfg.strategies}, seed)
+        meta = read_json(out / "meta.json")
+    out = prepare_run_dir(out, force=force, resume=resume)
+    if resuming:  # the original meta stays; this session is recorded beside it
+        prev = meta.get("resumed_at", [])
+        meta["resumed_at"] = [*(prev if isinstance(prev, list) else [prev]),
+                              time.strftime("%Y-%m-%dT%H:%M:%S%z")]
+        meta["status"] = "running"
+    else:
+        meta = base_meta(str(device), threads, seeds, argv)
+        meta.update(kind="active", protocol=protocol_statement(cfg), dataset=ds.name,
+                    n_train=int(ds.train_y.shape[0]), n_test=int(ds.test_y.shape[0]),
+                    class_names=list(ds.class_names))
+        write_json(out / "config.json", cfg.model_dump(mode="json"))
     write_json(out / "meta.json", meta)
 
-    for seed in seeds:
-        base_dir = out / "baseline" / f"seed{seed}"
-        base = train_baseline(cfg, ds, seed, base_dir, device)
-        _measure(cfg, ds, base_dir, base, "baseline", seed, out)
-        for name in cfg.strategies:
-            al_dir = out / "al" / name / f"seed{seed}"
-            res = run_loop(cfg, ds, name, seed, al_dir, device, base_dir)
-            _measure(cfg, ds, al_dir, res, name, seed, out)
+    with sigterm_as_interrupt():  # a SIGTERM stops like Ctrl-C; finished steps stay resumable
+        for seed in seeds:
+            base_dir = out / "baseline" / f"seed{seed}"
+            base = train_baseline(cfg, ds, seed, base_dir, device)
+            _measure(cfg, ds, base_dir, base, "baseline", seed, out)
+            for name in cfg.strategies:
+                al_dir = out / "al" / name / f"seed{seed}"
+                res = run_loop(cfg, ds, name, seed, al_dir, device, base_dir)
+                _measure(cfg, ds, al_dir, res, name, seed, out)
     metrics = aggregate(out, cfg, seeds)
     write_json(out / "metrics.json", metrics)
     meta.update(status="complete", wall_seconds=time.perf_counter() - t_start)
@@ -112,11 +133,19 @@ def _preflight_model(cfg: ActiveConfig, ds) -> None:
 def paper_quirk_features(cfg: ActiveConfig, ds, checkpoint: Path, device: torch.device) -> torch.Tensor:
     """Test-set features as the paper's notebook extracted them (the last residual block applied
     twice, then pooled), from a saved checkpoint. [M, 512] float32 on the CPU."""
-    from superlens.active.data import normalize_batch, resolve_normalization
+    from superlens.active.data import _one_line, normalize_batch, resolve_normalization
+    from superlens.active.loop import _load
     from superlens.active.models import build_model, paper_double_block_features
 
     model = build_model(cfg.model, len(ds.class_names), ds.in_channels, dropout=cfg.dropout)
-    model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
+    ck = _load(Path(checkpoint))  # missing / truncated / foreign -> one CheckpointError line
+    if not isinstance(ck, dict) or not isinstance(ck.get("model"), dict):
+        raise CheckpointError(f"checkpoint {checkpoint}: not a superlens checkpoint (no model entry)")
+    try:
+        model.load_state_dict(ck["model"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"checkpoint {checkpoint}: does not fit the model "
+                              f"({_one_line(e)[:200]})") from None
     model.to(device).eval()
     norm = resolve_normalization(cfg.normalize, ds)
     mean, std = norm if norm is not None else (None, None)
@@ -198,9 +227,14 @@ def _rounds_mean(per_seed: list[dict]) -> list[dict]:
         acc = np.asarray([x["accuracy"] for x in rs], dtype=float)
         entry = {"round": r, "labelled": rs[0]["labelled"], "accuracy": float(acc.mean()),
                  "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0}
+        # per-class counts of this round's queries: integer sums over the seeds, and their mean per
+        # seed (like accuracy); null for a round that queried nothing (the last one)
         qs = [x.get("queried_per_class") for x in rs]
-        if all(q is not None for q in qs):
-            entry["queried_per_class"] = np.sum(np.asarray(qs, dtype=float), axis=0).tolist()
+        total = (np.sum(np.asarray(qs, dtype=np.int64), axis=0)
+                 if qs and all(q is not None for q in qs) else None)
+        entry["seeds"] = len(rs)
+        entry["queried_per_class_sum"] = None if total is None else [int(v) for v in total]
+        entry["queried_per_class"] = None if total is None else (total / len(rs)).tolist()
         out.append(entry)
     return out
 

@@ -52,6 +52,24 @@ def _autocast(device: torch.device, enabled: bool):
     return torch.autocast(device_type=device.type, dtype=torch.float16)
 
 
+def make_scaler(device: torch.device | str, cfg: Any) -> torch.amp.GradScaler:
+    """The GradScaler of one optimizer: enabled on CUDA when cfg.amp, a no-op elsewhere. Keep it with
+    its optimizer (and in its checkpoint) for as long as the optimizer is continued."""
+    device = torch.device(device)
+    return torch.amp.GradScaler(device.type, enabled=_amp(device, cfg.amp))
+
+
+def scaler_state(scaler: torch.amp.GradScaler | None) -> dict:
+    """The scaler's state_dict ({} for a disabled one)."""
+    return scaler.state_dict() if scaler is not None else {}
+
+
+def load_scaler_state(scaler: torch.amp.GradScaler, state: dict | None) -> None:
+    """Restore a saved scale; an empty state (saved disabled, e.g. on the CPU) leaves a fresh scale."""
+    if state and scaler.is_enabled():
+        scaler.load_state_dict(state)
+
+
 def crop_padding(image_size: int) -> int:
     """Padding of the random crop: 4 px for images of 32 px and up (the CIFAR recipe), else 1 px."""
     return 4 if image_size >= 32 else 1
@@ -92,14 +110,17 @@ def _epoch_draws(n: int, g: torch.Generator, shuffle: bool, augment: bool, pad: 
 
 def train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, x_uint8: Tensor, y: Tensor, *,
                  cfg: Any, norm: Norm, device: torch.device | str, generator: torch.Generator,
-                 epochs: int | None = None, desc: str = "") -> dict:
+                 epochs: int | None = None, desc: str = "", shuffle: bool | None = None,
+                 scaler: torch.amp.GradScaler | None = None) -> dict:
     """Train ``model`` in place with cross-entropy for ``epochs`` (default cfg.epochs) epochs.
 
     x_uint8: [N, C, H, W] uint8, moved to ``device`` once (a no-op when it is there already);
-    y: [N] int64. Per epoch: a permutation from ``generator`` when cfg.shuffle (else the given order),
+    y: [N] int64. Per epoch: a permutation from ``generator`` when ``shuffle`` (default cfg.shuffle;
+    else the given order),
     batches of cfg.batch_size (the last one partial; a trailing batch of one sample is skipped since
     BatchNorm cannot train on it), crop+flip when cfg.augment, float16 autocast + GradScaler on CUDA
-    when cfg.amp. Returns {"loss": mean loss of the last epoch, "epoch_losses": [...], "seconds"}.
+    when cfg.amp. ``scaler``: the GradScaler kept with ``optimizer`` (make_scaler) when the optimizer is
+    continued across calls; None makes a fresh one. Returns {"loss": mean loss of the last epoch, "epoch_losses": [...], "seconds"}.
     """
     device = torch.device(device)
     n = int(x_uint8.shape[0])
@@ -116,7 +137,9 @@ def train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, x_uint8: Te
     if n > 1 and n % bs == 1:
         n_batches -= 1
     amp = _amp(device, cfg.amp)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    if scaler is None:
+        scaler = make_scaler(device, cfg)
+    shuffle = cfg.shuffle if shuffle is None else bool(shuffle)
     pad = crop_padding(int(x.shape[-1]))
     model.train()
     t0 = time.perf_counter()
@@ -131,7 +154,7 @@ def train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, x_uint8: Te
         with _forked_rng(device):
             torch.manual_seed(module_seed)
             for epoch in range(epochs):
-                order, aug = _epoch_draws(n, generator, cfg.shuffle, cfg.augment, pad, device)
+                order, aug = _epoch_draws(n, generator, shuffle, cfg.augment, pad, device)
                 total = torch.zeros((), device=device)
                 seen = 0
                 for bi in range(n_batches):
@@ -281,5 +304,5 @@ def accuracy(probs: Tensor, y: Tensor) -> float:
     return float((probs.argmax(dim=1).cpu() == y.cpu()).double().mean())
 
 
-__all__ = ["make_optimizer", "train_epochs", "predict", "mc_dropout_probs", "accuracy", "augment_batch",
+__all__ = ["make_optimizer", "make_scaler", "scaler_state", "load_scaler_state", "train_epochs", "predict", "mc_dropout_probs", "accuracy", "augment_batch",
            "crop_padding"]

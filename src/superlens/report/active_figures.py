@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from superlens.report.active_report import (MANY_CLASSES, TOP_K, class_name, round_counts,
+                                            top_k_with_other)
 from superlens.report.plotting import plt, save
 
 
@@ -85,29 +87,44 @@ def make_active_figures(out: Path, config: dict, meta: dict, metrics: dict,
     figs.append((save(fig, fig_dir / "accuracy_per_round.png"),
                  "Test accuracy after each round's training against the number of labelled samples."))
 
-    # 4. per-class counts of what was queried, per round
+    # 4. per-class counts of what was queried, per round (many classes: the TOP_K most queried + other)
     strategies = config["strategies"]
     fig, axes = plt.subplots(1, len(strategies), figsize=(4.2 * len(strategies), 3.8), squeeze=False)
+    many = False
     for ax, n in zip(axes[0], strategies):
-        r = [e for e in metrics[n]["rounds"] if e.get("queried_per_class")]
+        r = [(e["round"], round_counts(e)) for e in metrics[n]["rounds"]]
+        r = [(i, q) for i, q in r if q is not None]
         if not r:
             ax.axis("off")
             continue
-        q = np.array([e["queried_per_class"] for e in r])  # [rounds, classes], summed over seeds
+        x = [i for i, _ in r]
+        q = np.array([c for _, c in r], dtype=np.int64)  # [rounds, classes], summed over seeds
+        many = many or q.shape[1] > MANY_CLASSES
+        if q.shape[1] > MANY_CLASSES:
+            shown, _ = top_k_with_other(q.sum(0).tolist())
+            stack = [(q[:, c], class_name(classes, c), plt.get_cmap("tab10")(k % 10))
+                     for k, c in enumerate(shown)]
+            rest = q.sum(1) - (q[:, shown].sum(1) if shown else 0)
+            stack.append((rest, "other", "0.75"))
+        else:
+            stack = [(q[:, c], class_name(classes, c), plt.get_cmap("tab20")(c % 20))
+                     for c in range(q.shape[1])]
         bottom = np.zeros(len(r))
-        for c in range(q.shape[1]):
-            ax.bar(range(len(r)), q[:, c], bottom=bottom, color=plt.get_cmap("tab20")(c % 20),
-                   label=classes[c] if c < len(classes) and len(classes) <= 20 else None)
-            bottom += q[:, c]
+        for vals, label, color in stack:
+            ax.bar(x, vals, bottom=bottom, color=color, label=label)
+            bottom += vals
         top = int(np.argmax(q.sum(0)))
-        ax.set_title(f"{n}: most queried = {classes[top] if top < len(classes) else top}", fontsize=9)
+        ax.set_title(f"{n}: most queried = {class_name(classes, top)}", fontsize=9)
         ax.set_xlabel("round")
+        ax.set_xticks(x)
+        if q.shape[1] > MANY_CLASSES or ax is axes[0][-1]:
+            ax.legend(fontsize=6, loc="upper right")
     axes[0][0].set_ylabel("queried samples (sum over seeds)")
-    if len(classes) <= 20:
-        axes[0][-1].legend(fontsize=6, loc="upper right")
     figs.append((save(fig, fig_dir / "queries_per_class.png"),
-                 "Per-class counts of the samples each strategy queried, per round (the paper noticed "
-                 "'cat' dominating least-confidence queries on CIFAR-10)."))
+                 "Per-class counts of the samples each strategy queried, per round"
+                 + (f" (its {TOP_K} most queried classes over all rounds by name, the rest as "
+                    "'other')" if many else "")
+                 + " (the paper noticed 'cat' dominating least-confidence queries on CIFAR-10)."))
 
     # 5. the measures side by side
     keys = ["accuracy", "cos_mean", "silhouette_tsne", "davies_bouldin_tsne", "silhouette_raw",
