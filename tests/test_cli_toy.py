@@ -32,8 +32,21 @@ def test_toy_end_to_end(tmp_path):
     assert "torch" in meta["versions"] and meta["torch_threads"] >= 1
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["n_features"] == 12 and cfg["loss_power"] == 4.0
+    # the stored config is resolved: the device and thread count this run used, as in meta.json
+    assert cfg["device"] == meta["device"] != "auto" and cfg["threads"] == meta["torch_threads"] >= 1
+    assert meta["wall_seconds"] > 0 and meta["report_seconds"] > 0
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "src=\"figures" not in html
+    wall = html.split("wall seconds</td>", 1)[1].split("</td>", 1)[0]
+    assert "None" not in wall and float(wall.split(">")[-1]) > 0, wall
+    for text in ("L2 vs L4 (analysis 7)", "Strategy under L2", "source report claims",
+                 "Why the source report says both 86 % and 73 %", "x ~ U(0, 1]",
+                 "Removing the residual", "L2 vs L4, per feature"):
+        assert text in html, text
+    # every number in metrics.json has a definition in the report's tables
+    from superlens.toy.analysis import metric_definition
+    from superlens.toy.geometry import GEOMETRY_DEFINITIONS
+    assert not [k for k in metrics if not (metric_definition(k) or GEOMETRY_DEFINITIONS.get(k))]
 
     # re-render without training
     (out / "report.html").unlink()

@@ -12,7 +12,7 @@ from superlens.toy.analysis import (METRIC_DEFINITIONS, ToyAnalysis, analyze, cr
                                     evaluate, feature_cosines, interp_curves, isolated_mse,
                                     line_search_scale, metric_definition, random_direction_cosines,
                                     response_curves, response_grid, response_stats, scale_profile,
-                                    scaled_lq_loss, sparsity_sweep)
+                                    scaled_lq_loss, sparsity_sweep, classify_strategy, strategy_stats)
 from superlens.toy.data import single_feature_batch
 from superlens.toy.models import MLPParams, forward, init_mlp, naive_params
 
@@ -111,6 +111,15 @@ def test_hand_built_negative_residual_and_ablation():
     P = _leaky(n, g, s)
     a = analyze(P, p=0.2, loss_power=4, eval_samples=4000, seed=3, **FAST)
     m = a.metrics()
+    # W_eff = g I + s I: its diagonal is not the slope, and the pure-gain error at it differs
+    assert np.allclose(a.weff_diag, g + s)
+    assert m["attenuation_mse_pure_gain_weff"] == pytest.approx((1 - g - s) ** 2 / 6)
+    assert m["attenuation_mse_pure_gain"] == pytest.approx((1 - g) ** 2 / 6)
+    # single feature, x > 0: no leak (K = 0), so the best scale makes the gain 1; adding x < 0 (where
+    # y = s x) the loss is (1 - γ)^4 + (s/g)^4 γ^4 per |x|^4: γ* = 1 / (1 + (s/g)^(4/3))
+    assert m["optimal_gain_line_search_single"] == pytest.approx(1.0, abs=0.002)
+    assert m["optimal_gain_line_search_isolated"] == pytest.approx(
+        theory.optimal_gain((s / g) ** 4, 4.0), abs=0.002)
     t = response_grid(dtype=F64)
     # response on t < 0 is s t: the residual is s times the grid's mean negative t (-0.5005)
     assert np.allclose(a.negative_residual, s * t[t < 0].mean().item())
@@ -121,9 +130,11 @@ def test_hand_built_negative_residual_and_ablation():
     # removing the residual leaves the positive-side error only, in isolation and on the data
     assert np.allclose(a.ablated_isolated_mse, (1 - g) ** 2 / 6, rtol=1e-12)
     assert m["residual_ablation_training_mse_ablated"] == pytest.approx((1 - g) ** 2 / 6, rel=0.05)
-    # there is no interference to reduce: the part stays ~0 and the verdict is no
+    # there is no interference to reduce: the part stays ~0 (sampling noise), so the residual's
+    # isolated cost is not paid back
     assert abs(m["residual_ablation_interference_increase"]) < 1e-3
-    assert m["negative_residual_reduces_interference"] is False
+    assert m["negative_residual_pays_for_itself"] is False
+    assert m["negative_residual_reduces_interference"] == (m["residual_ablation_interference_increase"] > 0)
 
 
 def test_ablation_removes_exactly_the_negative_self_response():
@@ -238,6 +249,49 @@ def test_line_search_finds_the_least_squares_scale(q):
     assert torch.allclose(ls["best"], best, atol=0.005)  # the brute-force grid's step
 
 
+@pytest.mark.parametrize("q", [2.0, 4.0])
+def test_single_feature_line_search_matches_the_closed_form(q):
+    # n = h = 8, W_in = I, W_out circulant (self-gain 0.5, leaks 0.3 and -0.2 into two other outputs):
+    # every feature has the same self-gain and the same K, so the single-active-feature loss summed
+    # over features is n [(1 - γ)^q + K γ^q] with γ = c g, minimised exactly at
+    # γ* = 1/(1 + K^(1/(q-1)))
+    n, g, e1, e2 = 8, 0.5, 0.3, -0.2
+    eye = torch.eye(n, dtype=F64)
+    W_out = g * eye + e1 * torch.roll(eye, 1, 0) + e2 * torch.roll(eye, 3, 0)
+    P = MLPParams(eye[None].clone(), W_out[None])
+    a = analyze(P, p=0.3, loss_power=q, eval_samples=2000, seed=0, **FAST)
+    m = a.metrics()
+    K = (abs(e1) ** q + abs(e2) ** q) / g**q
+    assert m["gain_ratio_K_mean"] == pytest.approx(K) and m["gain_mean"] == pytest.approx(g)
+    gamma = theory.optimal_gain(K, q)
+    assert 0.6 < gamma < 0.7 and m["optimal_gain"] == pytest.approx(gamma)
+    # the fine grid's step in c is 0.0025, i.e. 0.00125 in γ
+    assert m["optimal_gain_line_search_single"] == pytest.approx(gamma, abs=0.0015)
+    assert m["line_search_single_at_edge"] == 0
+    # W_in = I: negative inputs give exactly 0 output, a constant loss, so U(-1, 1) has the same optimum
+    assert m["optimal_gain_line_search_isolated"] == pytest.approx(gamma, abs=0.0015)
+    # the training distribution has co-active features: its optimum is a different number
+    assert abs(m["optimal_gain_line_search"] - gamma) > 0.005
+
+
+def test_strategy_classification_from_gains():
+    n, h = 20, 5
+    naive = np.r_[np.ones(h), np.zeros(n - h)][None]
+    st = strategy_stats(naive)
+    assert st["ignored"][0] == n - h and st["kept_mean"][0] == 1.0
+    uniform = 0.4 + 0.01 * np.sin(np.arange(n))[None]
+    mixed = np.r_[np.full(6, 0.01), np.linspace(0.2, 0.3, n - 6)][None]
+    got = {}
+    for name, gains in (("naive", naive), ("uniform", uniform), ("mixed", mixed)):
+        st = strategy_stats(gains)
+        got[name] = classify_strategy(st["ignored"][0], st["kept_mean"][0], st["kept_std"][0], n, h)
+    assert got == {"naive": "naive", "uniform": "uniform", "mixed": "mixed"}
+    st = strategy_stats(mixed)
+    assert st["ignored"][0] == 6 and st["kept_min"][0] == pytest.approx(0.2)
+    assert classify_strategy(*[strategy_stats(np.zeros((1, n)))[k][0]
+                               for k in ("ignored", "kept_mean", "kept_std")], n, h) == "none kept"
+
+
 def test_sparsity_sweep_agrees_with_the_evaluator_at_the_training_p():
     P = _random(n=12, h=4, seeds=(12,))
     ev = evaluate(P, p=0.1, samples=30_000, seed=0)
@@ -289,9 +343,17 @@ def test_metrics_keys_definitions_and_round_trip():
     assert b.metrics() == m
     assert [r["superlens"] for r in b.summary_rows()] == [r["superlens"] for r in a.summary_rows()]
     assert {"quantity", "superlens", "report", "definition"} <= set(a.summary_rows()[0])
-    # without L2 the l2_* keys are null
+    assert m["l2_trained_from_main_model"] is False
+    # without L2 models the l2_* keys are null ...
+    m4 = analyze(P, p=0.1, loss_power=4, eval_samples=2000, seed=0, **FAST).metrics()
+    assert m4["l2_trained_gain_mean"] is None and m4["l2_trained_mse_active_mean"] is None
+    assert m4["l2_trained_from_main_model"] is None
+    # ... unless the models are L2-trained themselves: then the l2_* keys are theirs, flagged
     m0 = analyze(P, p=0.1, loss_power=2, eval_samples=2000, seed=0, **FAST).metrics()
-    assert m0["l2_trained_gain_mean"] is None and m0["l2_trained_mse_active_mean"] is None
+    assert m0["l2_trained_from_main_model"] is True
+    assert m0["l2_trained_gain_mean"] == m0["gain_mean"]
+    assert m0["l2_trained_mse_active_mean"] == m0["mse_active_mean"]
+    assert m0["l2_trained_l2_loss"] == m0["l2_loss_learned"]
     assert m0["lq_naive_over_learned"] == pytest.approx(m0["l2_naive_over_learned"])
 
 

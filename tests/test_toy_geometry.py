@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from superlens.toy.geometry import geometry_summary, plot_frame_geometry
+from superlens.toy.geometry import GEOMETRY_DEFINITIONS, geometry_summary, plot_frame_geometry
 
 
 def test_mercedes_frame_is_tight_and_meets_welch():
@@ -26,3 +26,13 @@ def test_common_direction_shows_in_top_eigen_ratio(tmp_path):
     m_s, comp = geometry_summary(shared, seed=1)
     assert m_s["geometry_top_eigen_ratio"] > 2 * m_r["geometry_top_eigen_ratio"]
     assert (tmp_path / plot_frame_geometry(comp, tmp_path / "f.png")).stat().st_size > 1000
+
+
+def test_every_geometry_metric_has_a_definition():
+    g = torch.Generator().manual_seed(2)
+    W = torch.randn(2, 4, 9, generator=g, dtype=torch.float64)
+    W[0, :, 5] = 0.0  # a dead column in seed 0: the frame's Welch bound counts live columns only
+    m, _ = geometry_summary(W, seed=0)
+    assert set(m) == set(GEOMETRY_DEFINITIONS)
+    assert all(len(GEOMETRY_DEFINITIONS[k]) > 20 for k in m)
+    assert m["welch_bound_frame"] == pytest.approx(math.sqrt((8 - 4) / (4 * 7)))

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from superlens.report.toy_report import residual_ablation_sentence  # noqa: E402
 from superlens.toy import theory  # noqa: E402
 from superlens.toy.analysis import ToyAnalysis  # noqa: E402
 
@@ -41,7 +42,8 @@ def _heat(ax, M: np.ndarray, title: str, fig) -> None:
 def fig_per_feature_mse(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
     mse = a.mse_active[0]
     order = np.argsort(mse)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(17, 3.8))
+    axes[1].sharey(axes[0])  # the unconditional MSE (third panel) is ~p times smaller: own axis
     ax = axes[0]
     ax.bar(np.arange(a.n_features), mse[order], color=C_TRAINED, width=1.0, label="trained (instance 0)")
     ax.axhline(1 / 6, color=C_REF, ls="--", lw=1, label="ignored feature, 1/6")
@@ -59,13 +61,28 @@ def fig_per_feature_mse(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
     ax.set_xlabel("feature (naive model's order)")
     ax.set_title("Naive vs trained, same ordering")
     ax.legend(fontsize=8)
+    ax = axes[2]
+    mse_all = a.mse_all[0]
+    order_all = np.argsort(mse_all)
+    ax.bar(np.arange(a.n_features), mse_all[order_all], color=C_TRAINED, width=1.0,
+           label=f"trained (mean {mse_all.mean():.3g})")
+    ax.plot(np.arange(a.n_features), np.sort(a.naive_mse_all), color=C_NAIVE, lw=1.5,
+            label=f"naive, sorted (mean {a.naive_mse_all.mean():.3g})")
+    ax.axhline(a.p / 6, color=C_REF, ls="--", lw=1, label=f"ignored feature, p/6 = {a.p / 6:.3g}")
+    ax.set_xlabel("feature (sorted by MSE)")
+    ax.set_ylabel("MSE over all samples")
+    ax.set_title("Over all samples (active or not)")
+    ax.legend(fontsize=8)
     m = a.per_instance()
     cap = (f"Per-feature MSE over samples where the feature is active (instance 0; {a.eval_samples:,} "
            f"evaluation samples at p = {a.p:g}). Trained: mean {np.mean(m['mse_active_mean']):.4f}, "
            f"min {np.mean(m['mse_active_min']):.4f}, max {np.mean(m['mse_active_max']):.4f} (means over "
            f"{a.instances} instance(s)); the naive model (h features exact, the rest 0) scores "
            f"{np.nanmean(a.naive_mse_active):.4f} on the same set (theory "
-           f"{theory.naive_mse_active_mean(a.n_features, a.n_hidden):.4f}).")
+           f"{theory.naive_mse_active_mean(a.n_features, a.n_hidden):.4f}). Right: the MSE over all "
+           f"samples, active or not (mse_all): trained {np.mean(m['mse_all_mean']):.3g}, naive "
+           f"{np.mean(m['naive_mse_all_mean']):.3g} (theory "
+           f"{theory.naive_mse_all_mean(a.n_features, a.n_hidden, a.p):.3g}).")
     return _save(fig, outdir, "toy_per_feature_mse.png"), cap
 
 
@@ -196,7 +213,7 @@ def fig_losses(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
         errs = [0.0, np.std(m[f"{tag}_loss_learned"])]
         cols = [C_NAIVE, C_TRAINED]
         if ml2 is not None:
-            names.append("trained L2")
+            names.append("trained L2 (= main)" if a.l2_from_main else "trained L2")
             vals.append(np.mean(ml2[f"l2_trained_{tag}_loss"]))
             errs.append(np.std(ml2[f"l2_trained_{tag}_loss"]))
             cols.append(C_L2)
@@ -213,6 +230,51 @@ def fig_losses(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
               f"active MSE {np.mean(ml2['l2_trained_mse_active_mean']):.4f} (range over features "
               f"{np.mean(ml2['l2_trained_mse_active_range']):.4f})") + ".")
     return _save(fig, outdir, "toy_losses.png"), cap
+
+
+def fig_l2_strategy(a: ToyAnalysis, outdir: Path) -> tuple[str, str] | None:
+    """Per-feature gain and active MSE of the L2-trained model, sorted, with the L-q model and the
+    naive model overlaid; None (no figure) without L2 models."""
+    if a.l2_gain is None:
+        return None
+    from superlens.toy.analysis import IGNORED_GAIN
+
+    n, idx = a.n_features, np.arange(a.n_features)
+    kept = theory.naive_kept(n, a.n_hidden)
+    naive_gain = np.r_[np.ones(kept), np.zeros(n - kept)]  # by construction: kept exact, rest 0
+    l2_name = "trained L2" + (" (= main model)" if a.l2_from_main else "") + " (instance 0)"
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+    ax = axes[0]
+    ax.plot(idx, np.sort(a.l2_gain[0])[::-1], color=C_L2, marker=".", ms=4, lw=1, label=l2_name)
+    ax.plot(idx, np.sort(a.gain[0])[::-1], color=C_TRAINED, lw=1.2,
+            label=f"trained L{a.loss_power:g} (instance 0)")
+    ax.plot(idx, naive_gain, color=C_NAIVE, lw=1.2, ls="--", label="naive")
+    ax.axhline(IGNORED_GAIN, color=C_REF, ls=":", lw=1, label=f"ignored below {IGNORED_GAIN}")
+    ax.set_xlabel("feature (sorted by gain, descending)")
+    ax.set_ylabel("gain (slope on t > 0)")
+    ax.set_title("Per-feature gain", fontsize=10)
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    ax.plot(idx, np.sort(a.l2_mse_active[0]), color=C_L2, marker=".", ms=4, lw=1, label=l2_name)
+    ax.plot(idx, np.sort(a.mse_active[0]), color=C_TRAINED, lw=1.2,
+            label=f"trained L{a.loss_power:g} (instance 0)")
+    ax.plot(idx, np.sort(a.naive_mse_active), color=C_NAIVE, lw=1.2, ls="--", label="naive")
+    ax.axhline(1 / 6, color=C_REF, ls=":", lw=1, label="ignored feature, 1/6")
+    ax.set_xlabel("feature (sorted by MSE)")
+    ax.set_ylabel("MSE over samples where the feature is active")
+    ax.set_title("Per-feature active MSE", fontsize=10)
+    ax.legend(fontsize=8)
+    ml2 = a.per_instance_l2()
+    cap = (f"L2 vs L{a.loss_power:g}, per feature: the L2-trained model"
+           + (" (the trained model itself, loss_power = 2)" if a.l2_from_main else "")
+           + f" ignores {np.mean(ml2['l2_trained_ignored_features']):.3g} of {n} features (gain < "
+           f"{IGNORED_GAIN}) and keeps the rest at gain "
+           f"{np.mean(ml2['l2_trained_kept_gain_mean']):.3f} ± "
+           f"{np.mean(ml2['l2_trained_kept_gain_std']):.3f} over features; per-feature active MSE "
+           f"{np.mean(ml2['l2_trained_mse_active_mean']):.4f} (range "
+           f"{np.mean(ml2['l2_trained_mse_active_range']):.4f}). Means over instances; the curves show "
+           f"instance 0. Naive: {kept} features at gain 1, the rest 0.")
+    return _save(fig, outdir, "toy_l2_strategy.png"), cap
 
 
 def fig_cross_gain(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
@@ -248,7 +310,9 @@ def fig_interference(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
     mse = np.mean(m["mse_active_mean"])
     ax.axhline(mse, color=C_NAIVE, ls="--", lw=1, label=f"mean training MSE {mse:.4f}")
     ax.axhline(np.mean(m["attenuation_mse_pure_gain"]), color="k", ls=":", lw=1,
-               label="pure-gain theory (1 − g)²/6")
+               label="pure-gain theory (1 − g)²/6, g = slope")
+    ax.axhline(np.mean(m["attenuation_mse_pure_gain_weff"]), color="k", ls="-.", lw=1,
+               label="pure-gain theory, g = diag(W_eff)")
     ax.set_xlabel("feature")
     ax.set_ylabel("MSE (active samples)")
     top = max(float(np.nanmax(np.nanmean(a.mse_active, 0))), float((pos + neg).max()), 1e-12)
@@ -259,7 +323,10 @@ def fig_interference(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
            f"{100 * np.mean(m['attenuation_share_measured']):.0f} % of {mse:.4f}, interference "
            f"{100 * np.mean(m['interference_share']):.0f} %; pure-gain theory "
            f"{np.mean(m['attenuation_mse_pure_gain']):.4f} = "
-           f"{100 * np.mean(m['attenuation_share_pure_gain']):.0f} %. The x < 0 part of the isolated "
+           f"{100 * np.mean(m['attenuation_share_pure_gain']):.0f} % at the measured slope g = "
+           f"{np.mean(m['gain_mean']):.3f}, {np.mean(m['attenuation_mse_pure_gain_weff']):.4f} = "
+           f"{100 * np.mean(m['attenuation_share_pure_gain_weff']):.0f} % at g = diag(W_eff) = "
+           f"{np.mean(m['weff_diag_mean']):.3f}. The x < 0 part of the isolated "
            f"error is {np.mean(m['isolated_mse_negative_mean']):.5f}.")
     return _save(fig, outdir, "toy_interference.png"), cap
 
@@ -268,23 +335,50 @@ def fig_optimal_gain(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
     m = a.per_instance()
     g0 = m["gain_mean"][0]
     x = a.line_search_scales[0] * g0
-    fig, ax = plt.subplots(figsize=(7.5, 4))
+    single = a.single_line_search_scales is not None
+    fig, axes = plt.subplots(1, 2 if single else 1, figsize=(14 if single else 7.5, 4), squeeze=False)
+    ax = axes[0, 0]
     ax.plot(x, a.line_search_losses[0], color=C_TRAINED, lw=1.2, label=f"L{a.loss_power:g} loss of c·y")
-    ax.axvline(g0, color="k", lw=1.2, label=f"learned gain {g0:.3f}")
+    ax.axvline(g0, color="k", lw=1.2, label=f"learned gain (slope) {g0:.3f}")
     ax.axvline(m["optimal_gain_line_search"][0], color=C_L2, ls="--", lw=1.2,
                label=f"line-search optimum {m['optimal_gain_line_search'][0]:.3f}")
     ax.axvline(m["optimal_gain"][0], color=C_NAIVE, ls=":", lw=1.5,
                label=f"theory γ* = 1/(1+K^(1/(q−1))) = {m['optimal_gain'][0]:.3f}")
     ax.set_xlabel("implied gain c × learned gain")
     ax.set_ylabel(f"training-distribution L{a.loss_power:g} loss")
+    ax.set_title("Training distribution", fontsize=10)
     ax.set_yscale("log")
     ax.legend(fontsize=8)
-    cap = (f"Why g ≈ {np.mean(m['gain_mean']):.2f}? The output scaled by c (W_out, b_out × c), loss on the "
-           f"training distribution (instance 0). Means over instances: learned gain "
-           f"{np.mean(m['gain_mean']):.3f}, line-search optimum "
-           f"{np.mean(m['optimal_gain_line_search']):.3f} "
-           f"(best c = {np.mean(m['line_search_best_scale']):.3f}), single-feature theory γ* "
-           f"{np.mean(m['optimal_gain']):.3f} (mean K = {np.mean(m['gain_ratio_K_mean']):.3g}).")
+    if single:
+        ax = axes[0, 1]
+        # each loss divided by its own minimum: the two live on different scales, their optima matter
+        for sc, ls, col, name in ((a.single_line_search_scales, a.single_line_search_losses, C_TRAINED,
+                                   "one feature, x ~ U(0, 1]"),
+                                  (a.isolated_line_search_scales, a.isolated_line_search_losses, C_L2,
+                                   "one feature, x ~ U(−1, 1)")):
+            ax.plot(sc[0] * g0, ls[0] / ls[0].min(), color=col, lw=1.2, label=name)
+        ax.axvline(m["optimal_gain"][0], color=C_NAIVE, ls=":", lw=1.5,
+                   label=f"theory γ* = {m['optimal_gain'][0]:.3f}")
+        ax.axvline(m["optimal_gain_line_search_single"][0], color=C_TRAINED, ls="--", lw=1.0,
+                   label=f"x > 0 optimum {m['optimal_gain_line_search_single'][0]:.3f}")
+        ax.axvline(m["optimal_gain_line_search_isolated"][0], color=C_L2, ls="--", lw=1.0,
+                   label=f"U(−1, 1) optimum {m['optimal_gain_line_search_isolated'][0]:.3f}")
+        ax.set_xlabel("implied gain c × learned gain")
+        ax.set_ylabel("single-feature loss / its minimum")
+        ax.set_title("One feature active alone (the closed form's setting)", fontsize=10)
+        ax.set_ylim(0.95, 2.0)
+        ax.legend(fontsize=8)
+    cap = (f"Why the learned gain is {np.mean(m['gain_mean']):.3f} (the measured slope; W_eff's "
+           f"diagonal is {np.mean(m['weff_diag_mean']):.3f}): the output scaled by c "
+           f"(W_out, b_out × c), "
+           f"loss as a function of the implied gain (instance 0). Means over instances: training-"
+           f"distribution optimum {np.mean(m['optimal_gain_line_search']):.3f} "
+           f"(best c = {np.mean(m['line_search_best_scale']):.3f}); single-feature theory γ* "
+           f"{np.mean(m['optimal_gain']):.3f} (mean K = {np.mean(m['gain_ratio_K_mean']):.3g})"
+           + ("" if not single else
+              f", single-feature line search (x > 0) "
+              f"{np.mean(m['optimal_gain_line_search_single']):.3f}, "
+              f"with x < 0 too {np.mean(m['optimal_gain_line_search_isolated']):.3f}") + ".")
     return _save(fig, outdir, "toy_optimal_gain.png"), cap
 
 
@@ -302,23 +396,22 @@ def fig_residual_ablation(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
     ax.set_xticks(np.arange(3), labels)
     ax.set_ylabel("MSE (active samples)")
     ax.legend(fontsize=8)
-    inc = np.mean(m["residual_ablation_interference_increase"])
-    dec = np.mean(m["residual_ablation_isolated_decrease"])
-    verdict = "reduces" if inc > dec else "does not reduce"
-    cap = (f"Does the negative-input residual reduce interference? Removing it (y' = y − s(x) for x < 0, "
-           f"s the model's own isolated response) changes the interference part by {inc:+.5f} and lowers "
-           f"the isolated part by {dec:.5f}: the residual {verdict} interference by more than it costs "
-           f"in isolation.")
+    inc = float(np.mean(m["residual_ablation_interference_increase"]))
+    dec = float(np.mean(m["residual_ablation_isolated_decrease"]))
+    cap = ("Does the negative-input residual reduce interference? Removal: y' = y − s(x) for x < 0, s "
+           "the model's own isolated response (means over instances). "
+           + residual_ablation_sentence(inc, dec))
     return _save(fig, outdir, "toy_residual_ablation.png"), cap
 
 
 FIGURES = (fig_per_feature_mse, fig_response_overlay, fig_response_grid, fig_weights, fig_geometry,
-           fig_sparsity, fig_losses, fig_cross_gain, fig_interference, fig_optimal_gain,
-           fig_residual_ablation)
+           fig_sparsity, fig_losses, fig_l2_strategy, fig_cross_gain, fig_interference,
+           fig_optimal_gain, fig_residual_ablation)
 
 
 def make_toy_figures(analysis: ToyAnalysis, outdir: Path) -> list[tuple[str, str]]:
-    """Write every figure as PNG into outdir; returns (filename, caption) in report order."""
+    """Write every figure that applies as PNG into outdir (fig_l2_strategy needs L2 models); returns
+    (filename, caption) in report order."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    return [f(analysis, outdir) for f in FIGURES]
+    return [fc for fc in (f(analysis, outdir) for f in FIGURES) if fc is not None]

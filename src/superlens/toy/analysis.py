@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, fields
 from typing import Any, Iterator, Sequence
 
@@ -32,6 +33,8 @@ LINE_SEARCH_RANGE = (0.3, 2.0)
 LINE_SEARCH_COARSE = 35  # step 0.05
 LINE_SEARCH_FINE = 41  # +- one coarse step around the coarse best, step 0.0025
 DEFAULT_SWEEP_PS = tuple(float(v) for v in np.logspace(-3, 0, 13))
+SINGLE_POINTS = 256  # midpoint-rule nodes of U(0, 1] for the single-active-feature line search
+IGNORED_GAIN = 0.05  # a feature whose gain is below this is counted as ignored (strategy summary)
 
 
 # ----------------------------------------------------------------------------- evaluation set
@@ -311,6 +314,43 @@ def scale_profile(params: MLPParams, *, q: float, p: float, samples: int, seed: 
     return {"s0": s0, "y_pos": torch.cat(ys, 1), "t_pos": torch.cat(ts), "norm": float(samples * n)}
 
 
+def single_feature_values(points: int = SINGLE_POINTS, *, negative: bool = False, device=None,
+                          dtype=torch.float32) -> Tensor:
+    """Equal-weight nodes of the value distribution of one active feature: midpoints (j - 1/2) / V of
+    U(0, 1] (the closed form's x > 0), or, with negative, those and their negatives (U(-1, 1)).
+
+    For a bias-free net each output is linear in x on each side of 0, so every error term is |x|^q
+    times a constant per side; the nodes then only set the common factor E|x|^q (equal on both sides
+    by symmetry) and the minimising output scale does not depend on their number."""
+    v = (torch.arange(points, device=device, dtype=dtype) + 0.5) / points
+    return torch.cat([-v.flip(0), v]) if negative else v
+
+
+@torch.no_grad()
+def single_feature_profile(params: MLPParams, values: Tensor, q: float) -> dict[str, Tensor]:
+    """scale_profile for the single-active-feature distribution: every feature i alone at every value
+    v in `values` (equal weights), x = v e_i, target ReLU(x). Same keys, so scaled_lq_loss and
+    line_search_scale apply unchanged; norm = n V n (mean over samples and features)."""
+    I, n = params.instances, params.n_features
+    V = values.shape[0]
+    dev = params.W_in.device
+    values = values.to(dev, params.W_in.dtype)
+    s0 = torch.zeros(I, dtype=torch.float64, device=dev)
+    ys, ts = [], []
+    step = max(1, 4_000_000 // max(1, I * V * n))  # features per block: bounds y at [I, f V, n]
+    for s in range(0, n, step):
+        f = torch.arange(s, min(n, s + step), device=dev)
+        x = torch.zeros(len(f), V, n, dtype=values.dtype, device=dev)
+        x[torch.arange(len(f), device=dev), :, f] = values
+        x = x.reshape(-1, n)
+        y = forward(params, x.expand(I, -1, -1))  # [I, f V, n]
+        pos = x > 0  # the entries whose target ReLU(x) is positive: only (i, i) with v > 0
+        s0 += (y.abs().pow(q) * ~pos).sum((1, 2), dtype=torch.float64)
+        ys.append(y[:, pos])
+        ts.append(x[pos])
+    return {"s0": s0, "y_pos": torch.cat(ys, 1), "t_pos": torch.cat(ts), "norm": float(n * V * n)}
+
+
 def scaled_lq_loss(profile: dict[str, Tensor], scales: Tensor, q: float) -> Tensor:
     """Lq loss of c * y for scales [C] (shared) or [I, C] (per instance) -> [I, C] float64."""
     s0, yp, tp = profile["s0"], profile["y_pos"].double(), profile["t_pos"].double()
@@ -387,13 +427,48 @@ def sparsity_sweep(params: MLPParams, ps: Sequence[float], *, samples: int, seed
     return out
 
 
+# ----------------------------------------------------------------------------- strategy
+
+
+def strategy_stats(gain: np.ndarray, ignored_below: float = IGNORED_GAIN) -> dict[str, np.ndarray]:
+    """From per-feature gains [I, n]: ignored [I] (features with gain < ignored_below), and over the
+    other ("kept") features their mean, std, min and max gain [I] (NaN when none is kept)."""
+    g = np.asarray(gain, dtype=float)
+    kept = g >= ignored_below
+    with warnings.catch_warnings():  # an instance with no kept feature: NaN, by design
+        warnings.simplefilter("ignore", RuntimeWarning)
+        kg = np.where(kept, g, np.nan)
+        return {"ignored": (~kept).sum(1).astype(float), "kept_mean": np.nanmean(kg, 1),
+                "kept_std": np.nanstd(kg, 1), "kept_min": np.nanmin(kg, 1),
+                "kept_max": np.nanmax(kg, 1)}
+
+
+def classify_strategy(ignored: float, kept_mean: float, kept_std: float, n_features: int,
+                      n_hidden: int) -> str:
+    """Name the strategy from its measured gains (means over instances of strategy_stats):
+      "naive"    at most h features kept (rounded), at a gain >= 0.8 (each computed almost exactly);
+      "uniform"  no feature ignored (rounded) and the gains' std <= 25 % of their mean;
+      "mixed"    some features ignored and the rest kept: neither of the two above;
+      "spread"   none ignored but gains far from uniform.
+    Thresholds are the definition, not fitted: they separate the report's two reference strategies."""
+    kept = n_features - ignored
+    if not np.isfinite(kept_mean):
+        return "none kept"
+    if round(kept) <= n_hidden and kept_mean >= 0.8:
+        return "naive"
+    if round(ignored) == 0:
+        return "uniform" if kept_std <= 0.25 * kept_mean else "spread"
+    return "mixed"
+
+
 # ----------------------------------------------------------------------------- the analysis record
 
 _REPORT = {  # the compressed-computation report's values (superposition-mlp-report.md)
     "gain": "0.43 ± 0.01", "weff_diag": "0.43 ± 0.01", "abs_cos": "0.26", "mse": "0.0745",
     "mse_spread": "0.0671 / 0.0808 (std 0.0029)", "naive": "0.1496",
     "isolated": "0.0642 (86 %)", "interference_measured": "0.0103 (14 %)",
-    "attenuation_pure_gain": "~0.054 (73 %)", "interference_pure_gain": "~0.020 (27 %)",
+    # the report's pure-gain numbers are (1 - g)^2 / 6 at its g = 0.43, i.e. at the W_eff diagonal
+    "attenuation_pure_gain_weff": "~0.054 (73 %)", "interference_pure_gain_weff": "~0.020 (27 %)",
     "l4_ratio": "8.5×", "l2_ratio": "~2.7×", "mse_ratio": "2.0×", "negative_residual": "≈ −0.04",
 }
 
@@ -482,6 +557,15 @@ class ToyAnalysis:
     l2_isolated_mse: np.ndarray | None = None  # [I2, n]
     l2_lq: np.ndarray | None = None  # [I2, Q]
     sweep_l2: np.ndarray | None = None  # [I2, P]
+    l2_from_main: bool = False  # True: loss_power = 2, so the L2 fields are the trained models' own
+    # 10b: line searches on single-active-feature losses (None in analyses written before them)
+    single_line_search_scales: np.ndarray | None = None  # [I, C], one feature active, x ~ U(0, 1]
+    single_line_search_losses: np.ndarray | None = None  # [I, C]
+    single_line_search_best_scale: np.ndarray | None = None  # [I]
+    single_line_search_at_edge: np.ndarray | None = None  # [I] bool
+    isolated_line_search_scales: np.ndarray | None = None  # [I, C], one feature active, x ~ U(-1, 1)
+    isolated_line_search_losses: np.ndarray | None = None  # [I, C]
+    isolated_line_search_best_scale: np.ndarray | None = None  # [I]
 
     # ------------------------------------------------------------------ derived per-instance values
 
@@ -505,6 +589,15 @@ class ToyAnalysis:
         att_pure = theory.attenuated_isolated_mse(g)
         naive = np.full(self.instances, np.nanmean(self.naive_mse_active))
         abl_iso, abl_mse = self.ablated_isolated_mse.mean(1), np.nanmean(self.ablated_mse_active, 1)
+        att_weff = theory.attenuated_isolated_mse(self.weff_diag.mean(1))
+        nan = np.full(self.instances, np.nan)
+        single = (nan if self.single_line_search_best_scale is None
+                  else self.single_line_search_best_scale)
+        single_edge = (nan if self.single_line_search_at_edge is None
+                       else self.single_line_search_at_edge.astype(float))
+        iso_ls = (nan if self.isolated_line_search_best_scale is None
+                  else self.isolated_line_search_best_scale)
+        st = strategy_stats(self.gain)
         d = {
             "mse_active_mean": np.nanmean(self.mse_active, 1),
             "mse_active_min": np.nanmin(self.mse_active, 1),
@@ -546,12 +639,22 @@ class ToyAnalysis:
             "attenuation_mse_pure_gain": att_pure,
             "attenuation_share_pure_gain": att_pure / mse,
             "interference_mse_pure_gain": mse - att_pure,
+            "attenuation_mse_pure_gain_weff": att_weff,
+            "attenuation_share_pure_gain_weff": att_weff / mse,
+            "interference_mse_pure_gain_weff": mse - att_weff,
             "gain_ratio_K_mean": self.gain_ratio_K.mean(1),
             "optimal_gain": self.gamma_star_mean_K,
             "optimal_gain_per_feature_mean": self.gamma_star.mean(1),
             "optimal_gain_line_search": self.line_search_best_scale * g,
             "line_search_best_scale": self.line_search_best_scale,
             "line_search_at_edge": self.line_search_at_edge.astype(float),
+            "optimal_gain_line_search_single": single * g,
+            "line_search_single_best_scale": single,
+            "line_search_single_at_edge": single_edge,
+            "optimal_gain_line_search_isolated": iso_ls * g,
+            "ignored_features": st["ignored"],
+            "kept_gain_mean": st["kept_mean"],
+            "kept_gain_std": st["kept_std"],
             "residual_ablation_isolated_mse_model": iso,
             "residual_ablation_isolated_mse_ablated": abl_iso,
             "residual_ablation_training_mse_model": mse,
@@ -576,7 +679,13 @@ class ToyAnalysis:
             return self._per_instance_l2()
 
     def _per_instance_l2(self) -> dict[str, np.ndarray]:
+        st = strategy_stats(self.l2_gain)
         d = {
+            "l2_trained_ignored_features": st["ignored"],
+            "l2_trained_kept_gain_mean": st["kept_mean"],
+            "l2_trained_kept_gain_std": st["kept_std"],
+            "l2_trained_kept_gain_min": st["kept_min"],
+            "l2_trained_kept_gain_max": st["kept_max"],
             "l2_trained_gain_mean": self.l2_gain.mean(1),
             "l2_trained_gain_std": self.l2_gain.std(1),
             "l2_trained_mse_active_mean": np.nanmean(self.l2_mse_active, 1),
@@ -589,6 +698,7 @@ class ToyAnalysis:
         }
         for tag, q in (("l2", 2.0), ("l4", 4.0), ("lq", self.loss_power)):
             d[f"l2_trained_{tag}_loss"] = self._lq(q, "l2")
+        d["l2_trained_l2_naive_over_learned"] = self._lq(2.0, "naive") / self._lq(2.0, "l2")
         return d
 
     # ------------------------------------------------------------------ metrics
@@ -622,15 +732,18 @@ class ToyAnalysis:
         # the verdict on the instance means (per-instance agreement alongside)
         inc = m["residual_ablation_interference_increase"]
         dec = m["residual_ablation_isolated_decrease"]
-        m["negative_residual_reduces_interference"] = (None if inc is None or dec is None
-                                                       else bool(inc > dec))
+        m["negative_residual_reduces_interference"] = None if inc is None else bool(inc > 0)
+        m["negative_residual_pays_for_itself"] = (None if inc is None or dec is None
+                                                  else bool(inc > dec))
         pi = self.per_instance()
         m["negative_residual_reduces_interference_fraction"] = _num(np.mean(
-            pi["residual_ablation_interference_increase"] > pi["residual_ablation_isolated_decrease"]))
+            pi["residual_ablation_interference_increase"] > 0))
         for k in ("l2_trained_gain_mean", "l2_trained_gain_std", "l2_trained_mse_active_mean",
                   "l2_trained_mse_active_feature_std", "l2_trained_mse_active_range",
-                  "l2_trained_weff_diag_mean"):
+                  "l2_trained_weff_diag_mean", "l2_trained_ignored_features",
+                  "l2_trained_kept_gain_mean", "l2_trained_kept_gain_std"):
             m.setdefault(k, None)
+        m["l2_trained_from_main_model"] = None if self.l2_gain is None else bool(self.l2_from_main)
         m["sparsity_sweep"] = [
             {"p": float(p), "mse_active_mean": _num(np.nanmean(self.sweep_mse[:, j])),
              "mse_active_std": _num(np.nanstd(self.sweep_mse[:, j])),
@@ -678,12 +791,19 @@ class ToyAnalysis:
             ("Interference MSE (trained − isolated)", share("interference_mse_measured",
                                                             "interference_share"),
              "interference_measured", "Trained active MSE minus isolated MSE; share of the trained MSE."),
-            ("Attenuation MSE, pure-gain theory", share("attenuation_mse_pure_gain",
-                                                        "attenuation_share_pure_gain"),
-             "attenuation_pure_gain", "(1 − g)^2 / 6 with g the mean gain (ignores the negative residual "
+            ("Attenuation MSE, pure-gain theory at g = gain", share("attenuation_mse_pure_gain",
+                                                                    "attenuation_share_pure_gain"),
+             None, "(1 − g)^2 / 6 with g the mean response slope (ignores the negative residual "
              "and the hidden ReLU); share of the trained MSE."),
-            ("Interference MSE, trained − pure-gain theory", ms("interference_mse_pure_gain"),
-             "interference_pure_gain", "Trained active MSE minus (1 − g)^2 / 6."),
+            ("Interference MSE, trained − pure-gain theory at g = gain",
+             ms("interference_mse_pure_gain"), None, "Trained active MSE minus (1 − g)^2 / 6."),
+            ("Attenuation MSE, pure-gain theory at g = diag(W_eff)",
+             share("attenuation_mse_pure_gain_weff", "attenuation_share_pure_gain_weff"),
+             "attenuation_pure_gain_weff", "(1 − g)^2 / 6 with g the mean of diag(W_out W_in); share "
+             "of the trained MSE."),
+            ("Interference MSE, trained − pure-gain theory at g = diag(W_eff)",
+             ms("interference_mse_pure_gain_weff"), "interference_pure_gain_weff",
+             "Trained active MSE minus (1 − g)^2 / 6 with g = mean diag(W_eff)."),
             (f"L{self.loss_power:g} improvement over naive", ms("lq_naive_over_learned", 3) + "×",
              "l4_ratio" if self.loss_power == 4 else None,
              f"Naive / learned L{self.loss_power:g} loss (mean over samples and features of "
@@ -823,6 +943,12 @@ def analyze(params: MLPParams, *, p: float, loss_power: float, eval_samples: int
     # line search over the output scale on the training distribution
     prof = scale_profile(params, q=q, p=p, samples=eval_samples, seed=seed, chunk=chunk)
     ls = line_search_scale(prof, q)
+    # ... and on the single-active-feature loss the closed form γ* assumes (x > 0 only), plus the
+    # isolated distribution (x ~ U(-1, 1)): the steps between the three optima locate the gap
+    ls1 = line_search_scale(single_feature_profile(params, single_feature_values(device=dev, dtype=dt),
+                                                   q), q)
+    ls_iso = line_search_scale(single_feature_profile(
+        params, single_feature_values(negative=True, device=dev, dtype=dt), q), q)
 
     # sparsity sweep: trained, naive (and L2) on the same conditioned samples
     ps = list(DEFAULT_SWEEP_PS if sweep_ps is None else sweep_ps)
@@ -866,6 +992,11 @@ def analyze(params: MLPParams, *, p: float, loss_power: float, eval_samples: int
         gamma_star_mean_K=np.asarray(theory.optimal_gain(K_np.mean(1), q), dtype=float).reshape(I),
         line_search_scales=_np(ls["scales"]), line_search_losses=_np(ls["losses"]),
         line_search_best_scale=_np(ls["best"]), line_search_at_edge=_np(ls["at_edge"]),
+        single_line_search_scales=_np(ls1["scales"]), single_line_search_losses=_np(ls1["losses"]),
+        single_line_search_best_scale=_np(ls1["best"]), single_line_search_at_edge=_np(ls1["at_edge"]),
+        isolated_line_search_scales=_np(ls_iso["scales"]),
+        isolated_line_search_losses=_np(ls_iso["losses"]),
+        isolated_line_search_best_scale=_np(ls_iso["best"]),
         ablated_isolated_mse=_np(iso_abl["total"]), ablated_mse_active=_np(ev["mse_active"][sl["ablated"]]),
         sweep_ps=np.array(ps), sweep_mse=_np(sw[:I]), sweep_naive=_np(sw[I]),
     )
@@ -877,6 +1008,12 @@ def analyze(params: MLPParams, *, p: float, loss_power: float, eval_samples: int
         out.l2_isolated_mse = _np(isolated_mse(t, c2)["total"])
         out.l2_lq = _np(ev["lq"][sl["l2"]])
         out.sweep_l2 = _np(sw[I + 1:])
+    elif q == 2.0:
+        # trained under L2 already: the L2-trained models are these models (no second training run),
+        # so the L2 fields are copies of the main ones and flagged as such
+        out.l2_gain, out.l2_mse_active, out.l2_weff_diag = out.gain, out.mse_active, out.weff_diag
+        out.l2_isolated_mse, out.l2_lq, out.sweep_l2 = out.isolated_mse, out.lq_trained, out.sweep_mse
+        out.l2_from_main = True
     return out
 
 
@@ -968,11 +1105,18 @@ METRIC_DEFINITIONS: dict[str, str] = {
     "interference_share": "Definition (A): 1 − attenuation_share_measured, the share of the trained "
                           "active MSE not present when features are active alone." + _STD,
     "attenuation_mse_pure_gain": "Definition (B): (1 − g)^2 / 6 with g = the instance's mean gain "
-                                 "(ignores the negative residual and the hidden ReLU)." + _STD,
-    "attenuation_share_pure_gain": "Definition (B): attenuation_mse_pure_gain / mse_active_mean (the "
-                                   "report's 0.054 / 0.0745 = 73 %)." + _STD,
-    "interference_mse_pure_gain": "mse_active_mean − attenuation_mse_pure_gain (the report's "
-                                  "~0.020)." + _STD,
+                                 "(the measured response slope; ignores the negative residual and the "
+                                 "hidden ReLU)." + _STD,
+    "attenuation_share_pure_gain": "Definition (B) at the measured slope: attenuation_mse_pure_gain / "
+                                   "mse_active_mean." + _STD,
+    "interference_mse_pure_gain": "mse_active_mean − attenuation_mse_pure_gain." + _STD,
+    "attenuation_mse_pure_gain_weff": "Definition (B) at g = weff_diag_mean: (1 − g)^2 / 6 with g the "
+                                      "instance's mean of diag(W_out W_in)." + _STD,
+    "attenuation_share_pure_gain_weff": "attenuation_mse_pure_gain_weff / mse_active_mean (the source "
+                                        "report's 0.054 / 0.0745 = 73 % is this at its g = "
+                                        "0.43)." + _STD,
+    "interference_mse_pure_gain_weff": "mse_active_mean − attenuation_mse_pure_gain_weff (the source "
+                                       "report's ~0.020)." + _STD,
     "gain_ratio_K_mean": "K_i = Σ_{k≠i} |G[k,i]|^q / |G[i,i]|^q with q = loss_power: the leak of feature "
                          "i into the other outputs relative to its own output; mean over features." + _STD,
     "optimal_gain": "Theory γ* = 1 / (1 + K^{1/(q−1)}) with K the instance's mean K_i: the output scale "
@@ -985,6 +1129,23 @@ METRIC_DEFINITIONS: dict[str, str] = {
                               "model is already optimal along this direction)." + _STD,
     "line_search_at_edge": "Fraction of instances whose best c lies on an end of [0.3, 2.0] (the optimum "
                            "may then lie outside).",
+    "optimal_gain_line_search_single": "The same line search on the loss the closed form γ* assumes: "
+                                       "one feature active alone at x ~ U(0, 1] (256 midpoint nodes; "
+                                       "every feature in turn, equal weight), Lq loss over all outputs; "
+                                       "best c × gain_mean. Equals optimal_gain when every feature has "
+                                       "the same self-gain and K_i." + _STD,
+    "line_search_single_best_scale": "Best output scale c of the single-active-feature (x > 0) line "
+                                     "search." + _STD,
+    "line_search_single_at_edge": "Fraction of instances whose single-feature best c lies on an end of "
+                                  "[0.3, 2.0].",
+    "optimal_gain_line_search_isolated": "The same line search with one feature active at "
+                                         "x ~ U(−1, 1) (the isolated distribution: adds the "
+                                         "negative inputs the "
+                                         "closed form leaves out); best c × gain_mean." + _STD,
+    "ignored_features": "Features whose gain is below 0.05 (counted as ignored); mean over "
+                        "instances." + _STD,
+    "kept_gain_mean": "Mean gain over the features with gain ≥ 0.05; mean over instances." + _STD,
+    "kept_gain_std": "Std over the features with gain ≥ 0.05 of their gain, mean over instances.",
     "residual_ablation_isolated_mse_model": "Ablation: the model's isolated MSE "
                                             "(= isolated_mse_mean)." + _STD,
     "residual_ablation_isolated_mse_ablated": "Isolated MSE after removing the negative residual: "
@@ -1003,12 +1164,19 @@ METRIC_DEFINITIONS: dict[str, str] = {
     "residual_ablation_isolated_decrease": "Isolated MSE of the model minus that of the ablated "
                                            "model (what removing the residual saves in "
                                            "isolation)." + _STD,
-    "negative_residual_reduces_interference": "True when removing the negative residual raises the "
-                                              "interference part by more than it lowers the isolated "
-                                              "part (on the instance means), i.e. the residual pays "
-                                              "for itself by cancelling interference.",
-    "negative_residual_reduces_interference_fraction": "Fraction of instances for which that verdict "
-                                                       "holds.",
+    "negative_residual_reduces_interference": "True exactly when "
+                                              "residual_ablation_interference_increase > 0 (instance "
+                                              "means, on one paired evaluation set; its sampling noise "
+                                              "is not subtracted): removing the residual raises the "
+                                              "interference part, so the residual cancels some "
+                                              "interference.",
+    "negative_residual_pays_for_itself": "True exactly when residual_ablation_interference_increase "
+                                         "> residual_ablation_isolated_decrease (instance means), "
+                                         "equivalently when removing the residual raises the active "
+                                         "training MSE: the interference it cancels outweighs its "
+                                         "isolated cost.",
+    "negative_residual_reduces_interference_fraction": "Fraction of instances whose interference part "
+                                                       "rises when the residual is removed.",
     "l2_loss_learned": "Unconditional MSE (L2 loss: mean over samples and features of "
                        "(y − ReLU(x))^2) of the trained model on the training distribution." + _STD,
     "l2_loss_naive": "The naive model's L2 loss on the same evaluation set.",
@@ -1021,8 +1189,21 @@ METRIC_DEFINITIONS: dict[str, str] = {
                        "|y − ReLU(x)|^q) of the trained model on the training distribution." + _STD,
     "lq_loss_naive": "The naive model's Lq loss (q = loss_power) on the same evaluation set.",
     "lq_naive_over_learned": "Naive / learned Lq loss at q = loss_power." + _STD,
+    "l2_trained_from_main_model": "True when loss_power = 2: the trained models are already L2-trained, "
+                                  "no separate L2 run is made and every l2_trained_* key is computed "
+                                  "from the trained models themselves; null without L2 models.",
+    "l2_trained_ignored_features": "L2-trained: features with gain < 0.05 (ignored); mean over "
+                                   "instances." + _STD,
+    "l2_trained_kept_gain_mean": "L2-trained: mean gain over the features with gain ≥ 0.05." + _STD,
+    "l2_trained_kept_gain_std": "L2-trained: std over the features with gain ≥ 0.05 of their gain, "
+                                "mean over instances.",
+    "l2_trained_kept_gain_min": "L2-trained: smallest gain among the features with gain ≥ "
+                                "0.05." + _STD,
+    "l2_trained_kept_gain_max": "L2-trained: largest gain among the features with gain ≥ 0.05." + _STD,
     "l2_trained_lq_loss": "L2-trained: Lq loss at q = loss_power on the training distribution." + _STD,
-    "l2_trained_gain_mean": "The same seeds trained with the L2 loss: mean gain (as gain_mean)." + _STD,
+    "l2_trained_gain_mean": "The same seeds trained with the L2 loss (with loss_power = 2, the trained "
+                            "models themselves: l2_trained_from_main_model): mean gain (as "
+                            "gain_mean)." + _STD,
     "l2_trained_gain_std": "L2-trained: std over features of the gain, mean over instances.",
     "l2_trained_mse_active_mean": "L2-trained: mean per-feature active MSE (as mse_active_mean)." + _STD,
     "l2_trained_mse_active_feature_std": "L2-trained: std over features of the per-feature active MSE.",
@@ -1033,6 +1214,8 @@ METRIC_DEFINITIONS: dict[str, str] = {
     "l2_trained_isolated_mse_mean": "L2-trained: isolated MSE (as isolated_mse_mean)." + _STD,
     "l2_trained_l2_loss": "L2-trained: L2 loss on the training distribution." + _STD,
     "l2_trained_l4_loss": "L2-trained: L4 loss on the training distribution." + _STD,
+    "l2_trained_l2_naive_over_learned": "Naive / L2-trained model's L2 loss on the training "
+                                        "distribution." + _STD,
     "train_seconds": "Wall-clock seconds of training the models (all instances at once).",
     "l2_train_seconds": "Wall-clock seconds of training the L2 comparison models.",
     "sparsity_sweep": "Per p: mean over features of the active-conditioned per-feature MSE of the trained "
@@ -1050,9 +1233,12 @@ METRIC_DEFINITIONS["weff_diag_mean_std"] = ("Std over instances of the per-insta
 # every other `<key>_std` twin that metrics() writes: the std over instances
 _NO_TWIN = {"gain_std", "weff_diag_std", "self_gain_std", "mse_active_feature_std", "l2_trained_gain_std",
             "l2_trained_weff_diag_std", "l2_trained_mse_active_feature_std", "line_search_at_edge",
+            "line_search_single_at_edge", "kept_gain_std", "l2_trained_kept_gain_std",
+            "l2_trained_from_main_model",
             "zero_norm_features", "naive_mse_active_theory", "naive_mse_all_theory",
             "abs_cos_random_theory", "abs_cos_random_mc", "cos_sq_random_theory", "welch_bound",
             "welch_bound_mean_square", "negative_residual_reduces_interference",
+            "negative_residual_pays_for_itself",
             "negative_residual_reduces_interference_fraction", "sparsity_sweep", "n_features", "n_hidden",
             "instances", "p", "loss_power", "eval_samples", "train_seconds", "l2_train_seconds"}
 for _k in list(METRIC_DEFINITIONS):

@@ -27,6 +27,11 @@ GEOMETRY_DEFINITIONS = {
                                    "columns (m/n = 0.1 when capacity is shared evenly).",
     "feature_dimensionality_std": "Std over features of D_i (mean over seeds); 0 when every feature "
                                   "gets the same share.",
+    "welch_bound_frame": "Welch bound for the frame compared here: the least possible max |cos| of "
+                         "n_live unit vectors in R^h, sqrt((n_live − h) / (h (n_live − 1))), "
+                         "n_live the W_in columns of non-zero norm in seed 0 (0 when n_live ≤ h); "
+                         "equals "
+                         "welch_bound when no column is dead.",
 }
 
 

@@ -70,7 +70,10 @@ def _run_into(cfg: ToyConfig, out: Path, device: torch.device, threads: int, pro
     meta = base_meta(str(device), threads, seeds, argv)
     meta["kind"] = "toy"
     meta["threads_rule"] = "1 thread below 4M elements per op, else all cores (superlens.device)"
-    write_json(out / "config.json", cfg.model_dump(mode="json"))
+    # the run directory's config is fully resolved: "auto" device and unset threads become the values
+    # this run used (the same as meta.json's), so rerunning from it reproduces the run's setting
+    write_json(out / "config.json", {**cfg.model_dump(mode="json"), "device": str(device),
+                                     "threads": threads})
     write_json(out / "meta.json", meta)
 
     res = train_toy(cfg, device, progress)
@@ -96,11 +99,15 @@ def _run_into(cfg: ToyConfig, out: Path, device: torch.device, threads: int, pro
     metrics["l2_train_seconds"] = train_seconds.get("l2")
     write_json(out / "analysis.json", analysis.to_dict())
     write_json(out / "metrics.json", metrics)
+    # wall_seconds is set before rendering, because the report reads it from meta.json; the time
+    # the rendering itself takes is added afterwards as report_seconds
     meta.update(status="complete", train_seconds=train_seconds,
-                analysis_seconds=time.perf_counter() - t_an)
+                analysis_seconds=time.perf_counter() - t_an,
+                wall_seconds=time.perf_counter() - t_start)
     write_json(out / "meta.json", meta)
+    t_rep = time.perf_counter()
     render_toy_report(out)
-    meta["wall_seconds"] = time.perf_counter() - t_start
+    meta["report_seconds"] = time.perf_counter() - t_rep
     write_json(out / "meta.json", meta)
     return metrics
 
