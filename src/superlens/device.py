@@ -103,3 +103,15 @@ def run_threaded(fn: Callable[[int], None], items: list[int], workers: int,
         torch.set_num_threads(threads)
     if errors:
         raise errors[0]
+
+
+def run_chunks(fn: Callable[[int], None], items: list[int], device: torch.device,
+               stop: threading.Event | None = None) -> None:
+    """fn(item) for every item (independent chunks of instances): on a CPU with k > 1 torch threads,
+    on min(k, len(items)) single-threaded workers (run_threaded); otherwise in order, here."""
+    workers = min(torch.get_num_threads(), len(items)) if device.type == "cpu" else 1
+    if workers > 1:
+        run_threaded(fn, items, workers, stop)
+    else:
+        for item in items:
+            fn(item)

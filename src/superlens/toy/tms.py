@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from superlens.device import generator, run_threaded
+from superlens.device import generator, run_chunks
 from superlens.toy.train import Adam, cosine_factor
 
 # Above this feature probability a dense draw (one uniform per entry) beats the geometric-gap draw
@@ -386,12 +386,7 @@ def train_tms(n_features: int, n_hidden: int, *, importance=None, feature_probab
                 bar.update(Tb)
 
     starts = list(range(0, I, c))
-    workers = min(torch.get_num_threads(), len(starts)) if device.type == "cpu" else 1
-    if workers > 1:
-        run_threaded(train_chunk, starts, workers, stop)
-    else:
-        for s in starts:
-            train_chunk(s)
+    run_chunks(train_chunk, starts, device, stop)
     bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize()

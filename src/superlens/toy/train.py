@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from superlens.device import generator, run_threaded
+from superlens.device import generator, run_chunks
 from superlens.toy.data import SparseBatch, sample_sparse
 from superlens.toy.models import MLPParams, init_mlp
 
@@ -215,12 +215,7 @@ def train_mlp(n_features: int, n_hidden: int, *, seeds: Sequence[int],
                 bar.update(1)
 
     t0 = time.perf_counter()
-    workers = min(torch.get_num_threads(), len(starts)) if device.type == "cpu" else 1
-    if workers > 1:
-        run_threaded(train_chunk, starts, workers, stop)
-    else:
-        for s in starts:
-            train_chunk(s)
+    run_chunks(train_chunk, starts, device, stop)
     bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize()
