@@ -9,7 +9,7 @@ import torch
 
 from superlens.measures import (METRIC_DEFINITIONS, class_selectivity, effective_rank,
                                 feature_measures, participation_ratio, sample_cosine_stats,
-                                tsne_embedding)
+                                tsne_embedding, tsne_method)
 
 torch.set_num_threads(1)
 
@@ -21,13 +21,20 @@ def blobs(n_per=40, d=10, gap=30.0, seed=0):
 
 
 # ---- t-SNE
-def test_tsne_shape_determinism_and_separation():
+@pytest.mark.parametrize("method", [None, "fft"])  # None: Barnes-Hut at 80 points
+def test_tsne_shape_determinism_and_separation(method):
     x, lab = blobs()
-    e1 = tsne_embedding(x, seed=3)
-    e2 = tsne_embedding(torch.from_numpy(x), seed=3)
+    e1 = tsne_embedding(x, seed=3, method=method)
+    e2 = tsne_embedding(torch.from_numpy(x), seed=3, method=method)
     assert e1.shape == (80, 2) and np.isfinite(e1).all()
     np.testing.assert_array_equal(e1, e2)
     assert skm.silhouette_score(e1, lab) > 0.5
+
+
+def test_tsne_method_rule_and_bad_method():
+    assert tsne_method(9_999) == "bh" and tsne_method(10_000) == "fft"
+    with pytest.raises(ValueError, match="method"):
+        tsne_embedding(blobs()[0], method="exact")
 
 
 def test_tsne_tiny_n_clips_perplexity():

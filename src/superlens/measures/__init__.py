@@ -8,7 +8,7 @@ from superlens.measures.cosine import neuron_cosine_stats, sample_cosine_stats
 from superlens.measures.selectivity import class_selectivity
 from superlens.measures.spectrum import effective_rank, participation_ratio
 from superlens.measures.summary import METRIC_DEFINITIONS, feature_measures
-from superlens.measures.tsne import tsne_embedding
+from superlens.measures.tsne import tsne_embedding, tsne_method
 
 __all__ = [
     "METRIC_DEFINITIONS",
@@ -21,4 +21,5 @@ __all__ = [
     "sample_cosine_stats",
     "silhouette_score",
     "tsne_embedding",
+    "tsne_method",
 ]

@@ -28,7 +28,8 @@ METRIC_DEFINITIONS: dict[str, str] = {
                "Paper's definition.",
     "cos_p95": "95th percentile of the N x N sample cosine entries (histogram, resolution 0.001). "
                "Paper's definition.",
-    "silhouette_tsne": "Euclidean silhouette score of the 2-D t-SNE embedding of (a seeded subset "
+    "silhouette_tsne": "Euclidean silhouette score of the 2-D t-SNE embedding (openTSNE: FFT "
+                       "gradients from 10,000 points up, Barnes-Hut below) of (a seeded subset "
                        "of) the test features, true classes as clusters. Paper's definition.",
     "davies_bouldin_tsne": "Davies-Bouldin index of the same 2-D t-SNE embedding with the true "
                            "classes as clusters (lower is better). Paper's definition.",

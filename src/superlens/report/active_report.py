@@ -89,7 +89,8 @@ def active_report_html(config: dict, meta: dict, metrics: dict, fig_dir: Path,
         if config.get("paper_features") else "",
         para("Measures marked 'paper's definition' reproduce what the paper's code computed (a sample × "
              "sample cosine, and silhouette / Davies–Bouldin of a 2-D t-SNE embedding); the sound "
-             "ones are computed on the raw features. t-SNE is openTSNE (FFT), not the paper's "
+             "ones are computed on the raw features. t-SNE is openTSNE (FFT gradients from 10,000 "
+             "points up, its Barnes–Hut below, where that is faster), not the paper's "
              "scikit-learn Barnes–Hut, so the *_tsne values are comparable in kind, not digit for "
              "digit.", "def"),
     )
