@@ -58,6 +58,14 @@ def _active_parser(sub) -> None:
     a.add_argument("--rounds", type=int)
     a.add_argument("--query-size", type=int)
     a.add_argument("--round-training", help="scratch, warm or paper")
+    a.add_argument("--optimizer", help="adam or sgd")
+    a.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random crop + flip")
+    a.add_argument("--normalize", help="dataset, cifar-paper, imagenet or none")
+    a.add_argument("--image-size", type=int, help="resize images to this side")
+    a.add_argument("--feature-layer", help="module name whose output is the feature")
+    a.add_argument("--dropout", type=float, help="dropout before the classifier, in [0, 1)")
+    a.add_argument("--tsne-points", type=int, help="most test points embedded by t-SNE")
     a.add_argument("--device")
     a.add_argument("--threads", type=int)
     a.add_argument("--force", action="store_true", help="replace an existing run directory")
@@ -106,16 +114,22 @@ def cmd_toy(ns: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_active(ns: argparse.Namespace) -> int:
-    from superlens.active.study import config_from_cli, run_active
+def active_config(ns: argparse.Namespace):
+    """The ActiveConfig that `superlens active` flags describe (preset, then file, then flags)."""
+    from superlens.active.study import config_from_cli
 
     ov = _overrides(ns, {"command", "out", "config", "force", "resume", "quiet", "preset"})
     if "strategies" in ov:
         ov["strategies"] = [s.strip() for s in ov["strategies"].split(",") if s.strip()]
     if ns.quiet:
         ov["progress"] = False
-    cfg = config_from_cli(ns.preset, ns.config, ov)
-    run_active(cfg, ns.out, force=ns.force, resume=ns.resume, argv=sys.argv)
+    return config_from_cli(ns.preset, ns.config, ov)
+
+
+def cmd_active(ns: argparse.Namespace) -> int:
+    from superlens.active.study import run_active
+
+    run_active(active_config(ns), ns.out, force=ns.force, resume=ns.resume, argv=sys.argv)
     print(f"wrote {Path(ns.out) / 'report.html'}")
     return 0
 
