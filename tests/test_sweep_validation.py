@@ -90,6 +90,8 @@ ACTIVE_HEAD = ("study = 'active'\n[base]\npreset = 'synthetic'\nepochs = 1\n")
     ('strategy = ["bogus"]', "bogus", "sweep point 0"),
     ('strategy = ["random", "bogus"]', "bogus", "sweep point 1"),
     ('query_size = [20, 100000]', "query_size", "sweep point 1"),
+    ('feature_layer = ["fc", "no.such.layer"]', "no.such.layer", "sweep point 1"),
+    ('weights_path = ["/nonexistent/resnet18.pth"]', "/nonexistent/resnet18.pth", "sweep point 0"),
 ])
 def test_active_points_validated_before_training(tmp_path, capsys, axes, needle, point):
     code, err, out = _run_cli(tmp_path, ACTIVE_HEAD + "[axes]\n" + axes + "\n", capsys)

@@ -74,7 +74,7 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
     # ~ activation elements of a first conv layer: small models run faster on one thread
     threads = set_threads(choose_threads(cfg.threads, cfg.batch_size * 64 * side * side))
     validate_plan(cfg, int(ds.train_y.shape[0]))
-    _preflight_model(cfg, ds)
+    preflight_model(cfg, ds)
     seeds = [cfg.seed + i for i in range(cfg.seeds)]
     if resuming:
         # every check of what is already there comes before the first write: a refused resume
@@ -115,7 +115,7 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
     return metrics
 
 
-def _preflight_model(cfg: ActiveConfig, ds) -> None:
+def preflight_model(cfg: ActiveConfig, ds) -> None:
     """Build the model once (weights loaded, feature layer looked up) so that a missing weights file
     or a wrong layer name fails before anything is written."""
     from superlens.active.models import FeatureHook, build_model, default_feature_layer
