@@ -53,8 +53,8 @@ from superlens.runs import atomic_save_torch, read_json, write_json
 TRAINING_FIELDS = ("dataset", "test_fraction", "image_size", "model", "pretrained", "dropout",
                    "optimizer", "lr", "momentum", "weight_decay", "epochs", "batch_size", "augment",
                    "amp", "shuffle", "normalize")
-LOOP_FIELDS = TRAINING_FIELDS + ("shuffle_rounds", "initial_pool", "rounds", "query_size", "round_training",
-                                 "bald_samples")
+LOOP_FIELDS = TRAINING_FIELDS + ("shuffle_rounds", "initial_pool", "rounds", "query_size",
+                                 "round_training", "bald_samples")
 ROUND_MARKER = "round.json"
 BASELINE_MARKER = "result.json"
 
@@ -464,5 +464,5 @@ def _collect(out_dir: Path, cfg: Any, strategy: str, seed: int) -> dict:
             "labelled_indices": st["labelled"], "strategy": strategy, "seed": seed, "out_dir": out_dir}
 
 
-__all__ = ["validate_plan", "check_resumable", "rounds_shuffle", "train_baseline", "run_loop", "derive_seed", "fingerprint",
-           "save_checkpoint", "load_checkpoint", "TRAINING_FIELDS", "LOOP_FIELDS"]
+__all__ = ["validate_plan", "check_resumable", "rounds_shuffle", "train_baseline", "run_loop",
+           "derive_seed", "fingerprint", "save_checkpoint", "load_checkpoint", "TRAINING_FIELDS", "LOOP_FIELDS"]

@@ -58,9 +58,7 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
                argv: list[str] | None = None) -> dict:
     """Run (or resume) the study into ``out``; returns metrics."""
     from superlens.active.data import load_dataset
-    from superlens.active.loop import run_loop, train_baseline, validate_plan
-
-    from superlens.active.loop import check_resumable
+    from superlens.active.loop import check_resumable, run_loop, train_baseline, validate_plan
 
     t_start = time.perf_counter()
     device = pick_device(cfg.device)

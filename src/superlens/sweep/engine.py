@@ -132,8 +132,6 @@ def render_sweep_report(out: str | Path) -> Path:
 
 def run_sweep_cli(ns) -> int:
     spec = load_spec(ns.spec)
-    if ns.address and ns.backend != "ray":
-        raise ConfigError(f"--address {ns.address}: only used with --backend ray")
     rows = run_sweep(spec, ns.out, backend=ns.backend, address=ns.address, workers=ns.workers,
                      force=ns.force, progress=not ns.quiet)
     print(f"wrote {Path(ns.out) / 'report.html'} ({len(rows)} points)")

@@ -89,7 +89,7 @@ def classify_toy(gains: np.ndarray, mse: np.ndarray) -> str:
     return "mixed"
 
 
-def run_toy_group(group: Group, options: dict) -> list[dict]:
+def run_toy_group(group: Group, options: dict) -> dict:
     from superlens.toy.sweep_metrics import point_metrics
     from superlens.toy.train import train_mlp
 
@@ -134,7 +134,7 @@ GEOMETRY_KEYS = {"1: dedicated": "dedicated", "3/4: tetrahedron": "tetrahedron",
                  "0: not represented": "not_represented", "other": "other"}
 
 
-def run_tms_group(group: Group, options: dict) -> list[dict]:
+def run_tms_group(group: Group, options: dict) -> dict:
     from superlens.measures.dimensionality import (GEOMETRIES, dimensions_per_feature,
                                                    feature_dimensionality, geometry_classes)
     from superlens.toy.tms import importance_decay, train_tms
