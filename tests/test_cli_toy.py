@@ -44,8 +44,7 @@ def test_toy_end_to_end(tmp_path):
                  "Removing the residual", "L2 vs L4, per feature"):
         assert text in html, text
     # every number in metrics.json has a definition in the report's tables
-    from superlens.toy.analysis import metric_definition
-    from superlens.toy.geometry import GEOMETRY_DEFINITIONS
+    from superlens.toy.definitions import GEOMETRY_DEFINITIONS, metric_definition
     assert not [k for k in metrics if not (metric_definition(k) or GEOMETRY_DEFINITIONS.get(k))]
 
     # re-render without training

@@ -8,11 +8,12 @@ from sklearn.metrics.pairwise import cosine_similarity
 
 from superlens.device import generator
 from superlens.toy import theory
-from superlens.toy.analysis import (METRIC_DEFINITIONS, ToyAnalysis, analyze, cross_gain, eval_chunks,
-                                    evaluate, feature_cosines, interp_curves, isolated_mse,
-                                    line_search_scale, metric_definition, random_direction_cosines,
-                                    response_curves, response_grid, response_stats, scale_profile,
-                                    scaled_lq_loss, sparsity_sweep, classify_strategy, strategy_stats)
+from superlens.report.toy_report import summary_rows
+from superlens.toy.analysis import (ToyAnalysis, analyze, cross_gain, eval_chunks, evaluate,
+                                    feature_cosines, interp_curves, isolated_mse, line_search_scale,
+                                    random_direction_cosines, response_curves, response_grid,
+                                    response_stats, scale_profile, scaled_lq_loss, sparsity_sweep)
+from superlens.toy.definitions import METRIC_DEFINITIONS, metric_definition
 from superlens.toy.data import single_feature_batch
 from superlens.toy.models import MLPParams, forward, init_mlp, naive_params
 
@@ -274,24 +275,6 @@ def test_single_feature_line_search_matches_the_closed_form(q):
     assert abs(m["optimal_gain_line_search"] - gamma) > 0.005
 
 
-def test_strategy_classification_from_gains():
-    n, h = 20, 5
-    naive = np.r_[np.ones(h), np.zeros(n - h)][None]
-    st = strategy_stats(naive)
-    assert st["ignored"][0] == n - h and st["kept_mean"][0] == 1.0
-    uniform = 0.4 + 0.01 * np.sin(np.arange(n))[None]
-    mixed = np.r_[np.full(6, 0.01), np.linspace(0.2, 0.3, n - 6)][None]
-    got = {}
-    for name, gains in (("naive", naive), ("uniform", uniform), ("mixed", mixed)):
-        st = strategy_stats(gains)
-        got[name] = classify_strategy(st["ignored"][0], st["kept_mean"][0], st["kept_std"][0], n, h)
-    assert got == {"naive": "naive", "uniform": "uniform", "mixed": "mixed"}
-    st = strategy_stats(mixed)
-    assert st["ignored"][0] == 6 and st["kept_min"][0] == pytest.approx(0.2)
-    assert classify_strategy(*[strategy_stats(np.zeros((1, n)))[k][0]
-                               for k in ("ignored", "kept_mean", "kept_std")], n, h) == "none kept"
-
-
 def test_sparsity_sweep_agrees_with_the_evaluator_at_the_training_p():
     P = _random(n=12, h=4, seeds=(12,))
     ev = evaluate(P, p=0.1, samples=30_000, seed=0)
@@ -341,8 +324,8 @@ def test_metrics_keys_definitions_and_round_trip():
     text = json.dumps(a.to_dict())  # must be JSON-serialisable
     b = ToyAnalysis.from_dict(json.loads(text))
     assert b.metrics() == m
-    assert [r["superlens"] for r in b.summary_rows()] == [r["superlens"] for r in a.summary_rows()]
-    assert {"quantity", "superlens", "report", "definition"} <= set(a.summary_rows()[0])
+    assert [r["superlens"] for r in summary_rows(b)] == [r["superlens"] for r in summary_rows(a)]
+    assert {"quantity", "superlens", "report", "definition"} <= set(summary_rows(a)[0])
     assert m["l2_trained_from_main_model"] is False
     # without L2 models the l2_* keys are null ...
     m4 = analyze(P, p=0.1, loss_power=4, eval_samples=2000, seed=0, **FAST).metrics()

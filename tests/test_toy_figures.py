@@ -66,13 +66,15 @@ def test_residual_sentence_follows_the_signs(inc, dec, says, never):
 
 
 def test_interference_and_l2_sentences_use_the_measured_numbers():
-    m = _analysis(l2=True).metrics()
+    a = _analysis(l2=True)
+    m = a.metrics()
     text = interference_definitions_sentence(m)
     assert f"{100 * m['attenuation_share_measured']:.0f} %" in text
     assert f"{100 * m['attenuation_share_pure_gain_weff']:.0f} %" in text
     assert "73 %" in text  # the source's own numbers (1 - 0.43)^2 / 6 / 0.0745 = 72.7 %, computed
-    s = l2_strategy_sentence(m, 12, 4, 4.0)
+    s = l2_strategy_sentence(m, a)
     assert s.startswith("Strategy under L2 (the same seeds trained with L2)")
     assert f"ignores {fmt(m['l2_trained_ignored_features'])} of 12 features" in s
     assert f"gain {fmt(m['l2_trained_kept_gain_mean'])} ±" in s
-    assert l2_strategy_sentence(_analysis(l2=False).metrics(), 12, 4, 4.0) == ""
+    a0 = _analysis(l2=False)
+    assert l2_strategy_sentence(a0.metrics(), a0) == ""

@@ -4,7 +4,9 @@ import math
 import pytest
 import torch
 
-from superlens.toy.geometry import GEOMETRY_DEFINITIONS, geometry_summary, plot_frame_geometry
+from superlens.report.toy_figures import plot_frame_geometry
+from superlens.toy.definitions import GEOMETRY_DEFINITIONS
+from superlens.toy.geometry import geometry_summary
 
 
 def test_mercedes_frame_is_tight_and_meets_welch():

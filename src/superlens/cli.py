@@ -104,7 +104,7 @@ def _overrides(ns: argparse.Namespace, skip: set[str]) -> dict:
 
 def cmd_toy(ns: argparse.Namespace) -> int:
     from superlens.config import ToyConfig, load_config
-    from superlens.toy.study import run_toy
+    from superlens.studies.toy import run_toy
 
     cfg = load_config(ToyConfig, ns.config,
                       _overrides(ns, {"command", "out", "config", "force", "quiet"}))
@@ -143,7 +143,7 @@ def cmd_report(ns: argparse.Namespace) -> int:
         raise RunDirError(f"run directory {run}: no meta.json (not a superlens run directory)")
     kind = read_json(run / "meta.json").get("kind")
     if kind == "toy":
-        from superlens.toy.study import render_toy_report as render
+        from superlens.studies.toy import render_toy_report as render
     elif kind == "active":
         from superlens.active.study import render_active_report as render
     elif kind == "sweep":

@@ -6,13 +6,13 @@ the raw features. METRIC_DEFINITIONS says which is which.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
 
 from superlens.measures.clustering import davies_bouldin_score, silhouette_score
 from superlens.measures.cosine import neuron_cosine_stats, sample_cosine_stats
+from superlens.measures.numeric import json_float
 from superlens.measures.selectivity import class_selectivity
 from superlens.measures.spectrum import effective_rank, participation_ratio
 from superlens.measures.tsne import tsne_embedding
@@ -55,12 +55,6 @@ METRIC_DEFINITIONS: dict[str, str] = {
 }
 
 
-def _json_float(v) -> float | None:
-    """A finite float, or None (JSON null) for NaN / inf."""
-    v = float(v)
-    return v if math.isfinite(v) else None
-
-
 def tsne_subset(n: int, max_points: int, seed: int) -> np.ndarray:
     """Sorted indices [min(n, max_points)] of a seeded random subset of range(n)."""
     if max_points < 1:
@@ -92,21 +86,21 @@ def feature_measures(features, labels, *, n_classes: int, seed: int = 0,
     live = x.abs().sum(0) > 0
     sel = class_selectivity(x, lab, n_classes)
     scalars = {
-        "cos_mean": _json_float(cos["mean"]),
-        "cos_std": _json_float(cos["std"]),
-        "cos_p05": _json_float(cos["percentiles"][5]),
-        "cos_p50": _json_float(cos["percentiles"][50]),
-        "cos_p95": _json_float(cos["percentiles"][95]),
+        "cos_mean": json_float(cos["mean"]),
+        "cos_std": json_float(cos["std"]),
+        "cos_p05": json_float(cos["percentiles"][5]),
+        "cos_p50": json_float(cos["percentiles"][50]),
+        "cos_p95": json_float(cos["percentiles"][95]),
         "silhouette_tsne": None,
         "davies_bouldin_tsne": None,
-        "silhouette_raw": _json_float(silhouette_score(x, lab)),
-        "davies_bouldin_raw": _json_float(davies_bouldin_score(x, lab)),
-        "effective_rank": _json_float(effective_rank(x)),
-        "participation_ratio": _json_float(participation_ratio(x)),
-        "neuron_cos_mean": _json_float(neu["mean"]),
-        "neuron_abs_cos_mean": _json_float(neu["abs_mean"]),
+        "silhouette_raw": json_float(silhouette_score(x, lab)),
+        "davies_bouldin_raw": json_float(davies_bouldin_score(x, lab)),
+        "effective_rank": json_float(effective_rank(x)),
+        "participation_ratio": json_float(participation_ratio(x)),
+        "neuron_cos_mean": json_float(neu["mean"]),
+        "neuron_abs_cos_mean": json_float(neu["abs_mean"]),
         "dead_neurons": int(neu["dead_neurons"]),
-        "selectivity_mean": _json_float(sel[live].mean()) if bool(live.any()) else None,
+        "selectivity_mean": json_float(sel[live].mean()) if bool(live.any()) else None,
     }
     arrays = {
         "cos_hist_counts": cos["hist_counts"],
@@ -118,8 +112,8 @@ def feature_measures(features, labels, *, n_classes: int, seed: int = 0,
     if with_tsne:
         idx = tsne_subset(x.shape[0], tsne_points, seed)
         emb = tsne_embedding(x[idx].numpy(), seed=seed)
-        scalars["silhouette_tsne"] = _json_float(silhouette_score(emb, lab[idx]))
-        scalars["davies_bouldin_tsne"] = _json_float(davies_bouldin_score(emb, lab[idx]))
+        scalars["silhouette_tsne"] = json_float(silhouette_score(emb, lab[idx]))
+        scalars["davies_bouldin_tsne"] = json_float(davies_bouldin_score(emb, lab[idx]))
         arrays |= {"tsne_embedding": emb, "tsne_labels": lab[idx], "tsne_indices": idx}
     assert scalars.keys() == METRIC_DEFINITIONS.keys()
     return scalars, arrays

@@ -7,24 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from superlens.report.plotting import plt, save
+from superlens.report.toy_report import residual_ablation_sentence
+from superlens.toy import theory
+from superlens.toy.phases import GAIN_IGNORED
+from superlens.toy.record import ToyAnalysis
 
-from superlens.report.toy_report import residual_ablation_sentence  # noqa: E402
-from superlens.toy import theory  # noqa: E402
-from superlens.toy.analysis import ToyAnalysis  # noqa: E402
-
-DPI = 110
 C_TRAINED, C_NAIVE, C_L2, C_REF = "#1f77b4", "#d62728", "#2ca02c", "#555555"
-
-
-def _save(fig, outdir: Path, name: str) -> str:
-    fig.savefig(outdir / name, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return name
 
 
 def _err(a: np.ndarray) -> np.ndarray | None:
@@ -83,7 +74,7 @@ def fig_per_feature_mse(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
            f"samples, active or not (mse_all): trained {np.mean(m['mse_all_mean']):.3g}, naive "
            f"{np.mean(m['naive_mse_all_mean']):.3g} (theory "
            f"{theory.naive_mse_all_mean(a.n_features, a.n_hidden, a.p):.3g}).")
-    return _save(fig, outdir, "toy_per_feature_mse.png"), cap
+    return save(fig, outdir / "toy_per_feature_mse.png"), cap
 
 
 def fig_response_overlay(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
@@ -118,7 +109,7 @@ def fig_response_overlay(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
            f"over features; negative residual (mean output over t < 0) "
            f"{np.mean(m['negative_residual_mean']):.4f}, value at t = −1 "
            f"{np.mean(m['value_at_minus1_mean']):.4f}.")
-    return _save(fig, outdir, "toy_response_curves.png"), cap
+    return save(fig, outdir / "toy_response_curves.png"), cap
 
 
 def fig_response_grid(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
@@ -141,7 +132,7 @@ def fig_response_grid(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
     fig.subplots_adjust(wspace=0.05, hspace=0.05)
     cap = (f"Response curves of the first {k} features of instance 0 (blue; x from −1 to 1, y from "
            f"{lo:.2f} to {hi:.2f}) against the ideal ReLU (dashed).")
-    return _save(fig, outdir, "toy_response_grid.png"), cap
+    return save(fig, outdir / "toy_response_grid.png"), cap
 
 
 def fig_weights(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
@@ -154,7 +145,7 @@ def fig_weights(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
            f"{np.mean(m['weff_diag_std']):.3f} over features; off-diagonal mean "
            f"{np.mean(m['weff_offdiag_mean']):.4f}, mean |.| {np.mean(m['weff_offdiag_abs_mean']):.4f}, "
            f"std {np.mean(m['weff_offdiag_std']):.4f} (means over instances).")
-    return _save(fig, outdir, "toy_weights.png"), cap
+    return save(fig, outdir / "toy_weights.png"), cap
 
 
 def fig_geometry(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
@@ -177,7 +168,7 @@ def fig_geometry(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
            f"Welch bound {wb:.3f}; mean cos² {np.mean(m['cos_sq_mean']):.4f} vs mean-square bound "
            f"{theory.welch_bound_mean_square(a.n_features, a.n_hidden):.4f} and random "
            f"{1 / a.n_hidden:.4f}.")
-    return _save(fig, outdir, "toy_geometry.png"), cap
+    return save(fig, outdir / "toy_geometry.png"), cap
 
 
 def fig_sparsity(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
@@ -201,7 +192,7 @@ def fig_sparsity(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
            f"p = {ps[0]:g}, {np.nanmean(a.sweep_mse[:, j]):.4f} at the training p, "
            f"{np.nanmean(a.sweep_mse[:, -1]):.4f} at p = {ps[-1]:g}; the naive model stays at "
            f"{np.nanmean(a.sweep_naive):.4f}.")
-    return _save(fig, outdir, "toy_sparsity_sweep.png"), cap
+    return save(fig, outdir / "toy_sparsity_sweep.png"), cap
 
 
 def fig_losses(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
@@ -229,7 +220,7 @@ def fig_losses(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
               f"; the L2-trained seeds reach gain {np.mean(ml2['l2_trained_gain_mean']):.3f} and "
               f"active MSE {np.mean(ml2['l2_trained_mse_active_mean']):.4f} (range over features "
               f"{np.mean(ml2['l2_trained_mse_active_range']):.4f})") + ".")
-    return _save(fig, outdir, "toy_losses.png"), cap
+    return save(fig, outdir / "toy_losses.png"), cap
 
 
 def fig_l2_strategy(a: ToyAnalysis, outdir: Path) -> tuple[str, str] | None:
@@ -237,8 +228,6 @@ def fig_l2_strategy(a: ToyAnalysis, outdir: Path) -> tuple[str, str] | None:
     naive model overlaid; None (no figure) without L2 models."""
     if a.l2_gain is None:
         return None
-    from superlens.toy.analysis import IGNORED_GAIN
-
     n, idx = a.n_features, np.arange(a.n_features)
     kept = theory.naive_kept(n, a.n_hidden)
     naive_gain = np.r_[np.ones(kept), np.zeros(n - kept)]  # by construction: kept exact, rest 0
@@ -249,7 +238,7 @@ def fig_l2_strategy(a: ToyAnalysis, outdir: Path) -> tuple[str, str] | None:
     ax.plot(idx, np.sort(a.gain[0])[::-1], color=C_TRAINED, lw=1.2,
             label=f"trained L{a.loss_power:g} (instance 0)")
     ax.plot(idx, naive_gain, color=C_NAIVE, lw=1.2, ls="--", label="naive")
-    ax.axhline(IGNORED_GAIN, color=C_REF, ls=":", lw=1, label=f"ignored below {IGNORED_GAIN}")
+    ax.axhline(GAIN_IGNORED, color=C_REF, ls=":", lw=1, label=f"ignored below {GAIN_IGNORED}")
     ax.set_xlabel("feature (sorted by gain, descending)")
     ax.set_ylabel("gain (slope on t > 0)")
     ax.set_title("Per-feature gain", fontsize=10)
@@ -268,13 +257,13 @@ def fig_l2_strategy(a: ToyAnalysis, outdir: Path) -> tuple[str, str] | None:
     cap = (f"L2 vs L{a.loss_power:g}, per feature: the L2-trained model"
            + (" (the trained model itself, loss_power = 2)" if a.l2_from_main else "")
            + f" ignores {np.mean(ml2['l2_trained_ignored_features']):.3g} of {n} features (gain < "
-           f"{IGNORED_GAIN}) and keeps the rest at gain "
+           f"{GAIN_IGNORED}) and keeps the rest at gain "
            f"{np.mean(ml2['l2_trained_kept_gain_mean']):.3f} ± "
            f"{np.mean(ml2['l2_trained_kept_gain_std']):.3f} over features; per-feature active MSE "
            f"{np.mean(ml2['l2_trained_mse_active_mean']):.4f} (range "
            f"{np.mean(ml2['l2_trained_mse_active_range']):.4f}). Means over instances; the curves show "
            f"instance 0. Naive: {kept} features at gain 1, the rest 0.")
-    return _save(fig, outdir, "toy_l2_strategy.png"), cap
+    return save(fig, outdir / "toy_l2_strategy.png"), cap
 
 
 def fig_cross_gain(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
@@ -295,7 +284,7 @@ def fig_cross_gain(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
            f"[{np.mean(m['cross_gain_min']):.3f}, {np.mean(m['cross_gain_max']):.3f}]; first-order "
            f"predicted interference MSE {np.mean(m['predicted_interference_mse_mean']):.4f} vs measured "
            f"{np.mean(m['interference_mse_measured']):.4f}.")
-    return _save(fig, outdir, "toy_cross_gain.png"), cap
+    return save(fig, outdir / "toy_cross_gain.png"), cap
 
 
 def fig_interference(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
@@ -328,7 +317,7 @@ def fig_interference(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
            f"{100 * np.mean(m['attenuation_share_pure_gain_weff']):.0f} % at g = diag(W_eff) = "
            f"{np.mean(m['weff_diag_mean']):.3f}. The x < 0 part of the isolated "
            f"error is {np.mean(m['isolated_mse_negative_mean']):.5f}.")
-    return _save(fig, outdir, "toy_interference.png"), cap
+    return save(fig, outdir / "toy_interference.png"), cap
 
 
 def fig_optimal_gain(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
@@ -379,7 +368,7 @@ def fig_optimal_gain(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
               f", single-feature line search (x > 0) "
               f"{np.mean(m['optimal_gain_line_search_single']):.3f}, "
               f"with x < 0 too {np.mean(m['optimal_gain_line_search_isolated']):.3f}") + ".")
-    return _save(fig, outdir, "toy_optimal_gain.png"), cap
+    return save(fig, outdir / "toy_optimal_gain.png"), cap
 
 
 def fig_residual_ablation(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
@@ -401,7 +390,7 @@ def fig_residual_ablation(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
     cap = ("Does the negative-input residual reduce interference? Removal: y' = y − s(x) for x < 0, s "
            "the model's own isolated response (means over instances). "
            + residual_ablation_sentence(inc, dec))
-    return _save(fig, outdir, "toy_residual_ablation.png"), cap
+    return save(fig, outdir / "toy_residual_ablation.png"), cap
 
 
 FIGURES = (fig_per_feature_mse, fig_response_overlay, fig_response_grid, fig_weights, fig_geometry,
@@ -415,3 +404,27 @@ def make_toy_figures(analysis: ToyAnalysis, outdir: Path) -> list[tuple[str, str
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     return [fc for fc in (f(analysis, outdir) for f in FIGURES) if fc is not None]
+
+
+def plot_frame_geometry(comp: dict, path) -> str:
+    """The frame comparison of superlens.toy.geometry.geometry_summary (instance 0): Gram spectra
+    and worst pairs of the learned, random and near-equiangular frames."""
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.8))
+    k = np.arange(1, len(comp["W"]["gram_spectrum"]) + 1)
+    for name, key, style in (("learned W_in", "W", "o-"), ("random", "random", "s--"),
+                             ("near-equiangular", "optimized", "^:")):
+        if key in comp:
+            ax[0].plot(k, comp[key]["gram_spectrum"], style, label=name)
+    ax[0].set(xlabel="eigenvalue rank", ylabel="eigenvalue of Û Ûᵀ",
+              title="Gram spectrum of the unit feature directions")
+    ax[0].legend(fontsize=8)
+    names, vals = [], []
+    for name, key in (("learned", "W"), ("random", "random"), ("equiangular", "optimized")):
+        if key in comp:
+            names.append(name)
+            vals.append(comp[key]["max_abs_cos"])
+    ax[1].bar(names, vals, color=["C0", "C1", "C2"][: len(vals)])
+    ax[1].axhline(comp["welch_bound"], color="k", ls="--", label=f"Welch bound {comp['welch_bound']:.3f}")
+    ax[1].set(ylabel="max |cos|", title="worst pair of feature directions")
+    ax[1].legend(fontsize=8)
+    return save(fig, path)

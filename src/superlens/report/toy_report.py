@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from superlens.report.html import details, fmt, figure, page, para, pm, run_info, section, table
 from superlens.toy import theory
+from superlens.toy.phases import GAIN_IGNORED, PHASES, cc_phases, majority
 
 
 # the source report's own numbers that its 73 % is computed from (superposition-mlp-report.md)
@@ -101,34 +104,27 @@ def interference_definitions_sentence(m: dict) -> str:
             f"{_pct(src73)}, i.e. (B) evaluated at the W_eff diagonal rather than at the slope.")
 
 
-def l2_strategy_sentence(m: dict, n: int, h: int, q: float) -> str:
-    """What the L2-trained model does, classified from its measured per-feature gains."""
-    from superlens.toy.analysis import IGNORED_GAIN, classify_strategy
-
+def l2_strategy_sentence(m: dict, a) -> str:
+    """What the L2-trained model does: its measured per-feature gains, and the phase
+    (superlens.toy.phases.cc_phase, the majority over instances) of the ToyAnalysis `a`."""
     keys = ("l2_trained_ignored_features", "l2_trained_kept_gain_mean", "l2_trained_kept_gain_std")
-    if not _has(m, *keys):
+    if not _has(m, *keys) or a.l2_gain is None:
         return ""
+    n, h, q = a.n_features, a.n_hidden, float(a.loss_power)
     ign, km, ks = (m[k] for k in keys)
-    label = classify_strategy(ign, km, ks, n, h)
-    what = {"naive": "the naive strategy (about h features computed at full gain, the rest ignored)",
-            "uniform": "the uniform strategy (every feature kept at one reduced gain)",
-            "mixed": "neither the naive strategy (h features at full gain, the rest 0) nor the uniform "
-                     "one (every feature at one reduced gain), but a mix: some features dropped, the "
-                     "rest in superposition at a reduced gain",
-            "spread": "no feature dropped, but gains far from uniform",
-            "none kept": "no feature kept"}[label]
+    label = majority(cc_phases(a.l2_gain, a.l2_mse_active, h))
     src = ("the trained models themselves (loss_power = 2, so no separate L2 run)"
            if m.get("l2_trained_from_main_model") else "the same seeds trained with L2")
-    text = (f"Strategy under L2 ({src}): it ignores {fmt(ign)} of {n} features (gain < {IGNORED_GAIN}) "
+    text = (f"Strategy under L2 ({src}): it ignores {fmt(ign)} of {n} features (gain < {GAIN_IGNORED}) "
             f"and keeps the other {fmt(n - ign)} at gain {fmt(km)} ± {fmt(ks, 2)} over features")
     if _has(m, "l2_trained_kept_gain_min", "l2_trained_kept_gain_max"):
         text += f" (range {fmt(m['l2_trained_kept_gain_min'])}–{fmt(m['l2_trained_kept_gain_max'])})"
     if _has(m, "l2_trained_mse_active_range"):
         text += (f"; its per-feature active MSE spans {fmt(m['l2_trained_mse_active_range'])} "
                  "(max − min)")
-    text += f": {what} [{label}]."
+    text += f": {PHASES[label]} [{label}]."
     if _has(m, "ignored_features", "kept_gain_mean", "kept_gain_std") and q != 2.0:
-        lab = classify_strategy(m["ignored_features"], m["kept_gain_mean"], m["kept_gain_std"], n, h)
+        lab = majority(cc_phases(a.gain, a.mse_active, h))
         text += (f" The L{q:g}-trained model ignores {fmt(m['ignored_features'])} and keeps the rest at "
                  f"{fmt(m['kept_gain_mean'])} ± {fmt(m['kept_gain_std'], 2)} [{lab}].")
     return text
@@ -155,8 +151,8 @@ def loss_ratio_sentence(m: dict, q: float, default_setting: bool) -> str:
 
 def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: Path,
                     figures: list[tuple[str, str]]) -> str:
-    from superlens.toy.analysis import METRIC_DEFINITIONS as ANALYSIS_DEFINITIONS
-    from superlens.toy.geometry import GEOMETRY_DEFINITIONS
+    from superlens.toy.definitions import GEOMETRY_DEFINITIONS
+    from superlens.toy.definitions import METRIC_DEFINITIONS as ANALYSIS_DEFINITIONS
 
     METRIC_DEFINITIONS = {**ANALYSIS_DEFINITIONS, **GEOMETRY_DEFINITIONS}
 
@@ -175,7 +171,7 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
              "def"),
     )
     rows = [(r["quantity"], r["superlens"], r["report"], r["definition"])
-            for r in analysis.summary_rows()]
+            for r in summary_rows(analysis)]
     summary = section("Quantitative summary (the report's table, re-measured)",
                       table(["quantity", "superlens", "report", "definition"], rows),
                       para(interference_definitions_sentence(metrics)))
@@ -194,7 +190,7 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
                 else "Answer: " + residual_ablation_sentence(inc, dec))
     l2_vs_l4 = section(
         "L2 vs L4 (analysis 7)",
-        para(l2_strategy_sentence(metrics, n, h, float(q))),
+        para(l2_strategy_sentence(metrics, analysis)),
         para(loss_ratio_sentence(metrics, float(q), default_setting)),
         table(["quantity", "value (mean ± std over seeds)", "definition"],
               rows_for(["l2_naive_over_learned", "l4_naive_over_learned",
@@ -246,3 +242,80 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
     )
     return page("superlens — compressed computation study",
                 [intro, summary, l2_vs_l4, oq, figs, all_metrics, run_info(config, meta)])
+
+
+REPORT_VALUES = {  # the compressed-computation report's values (superposition-mlp-report.md)
+    "gain": "0.43 ± 0.01", "weff_diag": "0.43 ± 0.01", "abs_cos": "0.26", "mse": "0.0745",
+    "mse_spread": "0.0671 / 0.0808 (std 0.0029)", "naive": "0.1496",
+    "isolated": "0.0642 (86 %)", "interference_measured": "0.0103 (14 %)",
+    # the report's pure-gain numbers are (1 - g)^2 / 6 at its g = 0.43, i.e. at the W_eff diagonal
+    "attenuation_pure_gain_weff": "~0.054 (73 %)", "interference_pure_gain_weff": "~0.020 (27 %)",
+    "l4_ratio": "8.5×", "l2_ratio": "~2.7×", "mse_ratio": "2.0×", "negative_residual": "≈ −0.04",
+}
+
+
+
+def summary_rows(a) -> list[dict[str, str]]:
+    """The report's quantitative summary, re-measured from the ToyAnalysis a: rows {quantity,
+    superlens (mean ± std over instances unless stated), report, definition}."""
+    pi = a.per_instance()
+
+    def ms(k: str, digits: int = 4) -> str:
+        v = pi[k]
+        return f"{np.mean(v):.{digits}g} ± {np.std(v):.2g}"
+
+    def share(k_mse: str, k_share: str) -> str:
+        return f"{ms(k_mse)} ({100 * np.mean(pi[k_share]):.0f} %)"
+
+    g, gf = np.mean(pi["gain_mean"]), np.mean(pi["gain_std"])
+    wd, wf = np.mean(pi["weff_diag_mean"]), np.mean(pi["weff_diag_std"])
+    rows = [
+        ("Per-feature gain (positive inputs)", f"{g:.4g} ± {gf:.2g} (± over features)", "gain",
+         "Least-squares slope (with intercept) of the self-response on t > 0; ± is the spread over "
+         "features, as in the report."),
+        ("W_eff diagonal (linear self-gain)", f"{wd:.4g} ± {wf:.2g} (± over features)", "weff_diag",
+         "diag(W_out W_in); ± is the spread over features."),
+        ("Mean pairwise |cos| of W_in columns", ms("abs_cos_mean", 3)
+         + f" (random: {theory.random_abs_cos_mean(a.n_hidden):.4f})", "abs_cos",
+         "Mean |cos| over pairs of features; random directions in R^h give the value in brackets."),
+        ("Trained per-feature MSE (active)", ms("mse_active_mean"), "mse",
+         "Mean over features of the MSE over samples where that feature is active."),
+        ("  min / max (std) over features", f"{np.mean(pi['mse_active_min']):.4g} / "
+         f"{np.mean(pi['mse_active_max']):.4g} (std {np.mean(pi['mse_active_feature_std']):.2g})",
+         "mse_spread", "Smallest and largest per-feature active MSE and their std over features "
+         "(mean over instances)."),
+        ("Naive per-feature MSE (active)", ms("naive_mse_active_mean"), "naive",
+         "The hand-coded naive model on the same evaluation set; theory (n - h)/n/6."),
+        ("Isolated MSE (measured attenuation)", share("isolated_mse_mean",
+                                                      "attenuation_share_measured"), "isolated",
+         "One feature active, x ~ U(-1, 1), by quadrature over the response curve; share of the "
+         "trained MSE."),
+        ("Interference MSE (trained − isolated)", share("interference_mse_measured",
+                                                        "interference_share"),
+         "interference_measured", "Trained active MSE minus isolated MSE; share of the trained MSE."),
+        ("Attenuation MSE, pure-gain theory at g = gain", share("attenuation_mse_pure_gain",
+                                                                "attenuation_share_pure_gain"),
+         None, "(1 − g)^2 / 6 with g the mean response slope (ignores the negative residual "
+         "and the hidden ReLU); share of the trained MSE."),
+        ("Interference MSE, trained − pure-gain theory at g = gain",
+         ms("interference_mse_pure_gain"), None, "Trained active MSE minus (1 − g)^2 / 6."),
+        ("Attenuation MSE, pure-gain theory at g = diag(W_eff)",
+         share("attenuation_mse_pure_gain_weff", "attenuation_share_pure_gain_weff"),
+         "attenuation_pure_gain_weff", "(1 − g)^2 / 6 with g the mean of diag(W_out W_in); share "
+         "of the trained MSE."),
+        ("Interference MSE, trained − pure-gain theory at g = diag(W_eff)",
+         ms("interference_mse_pure_gain_weff"), "interference_pure_gain_weff",
+         "Trained active MSE minus (1 − g)^2 / 6 with g = mean diag(W_eff)."),
+        (f"L{a.loss_power:g} improvement over naive", ms("lq_naive_over_learned", 3) + "×",
+         "l4_ratio" if a.loss_power == 4 else None,
+         f"Naive / learned L{a.loss_power:g} loss (mean over samples and features of "
+         f"|y − ReLU(x)|^{a.loss_power:g}) on the training distribution."),
+        ("L2 (MSE) loss improvement over naive", ms("l2_naive_over_learned", 3) + "×", "l2_ratio",
+         "Naive / learned unconditional MSE on the training distribution."),
+        ("Per-feature MSE improvement over naive", ms("mse_improvement_over_naive", 3) + "×",
+         "mse_ratio", "Naive / trained mean active-conditioned per-feature MSE."),
+        ("Negative-input residual", ms("negative_residual_mean", 3), "negative_residual",
+         "Mean self-response over the grid points t < 0."),
+    ]
+    return [{"quantity": q, "superlens": v, "report": REPORT_VALUES.get(r, "—") if r else "—",
+             "definition": d} for q, v, r, d in rows]

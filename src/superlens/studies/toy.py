@@ -114,10 +114,10 @@ def _run_into(cfg: ToyConfig, out: Path, device: torch.device, threads: int, pro
 
 def render_toy_report(out: str | Path) -> Path:
     """(Re)draw figures and report.html from a finished run directory, without training."""
-    from superlens.report.toy_figures import make_toy_figures
+    from superlens.report.toy_figures import make_toy_figures, plot_frame_geometry
     from superlens.report.toy_report import toy_report_html
     from superlens.runs import atomic_write_text
-    from superlens.toy.analysis import ToyAnalysis
+    from superlens.toy.record import ToyAnalysis
 
     out = Path(out)
     config, meta = read_json(out / "config.json"), read_json(out / "meta.json")
@@ -125,8 +125,6 @@ def render_toy_report(out: str | Path) -> Path:
     analysis = ToyAnalysis.from_dict(read_json(out / "analysis.json"))
     figures = make_toy_figures(analysis, out / "figures")
     if (out / "geometry.json").exists():
-        from superlens.toy.geometry import plot_frame_geometry
-
         name = plot_frame_geometry(read_json(out / "geometry.json"), out / "figures" / "toy_frame.png")
         figures.append((name, "Open question 2 — feature geometry: the Gram spectrum of W_in's unit "
                               "columns and the worst pair, against random and near-equiangular frames "
