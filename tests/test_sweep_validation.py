@@ -10,8 +10,8 @@ from superlens.cli import main
 from superlens.config import SweepSpec
 from superlens.errors import ConfigError
 from superlens.sweep.engine import run_sweep
-from superlens.sweep.grid import expand, group_points, shared_active_config
-from superlens.sweep.runners import classify_toy
+from superlens.studies.active import shared_config as shared_active_config
+from superlens.sweep.grid import expand, group_points
 
 
 def _run_cli(tmp_path, text, capsys):
@@ -116,30 +116,17 @@ def test_active_strategies_share_one_run_per_seed(capsys, tmp_path):
     assert not out.exists()
 
 
-def test_classify_toy_uses_gain_and_error_spread():
-    n = 20
-    flat = np.full(n, 0.5)
-    assert classify_toy(np.full(n, 0.95), np.full(n, 1e-4)) == "all-dedicated"
-    assert classify_toy(flat, np.full(n, 0.02)) == "attenuate-all"
-    uneven = np.where(np.arange(n) % 2 == 0, 0.01, 0.05)  # cv of the errors 0.67
-    assert classify_toy(flat, uneven) == "mixed"  # uniform gains alone are not enough
-    gains = np.where(np.arange(n) < 5, 0.0, 1.0)
-    assert classify_toy(gains, np.where(np.arange(n) < 5, 0.3, 0.01)) == "ignore-some"
-    # 'ignored' gains whose error is no worse than the rest's: not the naive strategy
-    assert classify_toy(gains, np.full(n, 0.02)) == "mixed"
-
-
 def test_failed_group_keeps_the_others(tmp_path, monkeypatch, capsys):
-    from superlens.sweep import runners
+    from superlens.studies.toy import ToySweep
 
-    real = runners.run_toy_group
+    real = ToySweep.run_group
 
-    def flaky(group, options):
+    def flaky(self, group, options):
         if group.points[0].config.n_hidden == 2:
             raise RuntimeError("boom\nsecond line")
-        return real(group, options)
+        return real(self, group, options)
 
-    monkeypatch.setattr(runners, "run_toy_group", flaky)
+    monkeypatch.setattr(ToySweep, "run_group", flaky)
     spec = tmp_path / "s.toml"
     spec.write_text(TOY_HEAD + "[axes]\nn_hidden = [2, 4]\np = [0.1, 0.2]\n")
     out = tmp_path / "out"
@@ -152,7 +139,7 @@ def test_failed_group_keeps_the_others(tmp_path, monkeypatch, capsys):
     assert (out / "points" / "point0002" / "metrics.json").is_file()
     assert json.loads((out / "meta.json").read_text())["status"] == "incomplete"
     mtime = saved[0].stat().st_mtime_ns
-    monkeypatch.setattr(runners, "run_toy_group", real)
+    monkeypatch.setattr(ToySweep, "run_group", real)
     assert main(["sweep", str(spec), "--out", str(out), "--quiet", "--workers", "1"]) == 0
     assert saved[0].stat().st_mtime_ns == mtime  # the finished group was not retrained
     assert len(json.loads((out / "table.json").read_text())) == 4

@@ -8,12 +8,10 @@ import numpy as np
 
 from superlens.report.html import details, figure, page, para, pm, run_info, section, table
 from superlens.report.plotting import plt, save
+from superlens.report.tms_figures import cell_edges, plot_phase_diagram
+from superlens.toy.phases import (CV_UNIFORM, ERROR_SPLIT, FRAC_IGNORED, GAIN_DEDICATED, GAIN_FULL,
+                                  GAIN_IGNORED, NORM_REPRESENTED, THEORY_PHASES, majority)
 
-TOY_COLS = ["point", "n_hidden", "ratio", "p", "loss_power", "seed", "phase", "gain_mean", "gain_std",
-            "frac_ignored", "mse_active_mean", "mse_active_cv", "improvement_over_naive", "isolated_mse_mean",
-            "interference_share", "optimal_gain", "abs_cos_mean"]
-TMS_COLS = ["point", "n_features", "n_hidden", "p", "importance_decay", "seed", "phase",
-            "n_represented", "dims_per_feature", "loss"]
 # per-point geometry-class counts (rows of the TMS study), with their headings
 GEOMETRY_COLS = [("n_dedicated", "1 dedicated"), ("n_tetrahedron", "3/4 tetrahedron"),
                  ("n_triangle", "2/3 triangle"), ("n_antipodal", "1/2 antipodal"),
@@ -22,25 +20,12 @@ GEOMETRY_COLS = [("n_dedicated", "1 dedicated"), ("n_tetrahedron", "3/4 tetrahed
 GAIN_THEORY_TOL = 0.15  # a cell "matches theory" when |learned mean gain − γ*| <= 15 % of γ*
 
 
-def _mid(a: float, b: float, log: bool) -> float:
-    return float(np.sqrt(a * b)) if log and a > 0 and b > 0 else (a + b) / 2
-
-
-def _edges(v: list[float], log: bool) -> list[float]:
-    """Cell edges around sorted centres v (geometric midpoints on a log axis)."""
-    if len(v) == 1:
-        return [v[0] / 2, v[0] * 2] if log and v[0] > 0 else [v[0] - 0.5, v[0] + 0.5]
-    mids = [_mid(a, b, log) for a, b in zip(v[:-1], v[1:])]
-    first = v[0] ** 2 / mids[0] if log and v[0] > 0 else 2 * v[0] - mids[0]
-    last = v[-1] ** 2 / mids[-1] if log and v[-1] > 0 else 2 * v[-1] - mids[-1]
-    return [first, *mids, last]
-
-
 def class_boundary(xs: list[float], ys: list[float], grid: np.ndarray, logx: bool,
                    logy: bool) -> list[tuple[list[float], list[float]]]:
     """The phase boundary as cell-edge segments between neighbouring cells of different class.
     grid [ny, nx] of class names ('' = no point). Returns [(xs, ys)] two-point segments."""
-    ex, ey = _edges(xs, logx), _edges(ys, logy)
+    x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    ex, ey = cell_edges(x, logx and bool((x > 0).all())), cell_edges(y, logy and bool((y > 0).all()))
     segs = []
     ny, nx = grid.shape
     for i in range(ny):
@@ -52,14 +37,12 @@ def class_boundary(xs: list[float], ys: list[float], grid: np.ndarray, logx: boo
     return segs
 
 
-def _phase_figures(rows: list[dict], x: str, y: str, split: str | None, fig_dir: Path, stem: str,
+def phase_figures(rows: list[dict], x: str, y: str, split: str | None, fig_dir: Path, stem: str,
                    xlabel: str, ylabel: str, logx: bool, logy: bool,
                    pick: str = "majority", theory: bool = False) -> list[tuple[str, str]]:
     """pick: how several seeds in one cell decide its class: 'majority', or 'min_loss' (the seed
     that trained best: a training run can stall in a local minimum, e.g. the 2 -> 1 TMS model
     dropping feature 2 in ~1 of 4 sparse seeds)."""
-    from superlens.report.tms_figures import plot_phase_diagram
-
     figs = []
     by = defaultdict(list)
     for r in rows:
@@ -75,8 +58,7 @@ def _phase_figures(rows: list[dict], x: str, y: str, split: str | None, fig_dir:
             if pick == "min_loss":
                 grid[i, j] = min(v, key=lambda r: r["loss"])["phase"]
             else:
-                phases = [r["phase"] for r in v]
-                grid[i, j] = max(set(phases), key=phases.count)
+                grid[i, j] = majority(r["phase"] for r in v)
         name = f"{stem}{'' if key is None else f'_{split}{key:g}'}.png"
         title = f"phase diagram{'' if key is None else f' ({split} = {key:g})'}"
         notes, marks = (theory_overlay(cells, xs, ys, grid) if theory else ([], []))
@@ -99,7 +81,8 @@ def _phase_figures(rows: list[dict], x: str, y: str, split: str | None, fig_dir:
 
 
 def theory_applies(r: dict) -> bool:
-    return (r["phase"] in ("attenuate-all", "mixed") and not r.get("frac_ignored")
+    """The optimal-gain theory applies to a CC point that attenuates every feature (none ignored)."""
+    return (r["phase"] in THEORY_PHASES and not r.get("frac_ignored")
             and bool(r.get("optimal_gain")) and np.isfinite(r["optimal_gain"]))
 
 
@@ -109,7 +92,7 @@ def theory_overlay(cells: dict, xs: list, ys: list, grid: np.ndarray) -> tuple[l
     notes, marks = [], []
     for (i, j), rs in sorted(cells.items()):
         rs = [r for r in rs if theory_applies(r)]
-        if not rs or grid[i, j] not in ("attenuate-all", "mixed"):
+        if not rs or grid[i, j] not in THEORY_PHASES:
             continue
         g_star = float(np.mean([r["optimal_gain"] for r in rs]))
         learned = float(np.mean([r["gain_mean"] for r in rs]))
@@ -119,8 +102,9 @@ def theory_overlay(cells: dict, xs: list, ys: list, grid: np.ndarray) -> tuple[l
     return notes, marks
 
 
-def _toy_figures(rows: list[dict], fig_dir: Path) -> list[tuple[str, str]]:
-    figs = _phase_figures(rows, "ratio", "p", "loss_power" if len({r["loss_power"] for r in rows}) > 1
+def toy_sweep_figures(rows: list[dict], fig_dir: Path) -> list[tuple[str, str]]:
+    """Phase diagrams (with the optimal-gain theory), theory vs learned gain, error vs sparsity."""
+    figs = phase_figures(rows, "ratio", "p", "loss_power" if len({r["loss_power"] for r in rows}) > 1
                           else None, fig_dir, "toy_phase", "n_hidden / n_features", "p",
                           logx=True, logy=True, theory=True)
     att = [r for r in rows if theory_applies(r)]
@@ -155,14 +139,14 @@ def _group(rows, keys):
     return out
 
 
-def _tms_figures(rows: list[dict], fig_dir: Path) -> list[tuple[str, str]]:
+def tms_sweep_figures(rows: list[dict], fig_dir: Path) -> list[tuple[str, str]]:
+    """Phase diagram, 2-D polygons, Gram matrices and feature dimensionality of a TMS sweep."""
     figs = []
     if len({r["p"] for r in rows}) > 1 and len({r["importance_decay"] for r in rows}) > 1:
-        figs += _phase_figures(rows, "p", "importance_decay", None, fig_dir, "tms_phase",
+        figs += phase_figures(rows, "p", "importance_decay", None, fig_dir, "tms_phase",
                                "feature probability p = 1 − S", "relative importance of feature 2",
                                logx=True, logy=True, pick="min_loss")
-    from superlens.report.tms_figures import (plot_feature_dimensionality, plot_gram_and_norms,
-                                              plot_polygons)
+    from superlens.report.tms_figures import plot_feature_dimensionality, plot_gram_and_norms, plot_polygons
 
     two_d = [r for r in rows if r["n_hidden"] == 2][:16]
     if two_d:
@@ -191,7 +175,7 @@ def _tms_figures(rows: list[dict], fig_dir: Path) -> list[tuple[str, str]]:
     return figs
 
 
-def _geometry_table(rows: list[dict]) -> str:
+def geometry_table(rows: list[dict]) -> str:
     keys = ["point", "p", "importance_decay", "seed", "phase"]
     keys = [k for k in keys if any(k in r for r in rows)]
     geo = [(k, h) for k, h in GEOMETRY_COLS if any(k in r for r in rows)]
@@ -199,7 +183,8 @@ def _geometry_table(rows: list[dict]) -> str:
                  [[r.get(k) for k in keys] + [r.get(k, 0) for k, _ in geo] for r in rows])
 
 
-def _active_section(rows: list[dict]) -> str:
+def active_sections(rows: list[dict]) -> list[str]:
+    """The strategies table of an active-learning sweep (mean ± std over seeds)."""
     keys = [k for k in ("accuracy", "cos_mean", "silhouette_tsne", "davies_bouldin_tsne",
                         "silhouette_raw", "davies_bouldin_raw", "effective_rank",
                         "neuron_abs_cos_mean") if k in rows[0]]
@@ -211,53 +196,51 @@ def _active_section(rows: list[dict]) -> str:
             cells.append(pm(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else None)
                          if len(v) else "—")
         out.append([s[0], len(rs), *cells])
-    return table(["strategy", "seeds", *keys], out)
+    return [section("Strategies (mean ± std over seeds)", table(["strategy", "seeds", *keys], out))]
 
 
-def sweep_report_html(spec: dict, meta: dict, rows: list[dict], fig_dir: Path) -> str:
-    study = spec["study"]
+def toy_phase_section() -> str:
+    """How a CC point's phase is named (superlens.toy.phases.cc_phase, the rule of single runs too)."""
+    return section("Phase classes", para(
+        "Each point is classified from its per-feature gain and its per-feature error (active-"
+        "conditioned MSE), by the rule a single toy run's report uses (superlens.toy.phases). "
+        f"all-dedicated: every feature computed (gain > {GAIN_DEDICATED:g}); naive: some features "
+        f"ignored (gain < {GAIN_IGNORED:g}), at most h kept, at a mean gain ≥ {GAIN_FULL:g}; "
+        f"ignore-some: ≥ {FRAC_IGNORED:.0%} of features ignored and their error split from the rest "
+        f"(their mean MSE ≥ {ERROR_SPLIT:g}× the others'; all ignored also counts); attenuate-all: no "
+        f"feature ignored, gains uniform and errors uniform (std/mean < {CV_UNIFORM:g} for each), the "
+        "report's superposition strategy; mixed: the rest (e.g. uniform gains, uneven errors). Gain = "
+        "least-squares slope of output i against input i > 0 with the feature alone; per-feature "
+        "gains and errors of every point are in points/<point>/metrics.json."))
+
+
+def tms_sections(rows: list[dict]) -> list[str]:
+    """How a TMS point's phase is named, and its features per geometry class."""
+    return [section("Phase classes", para(
+                f"superposition: more features represented (‖W_i‖ > {NORM_REPRESENTED:g}) than hidden "
+                "dimensions; all-dedicated: every feature represented, each in its own dimension; "
+                "ignore-some: the rest. D_i = ‖W_i‖² / Σ_j (Ŵ_i·W_j)² (0 for a dead feature); "
+                "D* = m / ‖W‖²_F.")),
+            section("Feature geometry per point", para(
+                "Features per geometry class: each feature's D_i named by the nearest fractional level "
+                "within 0.025 (else other); per-feature D_i, norms and classes are in "
+                "points/<point>/metrics.json."), geometry_table(rows))]
+
+
+def sweep_report_html(spec: dict, meta: dict, rows: list[dict], fig_dir: Path, study) -> str:
+    """The sweep's report; `study` is its adapter (superlens.studies), which adds its own sections,
+    figures and table columns."""
+    name = spec["study"]
     intro = section("What ran", para(
-        f"Study {study}: {meta.get('n_points')} points in {meta.get('n_groups')} groups "
-        + ("(each point one study run: a baseline and one strategy's loop), backend "
-           if study == "active" else
-           "(points sharing tensor shapes trained together on the instance axis), backend ")
+        f"Study {name}: {meta.get('n_points')} points in {meta.get('n_groups')} groups "
+        f"({study.point_words}), backend "
         + f"{meta.get('backend')}. Axes: " + "; ".join(f"{k} = {v}" for k, v in spec["axes"].items())
         + ". Base: " + ", ".join(f"{k} = {v}" for k, v in spec["base"].items()) + "."))
-    parts = [intro]
-    if study == "toy":
-        figs = _toy_figures(rows, fig_dir)
-        from superlens.sweep import runners as R
-
-        parts.append(section("Phase classes", para(
-            "Each point is classified from the spread of its per-feature gain and of its per-feature "
-            f"error (active-conditioned MSE). all-dedicated: every feature computed (gain > "
-            f"{R.GAIN_DEDICATED:g}); ignore-some: ≥ {R.FRAC_IGNORED:.0%} of features ignored (gain < "
-            f"{R.GAIN_IGNORED:g}) and their error split from the rest (their mean MSE ≥ "
-            f"{R.ERROR_SPLIT:g}× the others'), the naive strategy; attenuate-all: no feature ignored, "
-            f"gains uniform and errors uniform (std/mean < {R.CV_UNIFORM:g} for each), the report's "
-            "superposition strategy; mixed: the rest (e.g. uniform gains, uneven errors). Gain = "
-            "least-squares slope of output i against input i > 0 with the feature alone; per-feature "
-            "gains and errors of every point are in points/<point>/metrics.json.")))
-        cols = TOY_COLS
-    elif study == "tms":
-        figs = _tms_figures(rows, fig_dir)
-        parts.append(section("Phase classes", para(
-            "superposition: more features represented (‖W_i‖ > 0.5) than hidden dimensions; "
-            "all-dedicated: every feature represented, each in its own dimension; ignore-some: the "
-            "rest. D_i = ‖W_i‖² / Σ_j (Ŵ_i·W_j)² (0 for a dead feature); D* = m / ‖W‖²_F.")))
-        parts.append(section("Feature geometry per point", para(
-            "Features per geometry class: each feature's D_i named by the nearest fractional level "
-            "within 0.025 (else other); per-feature D_i, norms and classes are in "
-            "points/<point>/metrics.json."), _geometry_table(rows)))
-        cols = TMS_COLS
-    else:
-        figs = []
-        parts.append(section("Strategies (mean ± std over seeds)", _active_section(rows)))
-        cols = ["point", "strategy", "seed", "accuracy", "cos_mean", "silhouette_tsne",
-                "silhouette_raw", "effective_rank", "baseline_accuracy", "baseline_cos_mean"]
+    sections, figs = study.report_sections(rows, fig_dir)
+    parts = [intro, *sections]
     parts.append(section("Figures", *[figure(fig_dir / f, c) for f, c in figs]) if figs else "")
-    cols = [c for c in cols if any(c in r for r in rows)]
+    cols = [c for c in study.table_columns if any(c in r for r in rows)]
     parts.append(section("Every point", details(f"{len(rows)} rows (also table.csv, table.json)",
                                                 table(cols, [[r.get(c) for c in cols] for r in rows]))))
     parts.append(run_info(spec, meta))
-    return page(f"superlens sweep — {spec.get('name', study)}", parts)
+    return page(f"superlens sweep — {spec.get('name', name)}", parts)

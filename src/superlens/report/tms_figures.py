@@ -154,8 +154,9 @@ def plot_feature_dimensionality(D, x, path: str | Path, *, xlabel: str = "1 / (1
     return save(fig, Path(path))
 
 
-def _edges(v: np.ndarray, log: bool) -> np.ndarray:
-    """Cell edges around sorted centres v [k] (geometric midpoints on a log axis)."""
+def cell_edges(v: np.ndarray, log: bool) -> np.ndarray:
+    """Cell edges [k + 1] around sorted cell centres v [k] of a phase diagram (geometric midpoints on a
+    log axis; the outer edges mirror the nearest inner ones)."""
     if v.size == 1:
         return np.array([v[0] / 2, v[0] * 2]) if log else np.array([v[0] - 0.5, v[0] + 0.5])
     t = np.log(v) if log else v
@@ -194,8 +195,8 @@ def plot_phase_diagram(x_values, y_values, classes, *, xlabel: str, ylabel: str,
     code = {name: i for i, name in enumerate(names)}
     Z = np.vectorize(lambda c: code[str(c)])(C).astype(float)
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    ax.pcolormesh(_edges(x, logx), _edges(y, logy), Z, cmap=ListedColormap([colors[n] for n in names]),
-                  vmin=-0.5, vmax=len(names) - 0.5, shading="flat")
+    ax.pcolormesh(cell_edges(x, logx), cell_edges(y, logy), Z,
+                  cmap=ListedColormap([colors[n] for n in names]), vmin=-0.5, vmax=len(names) - 0.5, shading="flat")
     if boundary is not None:
         curves = boundary if isinstance(boundary, list) else [boundary]
         for bx, by in curves:
@@ -213,8 +214,8 @@ def plot_phase_diagram(x_values, y_values, classes, *, xlabel: str, ylabel: str,
         ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
-    ax.set_xlim(_edges(x, logx)[[0, -1]])
-    ax.set_ylim(_edges(y, logy)[[0, -1]])
+    ax.set_xlim(cell_edges(x, logx)[[0, -1]])
+    ax.set_ylim(cell_edges(y, logy)[[0, -1]])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

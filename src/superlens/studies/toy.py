@@ -1,5 +1,6 @@
 """The compressed-computation study end to end: config -> run directory -> train (seeds as
-instances, plus the same seeds under L2) -> analyses -> metrics.json, figures, report.html."""
+instances, plus the same seeds under L2) -> analyses -> metrics.json, figures, report.html; and its
+sweep adapter (points of a group train together on the instance axis)."""
 from __future__ import annotations
 
 import time
@@ -10,8 +11,9 @@ from safetensors.torch import load_file, save_file
 
 from superlens.config import ToyConfig
 from superlens.device import choose_threads, pick_device, set_threads
-from superlens.errors import RunDirError
+from superlens.errors import ConfigError, RunDirError
 from superlens.runs import StagedRunDir, atomic_write_bytes, base_meta, read_json, write_json
+from superlens.studies.base import SweepStudy, rows_base, threads_for
 from superlens.toy.geometry import geometry_summary
 from superlens.toy.models import MLPParams
 from superlens.toy.train import train_mlp
@@ -132,3 +134,65 @@ def render_toy_report(out: str | Path) -> Path:
     html = toy_report_html(config, meta, metrics, analysis, out / "figures", figures)
     atomic_write_text(out / "report.html", html)
     return out / "report.html"
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+DEFAULT_EVAL_SAMPLES = 50_000  # toy sweep points: fewer than a single toy run's 200,000
+
+
+class ToySweep(SweepStudy):
+    """Sweep points of the compressed-computation model: a group's points share tensor shapes and
+    train together on the instance axis with per-instance p, q, lr and seed."""
+
+    name = "toy"
+    config = ToyConfig
+    instance_fields = frozenset({"p", "loss_power", "lr", "seed"})
+    # one seed per point; 'seeds' belongs to whole runs, not sweep points
+    fixed = {"seeds": 1, "compare_l2": False}
+    table_columns = ["point", "n_hidden", "ratio", "p", "loss_power", "seed", "phase", "gain_mean",
+                     "gain_std", "frac_ignored", "mse_active_mean", "mse_active_cv",
+                     "improvement_over_naive", "isolated_mse_mean", "interference_share", "optimal_gain",
+                     "abs_cos_mean"]
+
+    def point_defaults(self, spec) -> dict:
+        opt_eval = spec.options.eval_samples
+        if opt_eval is not None and ("eval_samples" in spec.base or "eval_samples" in spec.axes):
+            raise ConfigError("sweep options.eval_samples: also given as a base key or axis; give it once")
+        if "eval_samples" not in spec.base and "eval_samples" not in spec.axes:
+            return {"eval_samples": opt_eval or DEFAULT_EVAL_SAMPLES}
+        return {}
+
+    def run_group(self, group, options: dict) -> dict:
+        from superlens.toy.phases import cc_phase, cv
+        from superlens.toy.sweep_metrics import point_metrics
+
+        cfgs = [p.config for p in group.points]
+        c0 = cfgs[0]
+        device = pick_device(c0.device)
+        threads = threads_for(c0.threads, len(cfgs) * c0.batch_size * c0.n_features, options)
+        res = train_mlp(c0.n_features, c0.n_hidden, seeds=[c.seed for c in cfgs], p=[c.p for c in cfgs],
+                        loss_power=[c.loss_power for c in cfgs], lr=[c.lr for c in cfgs],
+                        steps=c0.steps, batch_size=c0.batch_size, bias=c0.bias, device=device,
+                        progress=options.get("progress", False), desc=f"h={c0.n_hidden}")
+        rows = rows_base(group)
+        per_point = {}
+        for i, (row, pt, cfg) in enumerate(zip(rows, group.points, cfgs)):
+            m = point_metrics(res.params.select(i), p=cfg.p, loss_power=cfg.loss_power,
+                              eval_samples=cfg.eval_samples, seed=cfg.seed + 10_000)
+            gains, mse = m.pop("gains"), m.pop("mse_active")
+            m["phase"] = cc_phase(gains, mse, cfg.n_hidden)
+            m["mse_active_cv"] = cv(mse)
+            row.update(n_features=cfg.n_features, n_hidden=cfg.n_hidden, p=cfg.p,
+                       loss_power=cfg.loss_power, ratio=cfg.n_hidden / cfg.n_features,
+                       eval_samples=cfg.eval_samples, train_seconds=res.seconds / len(cfgs), **m)
+            per_point[pt.index] = {**row, "gain": gains, "mse_active": mse}
+        return {"rows": rows, "point_metrics": per_point, "threads": threads}
+
+    def report_sections(self, rows: list[dict], fig_dir: Path):
+        from superlens.report.sweep_report import toy_phase_section, toy_sweep_figures
+
+        return [toy_phase_section()], toy_sweep_figures(rows, fig_dir)
+
+
+STUDY = ToySweep()

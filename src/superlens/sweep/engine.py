@@ -121,11 +121,12 @@ def write_table(out: Path, rows: list[dict]) -> None:
 
 def render_sweep_report(out: str | Path) -> Path:
     from superlens.report.sweep_report import sweep_report_html
+    from superlens.studies import sweep_study
 
     out = Path(out)
     spec, meta = read_json(out / "config.json"), read_json(out / "meta.json")
     rows = read_json(out / "table.json")
-    html = sweep_report_html(spec, meta, rows, out / "figures")
+    html = sweep_report_html(spec, meta, rows, out / "figures", sweep_study(spec["study"]))
     atomic_write_text(out / "report.html", html)
     return out / "report.html"
 

@@ -9,16 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from superlens.config import ActiveConfig, BaseConfig, SweepSpec, TMSConfig, ToyConfig, load_toml
+from superlens.config import BaseConfig, SweepSpec, load_toml
 from superlens.errors import ConfigError
+from superlens.studies import sweep_study
 
-STUDY_CONFIGS: dict[str, type[BaseConfig]] = {"toy": ToyConfig, "tms": TMSConfig, "active": ActiveConfig}
-# per study: fields that may differ inside one group (they become per-instance values)
-INSTANCE_FIELDS = {"toy": {"p", "loss_power", "lr", "seed"},
-                   "tms": {"p", "importance_decay", "lr", "seed"},
-                   "active": {"strategies"}}  # one run per seed: a baseline shared by strategies
-# the toy study trains one seed per point; 'seeds' belongs to whole runs, not sweep points
-FIXED = {"toy": {"seeds": 1, "compare_l2": False}, "tms": {}, "active": {"seeds": 1}}
 MAX_GROUP = 512  # instances per tensor program
 
 
@@ -77,16 +71,12 @@ def axis_values(name: str, spec: Any) -> list[Any]:
     return vals
 
 
-DEFAULT_EVAL_SAMPLES = 50_000  # toy sweep points: fewer than a single toy run's 200,000
-
-
 def expand(spec: SweepSpec) -> list[Point]:
-    """The cartesian product of the axes over the base config; every point validated before any
-    training, the error naming the point."""
-    cls = STUDY_CONFIGS[spec.study]
-    allowed = set(cls.model_fields) - {"seeds"}
-    if spec.study == "active":
-        allowed = (allowed - {"strategies"}) | {"strategy"}  # one strategy per point
+    """The cartesian product of the axes over the base config; every point validated (and checked
+    by the study's own preflight) before any training, the error naming the point."""
+    study = sweep_study(spec.study)
+    cls = study.config
+    allowed = study.axes()
     for name in spec.axes:
         if name not in allowed:
             raise ConfigError(f"sweep axis {name!r} is not a field of the {spec.study} study "
@@ -94,30 +84,14 @@ def expand(spec: SweepSpec) -> list[Point]:
     for name in spec.base:
         if name not in cls.model_fields:
             raise ConfigError(f"sweep base key {name!r} is not a field of the {spec.study} study")
-    extra: dict[str, Any] = {}
-    opt_eval = spec.options.eval_samples
-    if spec.study == "toy":
-        if opt_eval is not None and ("eval_samples" in spec.base or "eval_samples" in spec.axes):
-            raise ConfigError("sweep options.eval_samples: also given as a base key or axis; "
-                              "give it once")
-        if "eval_samples" not in spec.base and "eval_samples" not in spec.axes:
-            extra["eval_samples"] = opt_eval or DEFAULT_EVAL_SAMPLES
-    elif opt_eval is not None:
-        raise ConfigError(f"sweep options.eval_samples: applies to the toy study only "
-                          f"(this is a {spec.study} study)")
+    extra = study.point_defaults(spec)
     names = list(spec.axes)
     grids = [axis_values(n, spec.axes[n]) for n in names]
     points = []
-    checker = _ActiveChecker() if spec.study == "active" else None
+    check = study.checker()
     for i, combo in enumerate(itertools.product(*grids)):
         values = dict(zip(names, combo))
-        data = {**spec.base, **extra, **values, **FIXED[spec.study]}
-        if spec.study == "active" and "preset" in data:
-            from superlens.active.presets import preset
-
-            data = {**preset(data["preset"]), **data}
-        if "strategy" in data:
-            data["strategies"] = [data.pop("strategy")]
+        data = study.point_data({**spec.base, **extra, **values, **study.fixed})
         try:
             cfg = cls.model_validate(data)
         except Exception as e:  # pydantic ValidationError
@@ -129,61 +103,17 @@ def expand(spec: SweepSpec) -> list[Point]:
                 msg = format_validation_error(cls, e, f"sweep point {i} {values}")
                 raise ConfigError(msg) from None
             raise
-        if checker is not None:
-            checker.check(cfg, f"sweep point {i} {values}")
+        if check is not None:
+            check(cfg, f"sweep point {i} {values}")
         points.append(Point(i, values, cfg))
-    if checker is not None:  # the points that share one run (one seed) must also run together
-        for g in group_points(spec.study, points):
-            if len(g.points) > 1:
-                checker.check(shared_active_config(g),
-                              f"sweep points {', '.join(str(p.index) for p in g.points)} (one run)")
+    if check is not None:
+        study.check_groups(group_points(spec.study, points), check)
     return points
-
-
-class _ActiveChecker:
-    """The active study's own checks per point, before training: the plan (strategy names, pool
-    sizes against the training-set size) and the model (weights file, feature layer), as run_active
-    does them before it writes. Each data set is loaded once and each distinct model built once."""
-
-    def __init__(self) -> None:
-        self.data: dict[tuple, object] = {}
-        self.models: set[tuple] = set()
-
-    def check(self, cfg: ActiveConfig, where: str) -> None:
-        from superlens.active.data import load_dataset
-        from superlens.active.loop import validate_plan
-        from superlens.active.study import preflight_model
-        from superlens.errors import SuperlensError
-
-        key = (cfg.dataset, cfg.data_dir, cfg.download, cfg.seed, cfg.test_fraction)
-        model_key = key + (cfg.model, cfg.pretrained, cfg.weights_path, cfg.dropout,
-                           cfg.feature_layer, cfg.paper_features)
-        try:
-            if key not in self.data:
-                self.data[key] = load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download,
-                                              seed=cfg.seed, test_fraction=cfg.test_fraction,
-                                              progress=False)
-            ds = self.data[key]
-            validate_plan(cfg, int(ds.train_y.shape[0]))
-            if model_key not in self.models:
-                preflight_model(cfg, ds)
-                self.models.add(model_key)
-        except SuperlensError as e:
-            err = type(e)(f"{where}: {e}")
-            raise err from None
-
-
-def shared_active_config(group: Group) -> ActiveConfig:
-    """Active points that differ only in their strategy share one study run (one baseline per seed):
-    the run's config lists every strategy of the group."""
-    c0 = group.points[0].config
-    names = [p.config.strategies[0] for p in group.points]
-    return c0.model_copy(update={"strategies": names})
 
 
 def group_points(study: str, points: list[Point]) -> list[Group]:
     """Points whose configs agree on everything but the per-instance fields share a group."""
-    per_instance = INSTANCE_FIELDS[study]
+    per_instance = sweep_study(study).instance_fields
     buckets: dict[str, list[Point]] = {}
     for pt in points:
         shape = {k: v for k, v in pt.config.model_dump(mode="json").items() if k not in per_instance}

@@ -33,8 +33,9 @@ PHASES = {
     "attenuate-all": "no feature ignored, every feature kept at one reduced gain with uniform errors "
                      "(the source report's superposition strategy)",
     "superposition": "more features represented than hidden dimensions",
-    "mixed": "none of the above (e.g. no feature ignored but gains or errors far from uniform, or a "
-             "few features ignored)",
+    "mixed": "a mix, neither the naive strategy nor uniform attenuation: e.g. some features dropped "
+             "while the rest stay in superposition at a reduced gain (their errors not split from the "
+             "dropped ones'), or none dropped but gains or errors far from uniform",
 }
 # CC phases in which the optimal-gain theory (every feature attenuated) applies, with no feature ignored
 THEORY_PHASES = ("attenuate-all", "mixed")

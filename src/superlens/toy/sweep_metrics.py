@@ -9,6 +9,7 @@ from superlens.toy import theory
 from superlens.toy.analysis import (cross_gain, evaluate, feature_cosines, gain_ratio_K, isolated_mse,
                                     offdiag_pairs, response_curves, response_grid, response_stats)
 from superlens.toy.models import MLPParams
+from superlens.toy.phases import GAIN_IGNORED
 
 
 @torch.no_grad()
@@ -35,7 +36,7 @@ def point_metrics(params: MLPParams, *, p: float, loss_power: float, eval_sample
         "mse_active": mse.tolist(),
         "gain_mean": float(gains.mean()),
         "gain_std": float(gains.std()),
-        "frac_ignored": float(np.mean(gains < 0.1)),
+        "frac_ignored": float(np.mean(gains < GAIN_IGNORED)),
         "mse_active_mean": mse_mean,
         "mse_active_spread": float(np.nanmax(mse) - np.nanmin(mse)),
         "naive_mse_active_theory": theory.naive_mse_active_mean(n, h),
