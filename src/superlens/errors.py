@@ -29,3 +29,12 @@ class CheckpointError(SuperlensError):
     """A checkpoint that is corrupt or does not match its config."""
 
     exit_code = 2
+
+
+def one_line(e: BaseException, *, bare_superlens: bool = False) -> str:
+    """An exception as one line of text for an error message: "TypeName: message", whitespace
+    collapsed. bare_superlens: a SuperlensError's message alone (it already names the field or path)."""
+    text = " ".join(str(e).split())
+    if bare_superlens and isinstance(e, SuperlensError):
+        return text
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__

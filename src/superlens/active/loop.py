@@ -39,12 +39,13 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from superlens.active import strategies as S
-from superlens.active.data import ImageDataset, _one_line, resolve_normalization
+from superlens.active.data import ImageDataset, resolve_normalization
 from superlens.active.models import build_model, default_feature_layer
 from superlens.active.train import (accuracy, load_scaler_state, make_optimizer, make_scaler,
                                     mc_dropout_probs, predict, scaler_state, train_epochs)
+from superlens.config import ActiveConfig
 from superlens.device import generator
-from superlens.errors import CheckpointError, ConfigError, RunDirError
+from superlens.errors import CheckpointError, ConfigError, RunDirError, one_line
 from superlens.runs import atomic_save_torch, read_json, write_json
 
 # Config fields that change what a training produces. Not here: paths (data_dir, weights_path may
@@ -69,20 +70,19 @@ def derive_seed(*parts: Any) -> int:
     return int.from_bytes(h[:8], "little") & (2**63 - 1)
 
 
-def fingerprint(cfg: Any, fields: tuple[str, ...], **extra: Any) -> dict:
+def fingerprint(cfg: ActiveConfig, fields: tuple[str, ...], **extra: Any) -> dict:
     """The config values that define a training, plus run identity (seed, strategy)."""
-    fp = {f: getattr(cfg, f, None) for f in fields}
-    fp["dropout"] = getattr(cfg, "dropout", 0.0)
+    fp = {f: getattr(cfg, f) for f in fields}
     if "shuffle_rounds" in fields:  # the value the rounds train with (unset means: as shuffle)
         fp["shuffle_rounds"] = rounds_shuffle(cfg)
     fp.update(extra)
     return fp
 
 
-def rounds_shuffle(cfg: Any) -> bool:
+def rounds_shuffle(cfg: ActiveConfig) -> bool:
     """Whether the active-learning rounds shuffle their training batches: cfg.shuffle_rounds, or
     cfg.shuffle when that is unset (the baseline always follows cfg.shuffle)."""
-    v = getattr(cfg, "shuffle_rounds", None)
+    v = cfg.shuffle_rounds
     return bool(cfg.shuffle if v is None else v)
 
 
@@ -103,7 +103,7 @@ def _load(path: Path, what: str = "checkpoint") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated, foreign or corrupt files alike
-        raise CheckpointError(f"{what} {path}: unreadable ({_one_line(e)[:200]}); delete it to "
+        raise CheckpointError(f"{what} {path}: unreadable ({one_line(e)[:200]}); delete it to "
                               "redo that step") from None
 
 
@@ -130,14 +130,14 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
         if scaler is not None:
             load_scaler_state(scaler, ck.get("scaler"))
     except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"checkpoint {path}: does not fit the model ({_one_line(e)[:200]})") from None
+        raise CheckpointError(f"checkpoint {path}: does not fit the model ({one_line(e)[:200]})") from None
 
 
 # ---------------------------------------------------------------------------------------------
 # plan
 
 
-def validate_plan(cfg: Any, n_train: int) -> None:
+def validate_plan(cfg: ActiveConfig, n_train: int) -> None:
     """Every way the plan cannot run, as one ConfigError line, before anything is trained or written.
 
     Round r queries from n_train - initial_pool - r * query_size unlabelled images, so the last query
@@ -164,7 +164,7 @@ def validate_plan(cfg: Any, n_train: int) -> None:
 # shared pieces
 
 
-def _new_model(cfg: Any, ds: ImageDataset, seed: int, device: torch.device,
+def _new_model(cfg: ActiveConfig, ds: ImageDataset, seed: int, device: torch.device,
                state_follows: bool = False) -> nn.Module:
     """A model whose initial weights depend on ``seed`` only (built on the CPU, so on every device).
     state_follows: a checkpoint is loaded next, so pretrained weights need not be read."""
@@ -173,15 +173,15 @@ def _new_model(cfg: Any, ds: ImageDataset, seed: int, device: torch.device,
         model = build_model(cfg.model, ds.n_classes, ds.in_channels,
                             pretrained=cfg.pretrained and not state_follows,
                             weights_path=None if state_follows else cfg.weights_path,
-                            dropout=getattr(cfg, "dropout", 0.0))
+                            dropout=cfg.dropout)
     return model.to(device)
 
 
-def _feature_layer(cfg: Any) -> str:
+def _feature_layer(cfg: ActiveConfig) -> str:
     return cfg.feature_layer or default_feature_layer(cfg.model)
 
 
-def _evaluate(cfg: Any, model: nn.Module, x_test: Tensor, y_test: Tensor, norm, device) -> tuple:
+def _evaluate(cfg: ActiveConfig, model: nn.Module, x_test: Tensor, y_test: Tensor, norm, device) -> tuple:
     """(accuracy, test probs [M, C], test features [M, d]) on the CPU."""
     probs, feats = predict(model, x_test, norm=norm, device=device, batch_size=cfg.eval_batch_size,
                            feature_layer=_feature_layer(cfg), image_size=cfg.image_size, amp=cfg.amp)
@@ -196,7 +196,7 @@ def _say(msg: str) -> None:
 # baseline
 
 
-def train_baseline(cfg: Any, ds: ImageDataset, seed: int, out_dir: Path, device: torch.device | str) -> dict:
+def train_baseline(cfg: ActiveConfig, ds: ImageDataset, seed: int, out_dir: Path, device: torch.device | str) -> dict:
     """A fresh seeded model trained on ALL training data for cfg.epochs; saved into ``out_dir``.
 
     Returns {"accuracy", "seconds", "train_loss", "test_probs" [M, C], "test_features" [M, d],
@@ -276,7 +276,7 @@ def _discard_unfinished(out_dir: Path, done: int) -> None:
         shutil.rmtree(d)
 
 
-def check_resumable(cfg: Any, baseline_dir: Path, loop_dirs: dict[str, Path], seed: int) -> None:
+def check_resumable(cfg: ActiveConfig, baseline_dir: Path, loop_dirs: dict[str, Path], seed: int) -> None:
     """Read-only: every finished baseline / round already under these folders was made with these
     settings, and no loop folder holds a finished round after a gap. Raises CheckpointError or
     RunDirError (one line naming the file) before a resumed run writes anything."""
@@ -301,16 +301,16 @@ def check_resumable(cfg: Any, baseline_dir: Path, loop_dirs: dict[str, Path], se
                                   "this folder was not written by one run; use a new run directory")
 
 
-def _check_strategy(cfg: Any, name: str) -> S.Strategy:
+def _check_strategy(cfg: ActiveConfig, name: str) -> S.Strategy:
     """The registered strategy ``name``, refused when it needs MC dropout of a model without dropout."""
     strat = S.get_strategy(name)
-    if "mc_probs" in strat.needs and not getattr(cfg, "dropout", 0.0) > 0:
+    if "mc_probs" in strat.needs and not cfg.dropout > 0:
         raise ConfigError(f"strategies: {name} needs dropout > 0 for MC dropout (dropout = "
-                          f"{getattr(cfg, 'dropout', 0.0)}); set e.g. dropout = 0.2")
+                          f"{cfg.dropout}); set e.g. dropout = 0.2")
     return strat
 
 
-def run_loop(cfg: Any, ds: ImageDataset, strategy: str, seed: int, out_dir: Path,
+def run_loop(cfg: ActiveConfig, ds: ImageDataset, strategy: str, seed: int, out_dir: Path,
              device: torch.device | str, baseline_dir: Path | None = None, *,
              on_round: Callable[[int, dict], None] | None = None) -> dict:
     """One strategy's active-learning loop for one seed, resumable from ``out_dir``.
@@ -449,7 +449,7 @@ def _pool_view(cfg, needs: frozenset[str], model: nn.Module, x_train: Tensor, la
     return view
 
 
-def _collect(out_dir: Path, cfg: Any, strategy: str, seed: int) -> dict:
+def _collect(out_dir: Path, cfg: ActiveConfig, strategy: str, seed: int) -> dict:
     """The loop's result, read back from the saved rounds (the same whether or not it resumed)."""
     rounds = []
     for r in range(cfg.rounds + 1):

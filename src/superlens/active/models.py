@@ -17,8 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from superlens.active.data import _one_line  # one-line exception text, shared with the loaders
-from superlens.errors import CheckpointError, ConfigError
+from superlens.errors import CheckpointError, ConfigError, one_line
 
 KNOWN = ("small-cnn", "resnet18-cifar", "resnet18")
 
@@ -115,7 +114,7 @@ def _imagenet_state_dict(weights_path: str | None) -> dict[str, Tensor]:
         try:
             sd = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - any unreadable file is one line
-            raise CheckpointError(f"weights_path {path}: unreadable ({_one_line(e)}); {how}") from None
+            raise CheckpointError(f"weights_path {path}: unreadable ({one_line(e)}); {how}") from None
         if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
             sd = sd["state_dict"]
         if not isinstance(sd, dict) or not all(isinstance(v, Tensor) for v in sd.values()):
@@ -126,7 +125,7 @@ def _imagenet_state_dict(weights_path: str | None) -> dict[str, Tensor]:
     try:
         return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
     except Exception as e:  # noqa: BLE001 - no network, a broken cache file, ...
-        raise CheckpointError(f"resnet18 ImageNet weights: cannot be loaded ({_one_line(e)}); "
+        raise CheckpointError(f"resnet18 ImageNet weights: cannot be loaded ({one_line(e)}); "
                               f"{how}") from None
 
 
@@ -139,7 +138,7 @@ def _load_backbone(m: nn.Module, weights_path: str | None) -> None:
         res = m.load_state_dict(body, strict=False)
     except RuntimeError as e:  # shape mismatches
         raise CheckpointError(f"{source}: not a torchvision resnet18 state_dict "
-                              f"({_one_line(e)[:300]})") from None
+                              f"({one_line(e)[:300]})") from None
     missing = [k for k in res.missing_keys if not k.startswith("fc.")]
     if missing or res.unexpected_keys:
         raise CheckpointError(f"{source}: not a torchvision resnet18 state_dict (missing "

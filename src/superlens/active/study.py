@@ -131,7 +131,8 @@ def preflight_model(cfg: ActiveConfig, ds) -> None:
 def paper_quirk_features(cfg: ActiveConfig, ds, checkpoint: Path, device: torch.device) -> torch.Tensor:
     """Test-set features as the paper's notebook extracted them (the last residual block applied
     twice, then pooled), from a saved checkpoint. [M, 512] float32 on the CPU."""
-    from superlens.active.data import _one_line, normalize_batch, resolve_normalization
+    from superlens.active.data import normalize_batch, resolve_normalization
+    from superlens.errors import one_line
     from superlens.active.loop import _load
     from superlens.active.models import build_model, paper_double_block_features
 
@@ -143,7 +144,7 @@ def paper_quirk_features(cfg: ActiveConfig, ds, checkpoint: Path, device: torch.
         model.load_state_dict(ck["model"])
     except (RuntimeError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"checkpoint {checkpoint}: does not fit the model "
-                              f"({_one_line(e)[:200]})") from None
+                              f"({one_line(e)[:200]})") from None
     model.to(device).eval()
     norm = resolve_normalization(cfg.normalize, ds)
     mean, std = norm if norm is not None else (None, None)

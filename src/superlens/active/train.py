@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,12 +25,13 @@ from tqdm.auto import tqdm
 
 from superlens.active.data import normalize_batch
 from superlens.active.models import FeatureHook
+from superlens.config import ActiveConfig
 from superlens.errors import ConfigError
 
 Norm = tuple[tuple[float, ...], tuple[float, ...]] | None
 
 
-def make_optimizer(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: ActiveConfig) -> torch.optim.Optimizer:
     """Adam (lr, weight_decay) or SGD (lr, momentum, weight_decay) over all of ``model``'s parameters."""
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adam":
@@ -52,7 +52,7 @@ def _autocast(device: torch.device, enabled: bool):
     return torch.autocast(device_type=device.type, dtype=torch.float16)
 
 
-def make_scaler(device: torch.device | str, cfg: Any) -> torch.amp.GradScaler:
+def make_scaler(device: torch.device | str, cfg: ActiveConfig) -> torch.amp.GradScaler:
     """The GradScaler of one optimizer: enabled on CUDA when cfg.amp, a no-op elsewhere. Keep it with
     its optimizer (and in its checkpoint) for as long as the optimizer is continued."""
     device = torch.device(device)
@@ -109,7 +109,7 @@ def _epoch_draws(n: int, g: torch.Generator, shuffle: bool, augment: bool, pad: 
 
 
 def train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, x_uint8: Tensor, y: Tensor, *,
-                 cfg: Any, norm: Norm, device: torch.device | str, generator: torch.Generator,
+                 cfg: ActiveConfig, norm: Norm, device: torch.device | str, generator: torch.Generator,
                  epochs: int | None = None, desc: str = "", shuffle: bool | None = None,
                  scaler: torch.amp.GradScaler | None = None) -> dict:
     """Train ``model`` in place with cross-entropy for ``epochs`` (default cfg.epochs) epochs.

@@ -11,16 +11,9 @@ import torch
 from torch import Tensor
 
 from superlens.device import pick_device
+from superlens.measures.numeric import unit_vectors
 
 PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
-
-
-def _unit_rows(x: Tensor) -> tuple[Tensor, Tensor]:
-    """x [N, d] -> (rows scaled to unit norm [N, d], zero-row mask [N]). A zero row stays zero,
-    so its cosine with anything (itself included) is 0 rather than NaN."""
-    norm = x.norm(dim=1, keepdim=True)
-    zero = norm[:, 0] == 0
-    return x / torch.where(norm > 0, norm, torch.ones_like(norm)), zero
 
 
 def histogram_percentiles(counts: np.ndarray, edges: np.ndarray,
@@ -70,7 +63,7 @@ def sample_cosine_stats(features, *, chunk: int = 2048, bins: int = 2000,
     n = x.shape[0]
     if not include_diagonal and n < 2:
         raise ValueError("sample_cosine_stats: no off-diagonal pairs with fewer than 2 samples")
-    u, zero = _unit_rows(x)
+    u, zero = unit_vectors(x, dim=1)
 
     total = torch.zeros((), dtype=torch.float64, device=dev)
     total_sq = torch.zeros((), dtype=torch.float64, device=dev)
@@ -136,8 +129,8 @@ def neuron_cosine_stats(features, *, bins: int = 200) -> dict:
     if x.ndim != 2:
         raise ValueError(f"features: shape {tuple(x.shape)}, expected [N, d]")
     d = x.shape[1]
-    norm = x.norm(dim=0)                                  # [d]
-    live = norm > 0
+    U, dead = unit_vectors(x, dim=0)                      # unit columns [N, d], dead [d]
+    live = ~dead
     n_live = int(live.sum())
     edges = np.linspace(-1.0, 1.0, bins + 1)
     out = {"n_neurons": d, "dead_neurons": d - n_live, "live_neurons": n_live}
@@ -145,7 +138,7 @@ def neuron_cosine_stats(features, *, bins: int = 200) -> dict:
         nan = float("nan")
         return out | {"mean": nan, "abs_mean": nan, "std": nan,
                       "hist_counts": np.zeros(bins, dtype=np.int64), "hist_edges": edges}
-    u = x[:, live] / norm[live]                           # [N, L]
+    u = U[:, live]                                        # [N, L]
     c = (u.T @ u).clamp_(-1.0, 1.0)                       # [L, L]
     off = c[~torch.eye(n_live, dtype=torch.bool, device=c.device)]  # [L (L - 1)]
     idx = ((off + 1.0) * (bins / 2.0)).floor().to(torch.int64).clamp_(0, bins - 1)

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from superlens.measures.numeric import unit_vectors
+
 # (value, name) of the geometries Elhage et al. observe, largest first
 GEOMETRIES: tuple[tuple[float, str], ...] = (
     (1.0, "1: dedicated"),
@@ -92,18 +94,31 @@ def geometry_classes(D, tol: float = 0.025) -> list[str] | list[list[str]]:
 
 # ------------------------------------------------------------------------------ frame comparison
 
-def welch_bound(n: int, m: int) -> float:
-    """The least possible max |cos| of n unit vectors in R^m: sqrt((n - m) / (m (n - 1))), 0 for
-    n <= m. Met with equality only by equiangular tight frames (real ones need n <= m (m + 1) / 2)."""
-    if n <= m or n < 2:
+def welch_bound(n_vectors: int, dim: int) -> float:
+    """Lower bound on max_{i != j} |cos(v_i, v_j)| for N unit vectors in R^d: sqrt((N - d) / (d (N - 1))).
+
+    Welch (1974), k = 1. 0 when N <= d (orthonormal sets exist). Equality for equiangular tight frames,
+    e.g. the simplex (N = d + 1, |cos| = 1/d) or the Mercedes-Benz frame (N = 3, d = 2, |cos| = 1/2).
+    """
+    return math.sqrt(welch_bound_mean_square(n_vectors, dim))
+
+
+def welch_bound_mean_square(n_vectors: int, dim: int) -> float:
+    """Lower bound on the mean off-diagonal cos^2 of N unit vectors in R^d: (N - d) / (d (N - 1)).
+
+    From ||V^T V||_F^2 >= N^2 / d (the Gram matrix has rank <= d and trace N): the sum over all pairs of
+    cos^2 is >= N^2/d, the diagonal takes N of it, and N (N - 1) ordered pairs share the rest.
+    """
+    N, d = int(n_vectors), int(dim)
+    if N <= 1 or N <= d:
         return 0.0
-    return math.sqrt((n - m) / (m * (n - 1)))
+    return (N - d) / (d * (N - 1))
 
 
 def _unit_columns(W: Tensor, tol: float) -> tuple[Tensor, Tensor]:
-    norms = W.norm(dim=0)
-    live = norms > tol
-    return W[:, live] / norms[live], live
+    """W [m, n] -> (its live columns (norm > tol) at unit norm [m, n_live], live mask [n])."""
+    U, dead = unit_vectors(W, dim=0, tol=tol)
+    return U[:, ~dead], ~dead
 
 
 def _cos_stats(U: Tensor) -> tuple[float, float]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from superlens.measures.dimensionality import welch_bound, welch_bound_mean_square
 from superlens.report.plotting import plt, save
 from superlens.report.toy_report import residual_ablation_sentence
 from superlens.toy import theory
@@ -155,7 +156,7 @@ def fig_geometry(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
     ax.bar(mid, a.cos_hist[0], width=w, color=C_TRAINED, alpha=0.6, label="trained W_in columns (inst. 0)")
     ax.step(e, np.r_[a.cos_hist_random, a.cos_hist_random[-1]], where="post", color=C_NAIVE,
             lw=1.3, label=f"{a.n_features} random directions in R^{a.n_hidden} (MC)")
-    wb = theory.welch_bound(a.n_features, a.n_hidden)
+    wb = welch_bound(a.n_features, a.n_hidden)
     for s in (-1, 1):
         ax.axvline(s * wb, color="k", ls="--", lw=1, label="± Welch bound on max |cos|" if s > 0 else None)
     ax.set_xlabel("cos between feature directions (pairs i < j)")
@@ -166,7 +167,7 @@ def fig_geometry(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
            f"{theory.random_abs_cos_mean(a.n_hidden):.4f} for random directions in R^{a.n_hidden} "
            f"(closed form; MC {a.abs_cos_random_mc:.4f}); max |cos| {np.mean(m['max_abs_cos']):.3f} vs "
            f"Welch bound {wb:.3f}; mean cos² {np.mean(m['cos_sq_mean']):.4f} vs mean-square bound "
-           f"{theory.welch_bound_mean_square(a.n_features, a.n_hidden):.4f} and random "
+           f"{welch_bound_mean_square(a.n_features, a.n_hidden):.4f} and random "
            f"{1 / a.n_hidden:.4f}.")
     return save(fig, outdir / "toy_geometry.png"), cap
 

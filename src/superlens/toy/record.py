@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from superlens.measures.dimensionality import welch_bound, welch_bound_mean_square
 from superlens.measures.numeric import json_clean, json_float
 from superlens.toy import theory
 from superlens.toy.definitions import NO_TWIN
@@ -270,8 +271,8 @@ class ToyAnalysis:
         m["abs_cos_random_theory"] = theory.random_abs_cos_mean(self.n_hidden)
         m["abs_cos_random_mc"] = json_float(self.abs_cos_random_mc)
         m["cos_sq_random_theory"] = theory.random_cos_sq_mean(self.n_hidden)
-        m["welch_bound"] = theory.welch_bound(self.n_features, self.n_hidden)
-        m["welch_bound_mean_square"] = theory.welch_bound_mean_square(self.n_features, self.n_hidden)
+        m["welch_bound"] = welch_bound(self.n_features, self.n_hidden)
+        m["welch_bound_mean_square"] = welch_bound_mean_square(self.n_features, self.n_hidden)
         # the verdict on the instance means (per-instance agreement alongside)
         inc = m["residual_ablation_interference_increase"]
         dec = m["residual_ablation_isolated_decrease"]

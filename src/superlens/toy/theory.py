@@ -58,27 +58,6 @@ def attenuated_isolated_mse(gain, negative_slope=0.0):
     return ((1.0 - g) ** 2 + s**2) / 6.0
 
 
-def welch_bound(n_vectors: int, dim: int) -> float:
-    """Lower bound on max_{i != j} |cos(v_i, v_j)| for N unit vectors in R^d: sqrt((N - d) / (d (N - 1))).
-
-    Welch (1974), k = 1. 0 when N <= d (orthonormal sets exist). Equality for equiangular tight frames,
-    e.g. the simplex (N = d + 1, |cos| = 1/d) or the Mercedes-Benz frame (N = 3, d = 2, |cos| = 1/2).
-    """
-    return math.sqrt(welch_bound_mean_square(n_vectors, dim))
-
-
-def welch_bound_mean_square(n_vectors: int, dim: int) -> float:
-    """Lower bound on the mean off-diagonal cos^2 of N unit vectors in R^d: (N - d) / (d (N - 1)).
-
-    From ||V^T V||_F^2 >= N^2 / d (the Gram matrix has rank <= d and trace N): the sum over all pairs of
-    cos^2 is >= N^2/d, the diagonal takes N of it, and N (N - 1) ordered pairs share the rest.
-    """
-    N, d = int(n_vectors), int(dim)
-    if N <= 1 or N <= d:
-        return 0.0
-    return (N - d) / (d * (N - 1))
-
-
 def random_abs_cos_mean(dim: int) -> float:
     """E|cos| between two independent uniformly random directions in R^d:
     Gamma(d/2) / (sqrt(pi) Gamma((d + 1)/2)).
