@@ -38,8 +38,8 @@ import time
 
 import torch
 
-from superlens.toy.tms import importance_decay, train_tms
-from superlens.toy.train import train_mlp
+from superlens.toy.models import importance_decay
+from superlens.toy.train import train_mlp, train_tms
 
 N, H = 100, 10  # both models: 100 features -> 10 hidden
 

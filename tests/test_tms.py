@@ -1,4 +1,4 @@
-"""The instance-axis TMS engine: data statistics, hand gradients against autograd, training against
+"""The instance-axis TMS engine (toy/models, toy/data, toy/train): data statistics, hand gradients against autograd, training against
 torch.optim.Adam, instance independence, and two results of Elhage et al. (2022) reproduced."""
 import math
 import time
@@ -9,19 +9,9 @@ from scipy import stats
 
 from superlens.device import generator, run_threaded
 from superlens.measures.dimensionality import feature_dimensionality, geometry_classes
-from superlens.toy.tms import (
-    TMSParams,
-    _uniform24,
-    fill_tms_batch,
-    importance_decay,
-    init_tms,
-    iter_tms_batches,
-    sample_tms,
-    tms_forward,
-    tms_grads,
-    tms_loss,
-    train_tms,
-)
+from superlens.toy.data import _uniform24, fill_tms_batch, sample_tms
+from superlens.toy.models import TMSParams, importance_decay, init_tms, tms_forward, tms_loss
+from superlens.toy.train import iter_tms_batches, tms_grads, train_tms
 
 torch.set_num_threads(1)
 

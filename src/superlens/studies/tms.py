@@ -22,8 +22,9 @@ class TMSSweep(SweepStudy):
     def run_group(self, group, options: dict) -> dict:
         from superlens.measures.dimensionality import (GEOMETRIES, dimensions_per_feature,
                                                        feature_dimensionality, geometry_classes)
+        from superlens.toy.models import importance_decay
         from superlens.toy.phases import GEOMETRY_KEYS, n_represented, tms_phase
-        from superlens.toy.tms import importance_decay, train_tms
+        from superlens.toy.train import train_tms
 
         cfgs = [p.config for p in group.points]
         c0 = cfgs[0]
