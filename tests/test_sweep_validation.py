@@ -188,3 +188,18 @@ def test_theory_overlay_on_phase_diagram(tmp_path):
                               path=tmp_path / "ph.png", annotations=notes, marks=marks,
                               mark_label="match")
     assert (tmp_path / name).stat().st_size > 0
+
+
+def test_unknown_study_is_one_line_and_writes_nothing(tmp_path, capsys):
+    code, err, out = _run_cli(tmp_path, "study = 'nope'\n[axes]\np = [0.1]\n", capsys)
+    assert code == 2 and "study = 'nope'" in err and "toy, tms, active" in err
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_every_registered_study_has_an_adapter():
+    from superlens.studies import STUDIES, sweep_study
+
+    for name in STUDIES:
+        s = sweep_study(name)
+        assert s.name == name and s.instance_fields <= set(s.config.model_fields)
+        assert s.table_columns[0] == "point" and "seeds" not in s.axes()

@@ -90,9 +90,6 @@ class ToyConfig(BaseConfig):
     log_every: int = Field(50, ge=1, description="integer >= 1")
 
 
-Study = Literal["toy", "tms", "active"]
-
-
 Dataset = Literal["digits", "cifar10", "tiny-imagenet", "synthetic"]
 ModelName = Literal["small-cnn", "resnet18-cifar", "resnet18"]
 RoundTraining = Literal["scratch", "warm", "paper"]
@@ -175,7 +172,8 @@ class SweepSpec(BaseConfig):
     """
 
     name: str = Field("sweep", description="a name for the report")
-    study: Study = Field(description="toy, tms or active")
+    study: str = Field(description="a study with a sweep adapter (superlens.studies.STUDIES: toy, tms, "
+                                   "active)")
     base: dict[str, Any] = Field(default_factory=dict, description="fields of the study's config")
     axes: dict[str, Any] = Field(description="axis name -> list of values or {log|linear=[lo,hi], num=N}")
     options: SweepOptions = Field(default_factory=SweepOptions,

@@ -21,5 +21,5 @@ def sweep_study(name: str) -> SweepStudy:
     if name not in STUDIES:
         from superlens.errors import ConfigError
 
-        raise ConfigError(f"study = {name!r}: expected one of {', '.join(STUDIES)}")
+        raise ConfigError(f"sweep spec: study = {name!r}, expected one of {', '.join(STUDIES)}")
     return import_module(STUDIES[name]).STUDY

@@ -11,7 +11,7 @@ import numpy as np
 
 from superlens.config import BaseConfig, SweepSpec, load_toml
 from superlens.errors import ConfigError
-from superlens.studies import sweep_study
+from superlens.studies import STUDIES, sweep_study
 
 MAX_GROUP = 512  # instances per tensor program
 
@@ -30,7 +30,11 @@ class Group:
 
 
 def load_spec(path: str) -> SweepSpec:
-    return SweepSpec.build(load_toml(path), source=f"sweep spec {path}")
+    spec = SweepSpec.build(load_toml(path), source=f"sweep spec {path}")
+    if spec.study not in STUDIES:
+        raise ConfigError(f"sweep spec {path}: study = {spec.study!r}, expected one of "
+                          f"{', '.join(STUDIES)}")
+    return spec
 
 
 def _number(name: str, key: str, v: Any) -> float:
