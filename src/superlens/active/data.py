@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from superlens.errors import ConfigError, DataError, one_line
+from superlens.errors import ConfigError, DataError
+from superlens.errors import one_line as _one_line
 
 Stats = tuple[tuple[float, ...], tuple[float, ...]]
 
@@ -284,13 +285,13 @@ def load_cifar10(data_dir: str | os.PathLike, download: bool = False) -> ImageDa
         train = cls(str(root), train=True, download=download)
     except Exception as e:  # noqa: BLE001 - network and file errors alike become one line
         if download and not folder.is_dir():
-            raise DataError(f"data set folder {folder}: download failed ({one_line(e)}); {CIFAR_HOW} "
+            raise DataError(f"data set folder {folder}: download failed ({_one_line(e)}); {CIFAR_HOW} "
                             "by hand into " + str(root)) from None
-        raise DataError(f"data set folder {folder}: unreadable ({one_line(e)}); {CIFAR_HOW}") from None
+        raise DataError(f"data set folder {folder}: unreadable ({_one_line(e)}); {CIFAR_HOW}") from None
     try:
         test = cls(str(root), train=False, download=False)
     except Exception as e:  # noqa: BLE001
-        raise DataError(f"data set folder {folder}: unreadable ({one_line(e)}); {CIFAR_HOW}") from None
+        raise DataError(f"data set folder {folder}: unreadable ({_one_line(e)}); {CIFAR_HOW}") from None
 
     names = [c.decode() if isinstance(c, bytes) else str(c) for c in train.classes]
     out = []
@@ -369,7 +370,7 @@ def _decode_one(path: Path, folder: Path) -> np.ndarray:
             arr = np.asarray(im.convert("RGB")) if size == (TINY_SIZE, TINY_SIZE) else None
     except Exception as e:  # noqa: BLE001 - a missing or broken file is one line naming it
         raise DataError(f"data set folder {folder}: cannot decode {path.relative_to(folder)} "
-                        f"({one_line(e)}); {TINY_HOW}") from None
+                        f"({_one_line(e)}); {TINY_HOW}") from None
     if arr is None:
         raise DataError(f"data set folder {folder}: {path.relative_to(folder)} is {size[0]}x{size[1]}, "
                         f"expected 64x64; {TINY_HOW}")
@@ -409,7 +410,7 @@ def _read_cache(path: Path, fingerprint: dict) -> dict | None:
               and c["train_y"].shape == (n_tr,) and c["test_y"].shape == (n_va,)
               and len(c["mean"]) == len(c["std"]) == 3)
     except Exception as e:  # noqa: BLE001 - any unreadable cache is rebuilt
-        warnings.warn(f"{path}: unreadable cache ({one_line(e)}); rebuilding it", stacklevel=3)
+        warnings.warn(f"{path}: unreadable cache ({_one_line(e)}); rebuilding it", stacklevel=3)
         return None
     if not ok:
         warnings.warn(f"{path}: cache does not match the folder; rebuilding it", stacklevel=3)
@@ -436,7 +437,7 @@ def load_tiny_imagenet(data_dir: str | os.PathLike, download: bool = False,
             root.mkdir(parents=True, exist_ok=True)
             download_and_extract_archive(TINY_URL, str(root), md5=TINY_MD5)
         except Exception as e:  # noqa: BLE001
-            raise DataError(f"data set folder {folder}: download failed ({one_line(e)}); {TINY_HOW} "
+            raise DataError(f"data set folder {folder}: download failed ({_one_line(e)}); {TINY_HOW} "
                             f"by hand into {root}") from None
     wnids, names, tr_paths, tr_y, va_paths, va_y = _tiny_index(folder)
     fingerprint = {"wnids": wnids, "n_train": len(tr_paths), "n_val": len(va_paths)}
@@ -452,7 +453,7 @@ def load_tiny_imagenet(data_dir: str | os.PathLike, download: bool = False,
         try:
             atomic_save_torch(cache_path, c)
         except OSError as e:  # a read-only data folder: work on, decode again next time
-            warnings.warn(f"{cache_path}: cannot write the cache ({one_line(e)})", stacklevel=2)
+            warnings.warn(f"{cache_path}: cannot write the cache ({_one_line(e)})", stacklevel=2)
     return ImageDataset("tiny-imagenet", c["train_x"], c["train_y"], c["test_x"], c["test_y"], names,
                         tuple(float(v) for v in c["mean"]), tuple(float(v) for v in c["std"]))
 

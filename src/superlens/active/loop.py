@@ -196,7 +196,8 @@ def _say(msg: str) -> None:
 # baseline
 
 
-def train_baseline(cfg: ActiveConfig, ds: ImageDataset, seed: int, out_dir: Path, device: torch.device | str) -> dict:
+def train_baseline(cfg: ActiveConfig, ds: ImageDataset, seed: int, out_dir: Path,
+                   device: torch.device | str) -> dict:
     """A fresh seeded model trained on ALL training data for cfg.epochs; saved into ``out_dir``.
 
     Returns {"accuracy", "seconds", "train_loss", "test_probs" [M, C], "test_features" [M, d],

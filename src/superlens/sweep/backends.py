@@ -33,13 +33,17 @@ class GroupFailed(SuperlensError):
     exit_code = 1
 
 
+def _one_line(e: BaseException) -> str:
+    return one_line(e, bare_superlens=True)  # a SuperlensError already names its field or path
+
+
 def _raise_failures(failures: list[tuple[Group, BaseException]], n_groups: int) -> None:
     if not failures:
         return
     g, e = failures[0]
     pts = ", ".join(str(p.index) for p in g.points)
     more = f" (and {len(failures) - 1} more group(s))" if len(failures) > 1 else ""
-    err = GroupFailed(f"sweep group {g.gid} (point(s) {pts}) failed: {one_line(e, bare_superlens=True)}{more}; "
+    err = GroupFailed(f"sweep group {g.gid} (point(s) {pts}) failed: {_one_line(e)}{more}; "
                       f"the other {n_groups - len(failures)} group(s) are saved, re-run to resume")
     if isinstance(e, SuperlensError):
         err.exit_code = e.exit_code
@@ -124,7 +128,7 @@ def probe_ray_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
                     break
                 head += chunk
     except OSError as e:
-        raise BackendError(f"ray address {address}: unreachable ({one_line(e, bare_superlens=True)})") from None
+        raise BackendError(f"ray address {address}: unreachable ({_one_line(e)})") from None
     if len(head) < 9 or head[3] != 0x4:  # an HTTP/2 server's first frame is SETTINGS (type 4)
         raise BackendError(f"ray address {address}: reachable, but no Ray cluster answers there "
                            "(not a gRPC server)")
@@ -165,7 +169,7 @@ class RaySession:
             try:
                 ray.init(address=address, **kw)
             except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
-                raise BackendError(f"ray address {address}: cannot connect ({one_line(e, bare_superlens=True)})") from None
+                raise BackendError(f"ray address {address}: cannot connect ({_one_line(e)})") from None
         else:
             ray.init(num_cpus=workers or os.cpu_count(), **kw)
         self.started_here = True

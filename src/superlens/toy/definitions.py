@@ -131,8 +131,10 @@ METRIC_DEFINITIONS: dict[str, str] = {
                                          "closed form leaves out); best c × gain_mean." + _STD,
     "ignored_features": f"Features whose gain is below {GAIN_IGNORED:g} (counted as ignored); mean over "
                         "instances." + _STD,
-    "kept_gain_mean": f"Mean gain over the features with gain ≥ {GAIN_IGNORED:g}; mean over instances." + _STD,
-    "kept_gain_std": f"Std over the features with gain ≥ {GAIN_IGNORED:g} of their gain, mean over instances.",
+    "kept_gain_mean": f"Mean gain over the features with gain ≥ {GAIN_IGNORED:g}; mean over "
+                      "instances." + _STD,
+    "kept_gain_std": f"Std over the features with gain ≥ {GAIN_IGNORED:g} of their gain, mean over "
+                     "instances.",
     "residual_ablation_isolated_mse_model": "Ablation: the model's isolated MSE "
                                             "(= isolated_mse_mean)." + _STD,
     "residual_ablation_isolated_mse_ablated": "Isolated MSE after removing the negative residual: "
@@ -181,12 +183,15 @@ METRIC_DEFINITIONS: dict[str, str] = {
                                   "from the trained models themselves; null without L2 models.",
     "l2_trained_ignored_features": f"L2-trained: features with gain < {GAIN_IGNORED:g} (ignored); mean over "
                                    "instances." + _STD,
-    "l2_trained_kept_gain_mean": f"L2-trained: mean gain over the features with gain ≥ {GAIN_IGNORED:g}." + _STD,
-    "l2_trained_kept_gain_std": f"L2-trained: std over the features with gain ≥ {GAIN_IGNORED:g} of their gain, "
+    "l2_trained_kept_gain_mean": "L2-trained: mean gain over the features with gain ≥ "
+                                 f"{GAIN_IGNORED:g}." + _STD,
+    "l2_trained_kept_gain_std": "L2-trained: std over the features with gain ≥ "
+                                f"{GAIN_IGNORED:g} of their gain, "
                                 "mean over instances.",
     "l2_trained_kept_gain_min": "L2-trained: smallest gain among the features with gain ≥ "
                                 f"{GAIN_IGNORED:g}." + _STD,
-    "l2_trained_kept_gain_max": f"L2-trained: largest gain among the features with gain ≥ {GAIN_IGNORED:g}." + _STD,
+    "l2_trained_kept_gain_max": "L2-trained: largest gain among the features with gain ≥ "
+                                f"{GAIN_IGNORED:g}." + _STD,
     "l2_trained_lq_loss": "L2-trained: Lq loss at q = loss_power on the training distribution." + _STD,
     "l2_trained_gain_mean": "The same seeds trained with the L2 loss (with loss_power = 2, the trained "
                             "models themselves: l2_trained_from_main_model): mean gain (as "
