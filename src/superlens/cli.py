@@ -128,8 +128,10 @@ def active_config(ns: argparse.Namespace):
 
 def cmd_active(ns: argparse.Namespace) -> int:
     from superlens.active.study import run_active
+    from superlens.studies.active import render_active_report
 
-    run_active(active_config(ns), ns.out, force=ns.force, resume=ns.resume, argv=sys.argv)
+    run_active(active_config(ns), ns.out, force=ns.force, resume=ns.resume, argv=sys.argv,
+               render=render_active_report)
     print(f"wrote {Path(ns.out) / 'report.html'}")
     return 0
 
@@ -145,7 +147,7 @@ def cmd_report(ns: argparse.Namespace) -> int:
     if kind == "toy":
         from superlens.studies.toy import render_toy_report as render
     elif kind == "active":
-        from superlens.active.study import render_active_report as render
+        from superlens.studies.active import render_active_report as render
     elif kind == "sweep":
         from superlens.sweep.engine import render_sweep_report as render
     else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -55,8 +55,10 @@ def _check_resume_config(out: Path, cfg: ActiveConfig) -> None:
 
 
 def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resume: bool = False,
-               argv: list[str] | None = None) -> dict:
-    """Run (or resume) the study into ``out``; returns metrics."""
+               argv: list[str] | None = None, render: Callable[[Path], Any] | None = None) -> dict:
+    """Run (or resume) the study into ``out``; returns metrics. render(out) draws the figures and
+    report.html at the end (superlens.studies.active.render_active_report, which the command and
+    sweeps pass: the report layer sits above this package)."""
     from superlens.active.data import load_dataset
     from superlens.active.loop import check_resumable, run_loop, train_baseline, validate_plan
 
@@ -109,7 +111,8 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
     write_json(out / "metrics.json", metrics)
     meta.update(status="complete", wall_seconds=time.perf_counter() - t_start)
     write_json(out / "meta.json", meta)
-    render_active_report(out)
+    if render is not None:
+        render(out)
     return metrics
 
 
@@ -236,18 +239,3 @@ def _rounds_mean(per_seed: list[dict]) -> list[dict]:
         entry["queried_per_class"] = None if total is None else (total / len(rs)).tolist()
         out.append(entry)
     return out
-
-
-def render_active_report(out: str | Path) -> Path:
-    """(Re)draw figures and report.html from a run directory, without training."""
-    from superlens.report.active_figures import make_active_figures
-    from superlens.report.active_report import active_report_html
-    from superlens.runs import atomic_write_text
-
-    out = Path(out)
-    config, meta = read_json(out / "config.json"), read_json(out / "meta.json")
-    metrics = read_json(out / "metrics.json")
-    figures = make_active_figures(out, config, meta, metrics, out / "figures")
-    html = active_report_html(config, meta, metrics, out / "figures", figures)
-    atomic_write_text(out / "report.html", html)
-    return out / "report.html"

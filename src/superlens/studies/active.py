@@ -1,5 +1,6 @@
-"""Sweep adapter of the active-learning study: points that differ only in their strategy share one study
-run (one baseline per seed), so a group is one run_active call; one row per point."""
+"""The active-learning study's report rendering (the report layer sits above superlens.active) and its
+sweep adapter: points that differ only in their strategy share one study run (one baseline per seed),
+so a group is one run_active call; one row per point."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,22 @@ from pathlib import Path
 import torch
 
 from superlens.config import ActiveConfig
+from superlens.runs import atomic_write_text, read_json
 from superlens.studies.base import SweepStudy, rows_base
+
+
+def render_active_report(out: str | Path) -> Path:
+    """(Re)draw figures and report.html from a run directory, without training."""
+    from superlens.report.active_figures import make_active_figures
+    from superlens.report.active_report import active_report_html
+
+    out = Path(out)
+    config, meta = read_json(out / "config.json"), read_json(out / "meta.json")
+    metrics = read_json(out / "metrics.json")
+    figures = make_active_figures(out, config, meta, metrics, out / "figures")
+    html = active_report_html(config, meta, metrics, out / "figures", figures)
+    atomic_write_text(out / "report.html", html)
+    return out / "report.html"
 
 
 def shared_config(group) -> ActiveConfig:
@@ -59,7 +75,7 @@ class ActiveSweep(SweepStudy):
             cfg = cfg.replace(threads=int(budget))
         d = Path(options["runs_dir"]) / group.gid
         # an interrupted run resumes from its last finished round
-        metrics = run_active(cfg, d, resume=d.is_dir() and any(d.iterdir()))
+        metrics = run_active(cfg, d, resume=d.is_dir() and any(d.iterdir()), render=render_active_report)
         rows = rows_base(group)
         per_point = {}
         for row, pt in zip(rows, group.points):
