@@ -14,6 +14,7 @@ from superlens.errors import RunDirError
 from superlens.runs import StagedRunDir, atomic_write_bytes, base_meta, read_json, write_json
 from superlens.toy.geometry import geometry_summary
 from superlens.toy.models import MLPParams
+from superlens.toy.theory import eval_samples_for
 from superlens.toy.train import train_mlp
 
 
@@ -67,6 +68,8 @@ def _run_into(cfg: ToyConfig, out: Path, device: torch.device, threads: int, pro
     from superlens.toy.analysis import analyze
 
     seeds = [cfg.seed + i for i in range(cfg.seeds)]
+    if cfg.eval_samples is None:  # adaptive: >= 2,000 active samples per feature (toy.theory)
+        cfg = cfg.replace(eval_samples=eval_samples_for(cfg.p, cfg.n_features, minimum=200_000))
     meta = base_meta(str(device), threads, seeds, argv)
     meta["kind"] = "toy"
     meta["threads_rule"] = "1 thread below 4M elements per op, else all cores (superlens.device)"
