@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from superlens.report.html import details, fmt, figure, page, para, pm, run_info, section, table
+from superlens.report.html import (details, esc, fmt, figure, label, page, para, pm, rich, run_info,
+                                   section, table)
 from superlens.toy import theory
 
 
-# the source report's own numbers that its 73 % is computed from (superposition-mlp-report.md)
+# the source report's own numbers that its 73 % is computed from (the compressed-computation report,
+# github.com/Manan-Wadhwa/superposition_analysis)
 SOURCE_GAIN, SOURCE_MSE = 0.43, 0.0745
 SOURCE_RATIOS = {"l2": 2.7, "l4": 8.5}
 DEFAULT_SETTING = (100, 10, 0.02, 4.0)  # (n, h, p, q) the source report's numbers belong to
@@ -170,9 +172,13 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
              f"{config['lr']} with cosine annealing, {config['steps']} steps of batch "
              f"{config['batch_size']}. Seeds train together as instances of one tensor program. "
              "Numbers are means over seeds (± std over seeds unless a definition says otherwise)."),
-        para("Reference values are those of the compressed-computation report "
-             "(superposition-mlp-report.md); they apply to its default setting (100 → 10, p = 0.02, L4).",
-             "def"),
+        para(f"Evaluated on {fmt(config.get('eval_samples'))} samples drawn with seed "
+             f"{config['seed'] + 10_000}: each feature is active in about "
+             f"{fmt(round(p * config['eval_samples']))} of them."
+             if isinstance(config.get("eval_samples"), int) else ""),
+        para("Reference values are those of the compressed-computation report (public repository "
+             "`Manan-Wadhwa/superposition_analysis` on GitHub); they apply to its default setting "
+             "(100 → 10, p = 0.02, L4).", "def"),
     )
     rows = [(r["quantity"], r["superlens"], r["report"], r["definition"])
             for r in analysis.summary_rows()]
@@ -180,9 +186,12 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
                       table(["quantity", "superlens", "report", "definition"], rows),
                       para(interference_definitions_sentence(metrics)))
 
+    def value(k):
+        return esc(pm(*_m(metrics, k)) if isinstance(metrics.get(k), float) else fmt(metrics.get(k)))
+
     def rows_for(keys):
-        return [(k, pm(*_m(metrics, k)) if isinstance(metrics.get(k), float) else fmt(metrics.get(k)),
-                 METRIC_DEFINITIONS.get(k, "")) for k in keys if k in metrics]
+        # raw cells: a human label with the key in small type, the value, the rendered definition
+        return [(label(k), value(k), rich(METRIC_DEFINITIONS.get(k, ""))) for k in keys if k in metrics]
 
     ablation_keys = [k for k in sorted(metrics)
                      if k.startswith("residual_ablation") and not k.endswith("_std")]
@@ -196,8 +205,8 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
         "L2 vs L4 (analysis 7)",
         para(l2_strategy_sentence(metrics, n, h, float(q))),
         para(loss_ratio_sentence(metrics, float(q), default_setting)),
-        table(["quantity", "value (mean ± std over seeds)", "definition"],
-              rows_for(["l2_naive_over_learned", "l4_naive_over_learned",
+        table(["quantity", "value (mean ± std over seeds)", "definition"], raw=True,
+              rows=rows_for(["l2_naive_over_learned", "l4_naive_over_learned",
                         "l2_trained_l2_naive_over_learned", "l2_trained_from_main_model",
                         "ignored_features", "kept_gain_mean", "kept_gain_std",
                         "l2_trained_ignored_features", "l2_trained_kept_gain_mean",
@@ -210,18 +219,18 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
         "Open questions answered",
         "<h3>(a) Why that gain? (the source report: g ≈ 0.43)</h3>",
         para(answer_a),
-        table(["quantity", "value (mean ± std over seeds)", "definition"],
-              rows_for(["gain_mean", "weff_diag_mean", "optimal_gain", "optimal_gain_per_feature_mean",
+        table(["quantity", "value (mean ± std over seeds)", "definition"], raw=True,
+              rows=rows_for(["gain_mean", "weff_diag_mean", "optimal_gain", "optimal_gain_per_feature_mean",
                         "optimal_gain_line_search_single", "optimal_gain_line_search_isolated",
                         "optimal_gain_line_search", "gain_ratio_K_mean"])),
         "<h3>(b) Negative-input residual: does it reduce interference?</h3>",
         para(answer_b),
-        table(["quantity", "value (mean ± std over seeds)", "definition"],
-              rows_for(["negative_residual_mean", "value_at_minus1_mean",
+        table(["quantity", "value (mean ± std over seeds)", "definition"], raw=True,
+              rows=rows_for(["negative_residual_mean", "value_at_minus1_mean",
                         "negative_residual_reduces_interference",
                         "negative_residual_pays_for_itself", *ablation_keys])),
         "<h3>Feature geometry (open question 2)</h3>",
-        table(["quantity", "value", "definition"], rows_for(list(GEOMETRY_DEFINITIONS))),
+        table(["quantity", "value", "definition"], rows_for(list(GEOMETRY_DEFINITIONS)), raw=True),
         para("The neurons/features ratio at which the strategy changes, and how the loss exponent moves "
              "that boundary, are answered by sweeps: `superlens sweep examples/width_sparsity.toml` and "
              "`examples/l2_vs_l4.toml`.", "def"),
@@ -234,15 +243,15 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
         twin = key.endswith("_std") and key[:-4] in metrics  # shown as the ± of its mean
         if twin or isinstance(val, (list, dict)):
             continue
-        mean, std = _m(metrics, key)
-        metric_rows.append((key, pm(mean, std) if isinstance(mean, float) else fmt(mean),
-                            METRIC_DEFINITIONS.get(key, "")))
+        metric_rows.append((label(key), value(key), rich(METRIC_DEFINITIONS.get(key, ""))))
     sweep = metrics.get("sparsity_sweep") or []
     all_metrics = section(
         "Every metric with its definition (metrics.json)",
-        table(["key", "value (mean ± std)", "definition"], metric_rows),
+        details("every metric (key, value, definition)",
+                table(["quantity", "value (mean ± std)", "definition"], metric_rows, raw=True)),
         details("sparsity sweep (p → mean active-conditioned per-feature MSE)",
-                table(["p", "mse_active_mean"], [(d["p"], d["mse_active_mean"]) for d in sweep])),
+                table(["p", "mean per-feature MSE when active"],
+                      [(d["p"], d["mse_active_mean"]) for d in sweep])),
     )
     return page("superlens — compressed computation study",
                 [intro, summary, l2_vs_l4, oq, figs, all_metrics, run_info(config, meta)])
