@@ -35,7 +35,9 @@ def test_paper_cifar10_protocol(cifar_dir, resnet_weights, tmp_path):
                  "--weights-path", str(resnet_weights), "--out", str(out), *TINY_RUN]) == 0
     cfg = json.loads((out / "config.json").read_text())
     for k, v in PRESETS["paper-cifar10"].items():
-        if k not in ("epochs", "batch_size", "initial_pool", "rounds", "query_size"):
+        if k == "amp":  # config.json holds amp as used: on CUDA only
+            assert cfg[k] == (v and cfg["device"].startswith("cuda")), k
+        elif k not in ("epochs", "batch_size", "initial_pool", "rounds", "query_size"):
             assert cfg[k] == v, k
     meta = json.loads((out / "meta.json").read_text())
     assert "paper's code" in meta["protocol"] and meta["n_train"] == 150
