@@ -2,6 +2,7 @@
 instances, plus the same seeds under L2) -> analyses -> metrics.json, figures, report.html."""
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -92,6 +93,9 @@ def _run_into(cfg: ToyConfig, out: Path, device: torch.device, threads: int, pro
     write_json(out / "train_log.json", {"steps": res.loss_steps, "loss": res.loss})
 
     t_an = time.perf_counter()
+    if progress:  # the analyses and the report take about as long as training: say so
+        print(f"analysing: evaluation on {cfg.eval_samples:,} samples, line searches, sparsity "
+              "sweep, frame geometry ...", file=sys.stderr, flush=True)
     analysis = analyze(res.params, p=cfg.p, loss_power=cfg.loss_power,
                        eval_samples=cfg.eval_samples, seed=cfg.seed + 10_000, l2_params=l2)
     metrics = analysis.metrics()
@@ -109,6 +113,9 @@ def _run_into(cfg: ToyConfig, out: Path, device: torch.device, threads: int, pro
                 wall_seconds=time.perf_counter() - t_start)
     write_json(out / "meta.json", meta)
     t_rep = time.perf_counter()
+    if progress:
+        print(f"analysed in {meta['analysis_seconds']:.0f} s; drawing figures and writing "
+              "report.html ...", file=sys.stderr, flush=True)
     render_toy_report(out)
     meta["report_seconds"] = time.perf_counter() - t_rep
     write_json(out / "meta.json", meta)
