@@ -1,6 +1,7 @@
 """Figures of the active-learning study, drawn from a run directory's measures/ and metrics.json."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -144,7 +145,8 @@ def make_active_figures(out: Path, config: dict, meta: dict, metrics: dict,
         ax.bar([n for n, o in zip(names, ok) if o], [v for v in vals if v is not None],
                yerr=[e for e, o in zip(errs, ok) if o], color=[colors(i) for i, o in enumerate(ok) if o],
                capsize=3)
-        ax.set_title(f"{LABELS.get(key) or humanize(key)}\n({key})", fontsize=9)
+        name = "\n".join(textwrap.wrap(LABELS.get(key) or humanize(key), 34))
+        ax.set_title(f"{name}\n({key})", fontsize=9)
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
     fig.tight_layout()
     figs.append((save(fig, fig_dir / "measures.png"),

@@ -82,6 +82,9 @@ LABELS: dict[str, str] = {
     "neuron_abs_cos_mean": "mean |cosine| between neurons",
     "silhouette_tsne": "silhouette of the t-SNE embedding (paper's definition)",
     "davies_bouldin_tsne": "Davies–Bouldin index of the t-SNE embedding (paper's definition)",
+    "silhouette_raw": "silhouette of the raw features",
+    "davies_bouldin_raw": "Davies–Bouldin index of the raw features",
+    "effective_rank": "effective rank of the features",
     "eval_samples": "evaluation samples",
     "train_seconds": "training time (s)",
 }

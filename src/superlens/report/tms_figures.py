@@ -155,7 +155,8 @@ def plot_feature_dimensionality(D, x, path: str | Path, *, xlabel: str = SPARSIT
     ax.set_ylim(-0.03, 1.08)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("feature dimensionality")
-    ax.legend(loc="upper left", fontsize=8)
+    # below the axes: the dense points sit in the upper left, where a legend inside would cover them
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8, frameon=False)
     if title:
         ax.set_title(title)
     return save(fig, Path(path))
