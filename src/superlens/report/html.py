@@ -17,6 +17,7 @@ h1{font-size:1.6em;border-bottom:2px solid #444}h2{font-size:1.25em;margin-top:2
 border-bottom:1px solid #bbb}table{border-collapse:collapse;margin:.8em 0;font-size:.92em}
 td,th{border:1px solid #ccc;padding:.25em .55em;vertical-align:top}th{background:#f0f0f0}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.pm{font-variant-numeric:tabular-nums;white-space:nowrap}
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #ddd}
 figcaption{font-size:.9em;color:#444}.note{background:#f7f7e8;border-left:4px solid #cc9;
 padding:.5em 1em}.def{color:#555;font-size:.88em}code{background:#f3f3f3;padding:0 .2em}
@@ -49,6 +50,9 @@ def is_key(token: str) -> bool:
 def _code_keys(escaped: str) -> str:
     return _KEY.sub(lambda m: f"<code>{m.group(0)}</code>" if is_key(m.group(0)) else m.group(0),
                     escaped)
+
+
+_PM = re.compile(r"[-+0-9.e]+(?:[×%]| %)? ± [-+0-9.e]+")
 
 
 def rich(text: Any) -> str:
@@ -170,6 +174,8 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]], raw: bool = Fals
         for c in row:
             if isinstance(c, (int, float)) and not isinstance(c, bool):
                 cells.append(f'<td class="num">{fmt(c)}</td>')
+            elif isinstance(c, str) and _PM.fullmatch(c):  # "0.35 ± 0.01" stays on one line
+                cells.append(f'<td class="pm">{c}</td>')
             else:
                 cells.append(f"<td>{c if raw else rich(c)}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")

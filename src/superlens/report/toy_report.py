@@ -13,6 +13,7 @@ from superlens.toy import theory
 SOURCE_GAIN, SOURCE_MSE = 0.43, 0.0745
 SOURCE_RATIOS = {"l2": 2.7, "l4": 8.5}
 DEFAULT_SETTING = (100, 10, 0.02, 4.0)  # (n, h, p, q) the source report's numbers belong to
+STD_NOTE = "`<key>_std` is its std over instances."  # the tail of many analysis definitions
 
 
 def _m(metrics: dict, key: str):
@@ -171,8 +172,9 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
              f"p = {p}, value U(−1, 1); target ReLU(x); loss mean |y − ReLU(x)|^{q:g}; Adam lr "
              f"{config['lr']} with cosine annealing, {config['steps']} steps of batch "
              f"{config['batch_size']}. Seeds train together as instances of one tensor program. "
-             "Numbers are means over seeds (± std over seeds unless a definition says otherwise)."),
-        para(f"Evaluated on {fmt(config.get('eval_samples'))} samples drawn with seed "
+             "Numbers are means over seeds (± std over seeds unless a definition says otherwise; "
+             "metrics.json holds that std as `<key>_std`)."),
+        para(f"Evaluated on {config.get('eval_samples', 0):,} samples drawn with seed "
              f"{config['seed'] + 10_000}: each feature is active in about "
              f"{fmt(round(p * config['eval_samples']))} of them."
              if isinstance(config.get("eval_samples"), int) else ""),
@@ -186,12 +188,18 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
                       table(["quantity", "superlens", "report", "definition"], rows),
                       para(interference_definitions_sentence(metrics)))
 
+    def definition(k):
+        # the "<key>_std is its std over instances" tail every definition repeats is said once,
+        # in "What ran"; the tables show that std as the ± of each value
+        d = METRIC_DEFINITIONS.get(k, "")
+        return rich(d.replace(STD_NOTE, "").strip())
+
     def value(k):
         return esc(pm(*_m(metrics, k)) if isinstance(metrics.get(k), float) else fmt(metrics.get(k)))
 
     def rows_for(keys):
         # raw cells: a human label with the key in small type, the value, the rendered definition
-        return [(label(k), value(k), rich(METRIC_DEFINITIONS.get(k, ""))) for k in keys if k in metrics]
+        return [(label(k), value(k), definition(k)) for k in keys if k in metrics]
 
     ablation_keys = [k for k in sorted(metrics)
                      if k.startswith("residual_ablation") and not k.endswith("_std")]
@@ -243,7 +251,7 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
         twin = key.endswith("_std") and key[:-4] in metrics  # shown as the ± of its mean
         if twin or isinstance(val, (list, dict)):
             continue
-        metric_rows.append((label(key), value(key), rich(METRIC_DEFINITIONS.get(key, ""))))
+        metric_rows.append((label(key), value(key), definition(key)))
     sweep = metrics.get("sparsity_sweep") or []
     all_metrics = section(
         "Every metric with its definition (metrics.json)",
