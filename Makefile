@@ -38,7 +38,7 @@ demo: install
 	$(BIN)/superlens active --preset digits --out runs/active-demo --force
 
 test: install-test
-	@echo "== the test suite (~10 minutes on 2 cores)"
+	@echo "== the test suite (pytest tests)"
 	$(BIN)/python -m pytest tests
 
 bench: install
