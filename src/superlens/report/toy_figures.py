@@ -310,9 +310,19 @@ def fig_cross_gain(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
     cap = (f"Cross-gain matrix of instance 0 and the interference each feature receives. Self-gain "
            f"{np.mean(m['self_gain_mean']):.3f} ± {np.mean(m['self_gain_std']):.3f}; cross-gain mean "
            f"{np.mean(m['cross_gain_mean']):.4f}, mean |.| {np.mean(m['cross_gain_abs_mean']):.4f}, range "
-           f"[{np.mean(m['cross_gain_min']):.3f}, {np.mean(m['cross_gain_max']):.3f}]; first-order "
-           f"predicted interference MSE {np.mean(m['predicted_interference_mse_mean']):.4f} vs measured "
-           f"{np.mean(m['interference_mse_measured']):.4f}.")
+           f"[{np.mean(m['cross_gain_min']):.3f}, {np.mean(m['cross_gain_max']):.3f}]. First-order "
+           f"predicted interference MSE (the expected squared shift the other active features put on "
+           f"an output, p/6 · Σ_i≠j (G+[j,i]² + G−[j,i]²)): "
+           f"{np.mean(m['predicted_interference_mse_mean']):.4f}.")
+    if a.p < 1:
+        # an output whose feature is inactive has target 0, so its whole error is interference; its
+        # MSE follows from the all-sample and active-sample MSEs: all = p active + (1 - p) inactive
+        inactive = (np.mean(m["mse_all_mean"]) - a.p * np.mean(m["mse_active_mean"])) / (1 - a.p)
+        cap += (f" It compares with the measured MSE of outputs whose feature is inactive, ≈ "
+                f"{inactive:.4f} ((all − p · active) / (1 − p)), where the error is interference "
+                f"alone — not with the active outputs' excess over isolated MSE "
+                f"({np.mean(m['interference_mse_measured']):.4f}), which also holds how interference "
+                f"interacts with the feature's own response inside the hidden ReLU.")
     return _save(fig, outdir, "toy_cross_gain.png"), cap
 
 
