@@ -75,3 +75,16 @@ def test_active_config_is_resolved(pages):
     assert cfg["device"] != "auto" and cfg["threads"] >= 1
     assert cfg["amp"] is cfg["device"].startswith("cuda")
     assert '&quot;device&quot;: &quot;auto&quot;' not in pages["active"]
+
+
+def test_geometry_answer_names_the_nearer_reference():
+    from superlens.report.toy_report import geometry_answer
+
+    base = {"geometry_max_abs_cos_random": 0.9, "geometry_max_abs_cos_equiangular": 0.47,
+            "geometry_spectrum_cv_random": 0.29, "geometry_spectrum_cv_equiangular": 0.03}
+    assert "like random directions" in geometry_answer(
+        {**base, "geometry_max_abs_cos": 0.91, "geometry_spectrum_cv": 0.27})
+    assert "like a near-equiangular frame" in geometry_answer(
+        {**base, "geometry_max_abs_cos": 0.5, "geometry_spectrum_cv": 0.05})
+    assert "between" in geometry_answer({**base, "geometry_max_abs_cos": 0.5, "geometry_spectrum_cv": 0.27})
+    assert geometry_answer({}) == ""

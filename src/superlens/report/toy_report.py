@@ -104,6 +104,32 @@ def interference_definitions_sentence(m: dict) -> str:
             f"{_pct(src73)}, i.e. (B) evaluated at the W_eff diagonal rather than at the slope.")
 
 
+def geometry_answer(m: dict) -> str:
+    """Open question 2 in words: is W_in's frame closer to random directions or to a
+    near-equiangular frame of the same shape and norms? Judged on max |cos| and the Gram spectrum's
+    spread, each by which reference it is nearer to."""
+    keys = ("geometry_max_abs_cos", "geometry_max_abs_cos_random", "geometry_max_abs_cos_equiangular",
+            "geometry_spectrum_cv", "geometry_spectrum_cv_random", "geometry_spectrum_cv_equiangular")
+    if not _has(m, *keys):
+        return ""
+    c, cr, ce, v, vr, ve = (m[k] for k in keys)
+    near = ["random" if abs(x - r) <= abs(x - e) else "equiangular" for x, r, e in ((c, cr, ce),
+                                                                                     (v, vr, ve))]
+    verdict = ("like random directions, not an optimised (near-equiangular) frame"
+               if near == ["random", "random"] else
+               "like a near-equiangular frame" if near == ["equiangular", "equiangular"] else
+               "between random directions and a near-equiangular frame")
+    text = (f"Answer: W_in's feature directions are spread {verdict}: max |cos| {fmt(c)} (random "
+            f"{fmt(cr)}, near-equiangular {fmt(ce)}"
+            + (f", Welch bound {fmt(m['welch_bound_frame'])}" if _has(m, "welch_bound_frame") else "")
+            + f"); spread of the Gram spectrum (cv) {fmt(v)} (random {fmt(vr)}, near-equiangular "
+              f"{fmt(ve)}, 0 for a tight frame)")
+    if _has(m, "abs_cos_mean", "abs_cos_random_theory"):
+        text += (f"; mean |cos| {fmt(m['abs_cos_mean'])} against {fmt(m['abs_cos_random_theory'])} "
+                 "for random directions")
+    return text + "."
+
+
 def l2_strategy_sentence(m: dict, n: int, h: int, q: float) -> str:
     """What the L2-trained model does, classified from its measured per-feature gains."""
     from superlens.toy.analysis import IGNORED_GAIN, classify_strategy
@@ -238,6 +264,7 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
                         "negative_residual_reduces_interference",
                         "negative_residual_pays_for_itself", *ablation_keys])),
         "<h3>Feature geometry (open question 2)</h3>",
+        para(geometry_answer(metrics)),
         table(["quantity", "value", "definition"], rows_for(list(GEOMETRY_DEFINITIONS)), raw=True),
         para("The neurons/features ratio at which the strategy changes, and how the loss exponent moves "
              "that boundary, are answered by sweeps: `superlens sweep examples/width_sparsity.toml` and "
