@@ -132,7 +132,8 @@ def _active_parser(sub, strategies: list[str] | None) -> None:
     a.add_argument("--quiet", action="store_true", help="no progress bars (default: shown)")
 
 
-SWEEP_DESCRIPTION = """Run a grid of toy, tms or active studies from a TOML spec and write DIR/report.html, with one
+SWEEP_DESCRIPTION = """\
+Run a grid of toy, tms or active studies from a TOML spec and write DIR/report.html, with one
 row per point in DIR/table.csv. A spec holds:
 
   name = "width_sparsity"          # a name for the report
