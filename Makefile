@@ -1,24 +1,44 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
+#   make demo   installs what the demo needs (no test extras), then runs both studies
+#   make test   installs the test extras too (pytest, ray), then runs the test suite
+# Without a GPU, `make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu` installs the CPU-only
+# torch build first (~200 MB instead of ~4 GB of CUDA libraries).
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+TORCH_INDEX ?=
 
-.PHONY: install demo demo-active test bench clean
+.PHONY: install install-test demo demo-active test bench clean
 
-$(BIN)/superlens: pyproject.toml
+# stamps: the base install (what `superlens` needs) and the test extras on top of it
+$(VENV)/.installed: pyproject.toml
+	@echo "== creating $(VENV) and installing superlens: torch, torchvision, scipy, scikit-learn,"
+	@echo "   matplotlib, openTSNE (~1-5 minutes on a fresh machine; pip shows its progress)"
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(if $(TORCH_INDEX),$(BIN)/pip install --progress-bar on torch torchvision --index-url $(TORCH_INDEX))
+	$(BIN)/pip install --progress-bar on -e .
 	touch $@
 
-install: $(BIN)/superlens
+$(VENV)/.installed-test: $(VENV)/.installed
+	@echo "== installing the test extras: pytest, ray (~250 MB)"
+	$(BIN)/pip install --progress-bar on -e '.[test]'
+	touch $@
 
-# The main job on the embedded default: the compressed-computation study (no download).
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+# The main job on the embedded default: the compressed-computation study (no download), then the
+# active-learning study on scikit-learn's bundled digits.
 demo: install
+	@echo "== 1/2 the compressed-computation study -> runs/toy-demo/report.html (~1 minute on 2 cores)"
 	$(BIN)/superlens toy --out runs/toy-demo --force
+	@echo "== 2/2 the active-learning study on digits -> runs/active-demo/report.html (~4-5 minutes on 2 cores)"
 	$(BIN)/superlens active --preset digits --out runs/active-demo --force
 
-test: install
+test: install-test
+	@echo "== the test suite (pytest tests)"
 	$(BIN)/python -m pytest tests
 
 bench: install

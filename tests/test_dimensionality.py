@@ -11,6 +11,7 @@ from superlens.measures.dimensionality import (
     OTHER,
     dimensions_per_feature,
     feature_dimensionality,
+    feature_geometry,
     frame_comparison,
     geometry_classes,
     gram,
@@ -113,6 +114,53 @@ def test_geometry_classes_nearest_within_tolerance():
                                    "2/5: pentagon", "0: not represented", OTHER]
     assert geometry_classes(torch.tensor([[0.5, 0.66]])) == [["1/2: antipodal pair", "2/3: triangle"]]
     assert geometry_classes([0.55], tol=0.06) == ["1/2: antipodal pair"]
+
+
+def test_geometry_from_w_one_dimensional_unequal_antipodal_pair():
+    # the 2 -> 1 sweep's W ~ [1.02, -0.84]: D = 1.02^2 / (1.02^2 + 0.84^2) = 0.596 and 0.404, which the
+    # D-only rule calls "other" and "2/5: pentagon"; no pentagon fits in one dimension
+    W = torch.tensor([[1.02, -0.84]], dtype=torch.float64)
+    D = feature_dimensionality(W)
+    torch.testing.assert_close(D, torch.tensor([1.02**2, 0.84**2], dtype=torch.float64) / (1.02**2 + 0.84**2))
+    assert geometry_classes(D) == [OTHER, "2/5: pentagon"]  # why D alone is not enough
+    assert geometry_classes(D, W=W) == ["1/2: antipodal pair"] * 2
+    # the same two directions but one small norm: one dedicated feature, one not represented
+    assert feature_geometry(torch.tensor([[1.0, -0.3]])) == ["1: dedicated", "0: not represented"]
+    # two features along the same ray span one dimension too, but are no antipodal pair
+    assert feature_geometry(torch.tensor([[1.0, 0.8]])) == [OTHER] * 2
+
+
+def test_geometry_from_w_two_dimensional_shapes():
+    # a pentagon with unequal norms is still a pentagon (directions decide the name)
+    P = polygon(5) * torch.tensor([1.0, 0.9, 1.1, 0.8, 1.0], dtype=torch.float64)
+    assert feature_geometry(P) == ["2/5: pentagon"] * 5
+    # a square of two antipodal pairs: orthogonal pairs are not partners; D = 1/2 each
+    S = polygon(4)
+    assert feature_geometry(S) == ["1/2: antipodal pair"] * 4
+    assert geometry_classes(feature_dimensionality(S), W=S[None]) == [["1/2: antipodal pair"] * 4]
+    # five features squeezed irregularly into 2-D: the same (k, r) as a pentagon but not a tight
+    # frame, so not named a pentagon
+    a = torch.tensor([0.0, 0.3, 0.6, 0.9, 1.2], dtype=torch.float64)
+    assert feature_geometry(torch.stack([a.cos(), a.sin()])) == [OTHER] * 5
+    # a triangle, a tetrahedron and a square antiprism keep their names
+    assert feature_geometry(polygon(3)) == ["2/3: triangle"] * 3
+    assert feature_geometry(tetrahedron()) == ["3/4: tetrahedron"] * 4
+    assert feature_geometry(square_antiprism()) == ["3/8: square antiprism"] * 8
+    # the lines of a triangle with one vector flipped (0, 60, 120 degrees): tight, but not balanced
+    b = torch.tensor([0.0, math.pi / 3, 2 * math.pi / 3], dtype=torch.float64)
+    assert feature_geometry(torch.stack([b.cos(), b.sin()])) == [OTHER] * 3
+
+
+def test_geometry_from_w_dead_feature_and_dense_phase():
+    # feature 2 is a zero column, feature 3 a small leftover: both "not represented", and neither
+    # makes its represented neighbours "other" (the p = 1 sweep point: 2 represented = 2 dedicated)
+    W = torch.tensor([[1.0, 0.0, 0.0, 0.2], [0.0, 1.0, 0.0, 0.1]], dtype=torch.float64)
+    assert feature_geometry(W) == ["1: dedicated", "1: dedicated", "0: not represented",
+                                   "0: not represented"]
+    assert geometry_classes(feature_dimensionality(W)).count("1: dedicated") < 2  # the D-only rule
+    assert feature_geometry(torch.zeros(2, 3)) == ["0: not represented"] * 3
+    with pytest.raises(ValueError, match="W: shape"):
+        feature_geometry(torch.zeros(3))
 
 
 def test_welch_bound_closed_forms():

@@ -35,7 +35,9 @@ def test_paper_cifar10_protocol(cifar_dir, resnet_weights, tmp_path):
                  "--weights-path", str(resnet_weights), "--out", str(out), *TINY_RUN]) == 0
     cfg = json.loads((out / "config.json").read_text())
     for k, v in PRESETS["paper-cifar10"].items():
-        if k not in ("epochs", "batch_size", "initial_pool", "rounds", "query_size"):
+        if k == "amp":  # config.json holds amp as used: on CUDA only
+            assert cfg[k] == (v and cfg["device"].startswith("cuda")), k
+        elif k not in ("epochs", "batch_size", "initial_pool", "rounds", "query_size"):
             assert cfg[k] == v, k
     meta = json.loads((out / "meta.json").read_text())
     assert "paper's code" in meta["protocol"] and meta["n_train"] == 150
@@ -116,8 +118,9 @@ def test_paper_tiny_imagenet_protocol(resnet_weights, tmp_path, monkeypatch):
                  "--query-size", "15", "--quiet"]) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["image_size"] == 32 and cfg["preset"] == "paper-tiny-imagenet"
-    for k in ("pretrained", "amp", "paper_features", "shuffle_rounds"):
+    for k in ("pretrained", "paper_features", "shuffle_rounds"):
         assert cfg[k] is True, k
+    assert cfg["amp"] is cfg["device"].startswith("cuda")  # the preset's amp = true, as used
     assert cfg["shuffle"] is False and cfg["augment"] is False and cfg["normalize"] == "imagenet"
     assert cfg["round_training"] == "paper" and cfg["model"] == "resnet18"
     # every batch the model saw: 32 x 32 (from 64 x 64), ImageNet statistics

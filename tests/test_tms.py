@@ -8,7 +8,7 @@ import torch
 from scipy import stats
 
 from superlens.device import generator, run_threaded
-from superlens.measures.dimensionality import feature_dimensionality, geometry_classes
+from superlens.measures.dimensionality import feature_dimensionality, feature_geometry, geometry_classes
 from superlens.toy.data import _uniform24, fill_tms_batch, sample_tms
 from superlens.toy.models import TMSParams, importance_decay, init_tms, tms_forward, tms_loss
 from superlens.toy.train import iter_tms_batches, tms_grads, train_tms
@@ -209,7 +209,8 @@ def test_five_features_in_two_dimensions_form_a_pentagon():
     norms = W.norm(dim=1)
     D = feature_dimensionality(W)
     ok = [bool(((norms[i] > 0.85) & (norms[i] < 1.3)).all() and (gaps[i] - 72).abs().max() < 5
-               and geometry_classes(D[i], tol=0.02) == ["2/5: pentagon"] * 5) for i in range(I)]
+               and geometry_classes(D[i], tol=0.02) == ["2/5: pentagon"] * 5
+               and feature_geometry(W[i]) == ["2/5: pentagon"] * 5) for i in range(I)]
     assert sum(ok) >= I - 1, (norms, gaps, D)
     assert log["loss"][-1][0] < log["loss"][0][0]
 
@@ -233,6 +234,8 @@ def test_two_features_one_neuron_phase_change():
     D = feature_dimensionality(params.W)
     assert geometry_classes(D[k + sparse.index(True)]) == ["1/2: antipodal pair"] * 2
     assert geometry_classes(D[dense.index(True)]) == ["1: dedicated", "0: not represented"]
+    assert feature_geometry(params.W[k + sparse.index(True)]) == ["1/2: antipodal pair"] * 2
+    assert feature_geometry(params.W[dense.index(True)]) == ["1: dedicated", "0: not represented"]
 
 
 def test_figures_are_written(tmp_path):

@@ -110,3 +110,36 @@ def test_first_order_interference_hand_example():
     gn = np.array([[0.0, -0.3], [0.0, 0.0]])
     out = theory.first_order_interference_mse(gp, gn, 0.06)
     assert np.allclose(out, [0.0013, 0.0001])
+
+
+@pytest.mark.parametrize("p, n", [(0.003, 100), (0.02, 100), (0.3, 20), (1.0, 5), (0.05, 1)])
+def test_eval_samples_for_gives_each_feature_min_active(p, n):
+    """Against the exact binomial: at N every feature has >= 2000 active samples with probability
+    >= 0.99 (union bound over n), and N is not wasteful: at 0.97 N the per-feature guarantee at that
+    same level fails."""
+    from scipy.stats import binom
+
+    from superlens.toy.theory import eval_samples_for
+
+    N = eval_samples_for(p, n)
+    alpha = 0.01 / n
+    if p == 1.0:
+        assert N == 2000
+        return
+    assert binom.ppf(alpha, N, p) >= 2000
+    assert binom.ppf(alpha, int(0.97 * N), p) < 2000
+    # the failure probability summed over features, exactly
+    assert n * binom.cdf(1999, N, p) <= 0.0101
+
+
+def test_eval_samples_for_minimum_cap_and_errors():
+    from superlens.toy.theory import eval_samples_for
+
+    assert eval_samples_for(0.02, 100, minimum=200_000) == 200_000
+    assert eval_samples_for(1e-4, 100, cap=1_000_000) == 1_000_000
+    assert eval_samples_for(0.003, 100) > 40_000 * 15  # the examples' 40,000 gave ~120 per feature
+    assert eval_samples_for(0.01, 1000) > eval_samples_for(0.01, 10)  # more features, more margin
+    for bad in (dict(p=0.0, n_features=5), dict(p=1.5, n_features=5), dict(p=0.1, n_features=0),
+                dict(p=0.1, n_features=5, confidence=1.0)):
+        with pytest.raises(ValueError):
+            eval_samples_for(**bad)

@@ -2,7 +2,9 @@
 
     superlens toy --out DIR [--config FILE.toml] [--p 0.02 ...]
     superlens active --preset digits --out DIR [--strategies a,b] [--seeds N] [--resume]
+    superlens sweep SPEC.toml --out DIR [--backend local|ray]
     superlens report DIR
+    superlens --version
 """
 from __future__ import annotations
 
@@ -13,64 +15,140 @@ from pathlib import Path
 from superlens.errors import SuperlensError
 
 
+def _default(cls, name: str, base: dict | None = None):
+    """A config field's default: from ``base`` (a preset) when it sets it, else the class's."""
+    if base and name in base:
+        return base[name]
+    info = cls.model_fields[name]
+    return info.default_factory() if info.default_factory is not None else info.default
+
+
+def _fhelp(cls, name: str, text: str | None = None, base: dict | None = None,
+           default_text: str | None = None) -> str:
+    """Help for a flag that sets config field ``name``: what it is, its allowed values (the field's
+    description, the same text a validation error quotes), and its default."""
+    desc = text or cls.model_fields[name].description or ""
+    if default_text is None:
+        d = _default(cls, name, base)
+        default_text = ("unset" if d is None else ",".join(d) if isinstance(d, list)
+                        else str(d).lower() if isinstance(d, bool) else str(d))
+    return f"{desc} (default: {default_text})".replace("%", "%%")
+
+
 def _toy_parser(sub) -> None:
-    t = sub.add_parser("toy", help="the compressed-computation study (100 -> 10 MLP)")
-    t.add_argument("--out", required=True, help="run directory to create")
-    t.add_argument("--config", help="TOML file with ToyConfig fields")
-    t.add_argument("--n-features", type=int)
-    t.add_argument("--n-hidden", type=int)
-    t.add_argument("--p", type=float, help="feature probability in (0, 1]")
-    t.add_argument("--loss-power", type=float, help="loss exponent q >= 1")
-    t.add_argument("--steps", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--seeds", type=int, help="number of seeds, trained together as instances")
-    t.add_argument("--seed", type=int, help="first seed")
-    t.add_argument("--eval-samples", type=int)
-    t.add_argument("--bias", action="store_true", default=None)
+    from superlens.config import ToyConfig as T
+
+    t = sub.add_parser("toy", help="the compressed-computation study (100 -> 10 MLP)",
+                       description="Train y = W_out ReLU(W_in x) on sparse inputs (target ReLU(x)), "
+                       "analyse it and write DIR/report.html. Flags override --config, which "
+                       "overrides the defaults shown.")
+    t.add_argument("--out", required=True, metavar="DIR", help="run directory to create (required)")
+    t.add_argument("--config", metavar="FILE", help="TOML file with the fields below (snake_case, "
+                   "e.g. n_features = 100; see examples/toy.toml) (default: none, the defaults below)")
+    t.add_argument("--n-features", type=int, help=_fhelp(T, "n_features", "input features n, integer >= 1"))
+    t.add_argument("--n-hidden", type=int, help=_fhelp(T, "n_hidden", "hidden neurons h, integer >= 1"))
+    t.add_argument("--p", type=float, help=_fhelp(T, "p"))
+    t.add_argument("--loss-power", type=float, help=_fhelp(T, "loss_power"))
+    t.add_argument("--steps", type=int, help=_fhelp(T, "steps", "training steps, integer >= 1"))
+    t.add_argument("--batch-size", type=int, help=_fhelp(T, "batch_size", "batch size, integer >= 1"))
+    t.add_argument("--lr", type=float, help=_fhelp(T, "lr", "Adam learning rate > 0 (cosine-annealed)"))
+    t.add_argument("--seeds", type=int, help=_fhelp(T, "seeds", "number of seeds, trained together "
+                                                    "as instances, integer >= 1"))
+    t.add_argument("--seed", type=int, help=_fhelp(T, "seed", "first seed, integer >= 0"))
+    t.add_argument("--eval-samples", type=int, help=_fhelp(T, "eval_samples", default_text="unset"))
+    t.add_argument("--bias", action="store_true", default=None,
+                   help="give the model biases (default: no bias)")
     t.add_argument("--no-l2", dest="compare_l2", action="store_false", default=None,
-                   help="skip training the same seeds under L2")
-    t.add_argument("--device", help="auto, cpu or cuda")
-    t.add_argument("--threads", type=int)
-    t.add_argument("--force", action="store_true", help="replace an existing run directory")
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
+                   help="skip training the same seeds under L2 (default: they are trained)")
+    t.add_argument("--device", help=_fhelp(T, "device", "auto, cpu or cuda[:N]; auto uses CUDA "
+                                          "when present"))
+    t.add_argument("--threads", type=int, help=_fhelp(T, "threads", "torch threads >= 1",
+                                                      default_text="1 for small runs, else all cores"))
+    t.add_argument("--force", action="store_true", help="replace an existing run directory "
+                   "(default: an existing one is refused)")
+    t.add_argument("--quiet", action="store_true", help="no progress bars (default: shown)")
 
 
-def _active_parser(sub) -> None:
-    a = sub.add_parser("active", help="the active-learning superposition study")
-    a.add_argument("--out", required=True, help="run directory to create (or resume)")
-    a.add_argument("--preset", help="digits (default), cifar10, tiny-imagenet, paper-cifar10, "
-                                     "paper-tiny-imagenet, synthetic")
-    a.add_argument("--config", help="TOML file with ActiveConfig fields (over the preset)")
-    a.add_argument("--dataset")
-    a.add_argument("--data-dir")
-    a.add_argument("--download", action="store_true", default=None)
-    a.add_argument("--model")
-    a.add_argument("--pretrained", action="store_true", default=None)
-    a.add_argument("--weights-path")
-    a.add_argument("--strategies", help="comma-separated strategy names")
-    a.add_argument("--seeds", type=int)
-    a.add_argument("--seed", type=int)
-    a.add_argument("--epochs", type=int)
-    a.add_argument("--batch-size", type=int)
-    a.add_argument("--lr", type=float)
-    a.add_argument("--initial-pool", type=int)
-    a.add_argument("--rounds", type=int)
-    a.add_argument("--query-size", type=int)
-    a.add_argument("--round-training", help="scratch, warm or paper")
-    a.add_argument("--optimizer", help="adam or sgd")
+def _active_parser(sub, strategies: list[str] | None) -> None:
+    from typing import get_args
+
+    from superlens.active.presets import PRESETS
+    from superlens.config import ActiveConfig as A, Dataset, ModelName
+
+    base = PRESETS["digits"]
+
+    def h(name, text=None, **kw):
+        return _fhelp(A, name, text, base, **kw)
+
+    a = sub.add_parser("active", help="the active-learning superposition study",
+                       description="Train a baseline on all training data, then each strategy's "
+                       "active-learning loop; compare superposition measures of their features and "
+                       "write DIR/report.html. Settings come from the preset, then --config, then "
+                       "flags; defaults shown are the digits preset's.")
+    a.add_argument("--out", required=True, metavar="DIR",
+                   help="run directory to create, or to continue with --resume (required)")
+    a.add_argument("--preset", help="one of: " + ", ".join(PRESETS) + " (default: digits)")
+    a.add_argument("--config", metavar="FILE", help="TOML file with ActiveConfig fields, applied over "
+                   "the preset, e.g. epochs = 5 (default: none)")
+    a.add_argument("--dataset", help=h("dataset", "one of: " + ", ".join(get_args(Dataset))))
+    a.add_argument("--data-dir", metavar="DIR", help=h("data_dir", "folder holding the data set "
+                   "(cifar10, tiny-imagenet)"))
+    a.add_argument("--download", action="store_true", default=None,
+                   help="download the data set where the network allows (default: no)")
+    a.add_argument("--model", help=h("model", "one of: " + ", ".join(get_args(ModelName))))
+    a.add_argument("--pretrained", action="store_true", default=None,
+                   help="ImageNet weights for resnet18 (default: no)")
+    a.add_argument("--weights-path", metavar="FILE", help=h("weights_path"))
+    names = ", ".join(strategies) if strategies else "see superlens active --help"
+    a.add_argument("--strategies", help=h("strategies", "comma-separated strategy names, from: "
+                                          + names))
+    a.add_argument("--seeds", type=int, help=h("seeds"))
+    a.add_argument("--seed", type=int, help=h("seed"))
+    a.add_argument("--epochs", type=int, help=h("epochs"))
+    a.add_argument("--batch-size", type=int, help=h("batch_size", "training batch size, integer >= 1"))
+    a.add_argument("--lr", type=float, help=h("lr"))
+    a.add_argument("--initial-pool", type=int, help=h("initial_pool"))
+    a.add_argument("--rounds", type=int, help=h("rounds"))
+    a.add_argument("--query-size", type=int, help=h("query_size"))
+    a.add_argument("--round-training", help=h("round_training", "scratch (a fresh model each round), "
+                                              "warm (continue the last round's model) or paper"))
+    a.add_argument("--optimizer", help=h("optimizer"))
     a.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                   help="random crop + flip")
-    a.add_argument("--normalize", help="dataset, cifar-paper, imagenet or none")
-    a.add_argument("--image-size", type=int, help="resize images to this side")
-    a.add_argument("--feature-layer", help="module name whose output is the feature")
-    a.add_argument("--dropout", type=float, help="dropout before the classifier, in [0, 1)")
-    a.add_argument("--tsne-points", type=int, help="most test points embedded by t-SNE")
-    a.add_argument("--device")
-    a.add_argument("--threads", type=int)
-    a.add_argument("--force", action="store_true", help="replace an existing run directory")
-    a.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    a.add_argument("--quiet", action="store_true", help="no progress bars")
+                   help=h("augment", "random crop + flip"))
+    a.add_argument("--normalize", help=h("normalize", "input normalisation: dataset, cifar-paper, "
+                                         "imagenet or none"))
+    a.add_argument("--image-size", type=int, help=h("image_size", default_text="the data set's own"))
+    a.add_argument("--feature-layer", help=h("feature_layer", "module name whose output is the "
+                                             "feature", default_text="the pooled penultimate layer"))
+    a.add_argument("--dropout", type=float, help=h("dropout"))
+    a.add_argument("--tsne-points", type=int, help=h("tsne_points"))
+    a.add_argument("--device", help=h("device", "auto, cpu or cuda[:N]; auto uses CUDA when present"))
+    a.add_argument("--threads", type=int, help=h("threads", "torch threads >= 1",
+                                                 default_text="1 for small models, else all cores"))
+    a.add_argument("--force", action="store_true", help="replace an existing run directory "
+                   "(default: an existing one is refused)")
+    a.add_argument("--resume", action="store_true", help="continue an interrupted run in --out "
+                   "(default: start a new one)")
+    a.add_argument("--quiet", action="store_true", help="no progress bars (default: shown)")
+
+
+SWEEP_DESCRIPTION = """\
+Run a grid of toy, tms or active studies from a TOML spec and write DIR/report.html, with one
+row per point in DIR/table.csv. A spec holds:
+
+  name = "width_sparsity"          # a name for the report
+  study = "toy"                    # toy, tms or active
+  [base]                           # fields of that study's config, shared by every point
+  n_features = 100
+  [axes]                           # the grid is the cartesian product of the axes
+  n_hidden = [5, 10, 20]           # a list of values,
+  p = {log = [0.003, 0.3], num = 7}   # or log- / linear-spaced: {linear = [lo, hi], num = N}
+  [options]                        # toy only
+  eval_samples = 50000             # evaluation samples per point (default 50000)
+
+Worked examples: examples/*.toml in the source tree (width_sparsity.toml, l2_vs_l4.toml,
+tms_pentagon.toml, tms_phase_change.toml, active_strategies.toml). An interrupted sweep resumes
+when rerun with the same --out."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,21 +158,53 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="superlens", description="Measure superposition.")
-    sub = ap.add_subparsers(dest="command", required=True)
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("superlens")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser. ``argv`` is only a hint: the strategy registry (it imports torch) is read to list
+    the allowed names only when the command is `active`, the one help page that shows them."""
+    args = sys.argv[1:] if argv is None else argv
+    ap = _Parser(prog="superlens", description="Measure superposition in neural networks: the "
+                 "compressed-computation toy study, the active-learning study, sweeps over either, "
+                 "and their reports. Each command's --help lists its flags with defaults.")
+    ap.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _toy_parser(sub)
-    _active_parser(sub)
-    r = sub.add_parser("report", help="re-render report.html of a run directory (no training)")
-    r.add_argument("run_dir")
-    s = sub.add_parser("sweep", help="a grid of runs from a TOML spec")
-    s.add_argument("spec")
-    s.add_argument("--out", required=True)
-    s.add_argument("--backend", default="local", choices=["local", "ray"])
-    s.add_argument("--address", help="Ray cluster address, 'auto', or unset for a local instance")
-    s.add_argument("--workers", type=int, help="local process-pool size")
-    s.add_argument("--force", action="store_true")
-    s.add_argument("--quiet", action="store_true")
+    strategies = None
+    if "active" in args:
+        from superlens.active.strategies import available
+
+        strategies = available()
+    _active_parser(sub, strategies)
+    r = sub.add_parser("report", help="re-render report.html of a run directory (no training)",
+                       description="Redraw the figures and report.html of a finished toy, active or "
+                       "sweep run directory, without training.")
+    r.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by superlens toy, active "
+                   "or sweep")
+    s = sub.add_parser("sweep", help="a grid of runs from a TOML spec (see sweep --help)",
+                       description=SWEEP_DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("spec", metavar="SPEC.toml", help="the sweep spec (format above; e.g. "
+                   "examples/width_sparsity.toml)")
+    s.add_argument("--out", required=True, metavar="DIR", help="sweep directory to create or "
+                   "resume (required)")
+    s.add_argument("--backend", default="local", choices=["local", "ray"],
+                   help="local (a process pool on this machine) or ray (needs the ray extra) "
+                   "(default: local)")
+    s.add_argument("--address", help="Ray cluster address or 'auto' (default: unset, a local Ray "
+                   "instance); with --backend ray only")
+    s.add_argument("--workers", type=int, help="local process-pool size, integer >= 1 (default: from "
+                   "the core count and the points' size)")
+    s.add_argument("--force", action="store_true", help="start over, replacing an existing sweep "
+                   "directory (default: one with the same spec resumes, another spec is refused)")
+    s.add_argument("--quiet", action="store_true", help="no progress bars (default: shown)")
     return ap
 
 
@@ -163,7 +273,7 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ns = build_parser().parse_args(argv)
+    ns = build_parser(argv).parse_args(argv)
     handlers = {"toy": cmd_toy, "active": cmd_active, "report": cmd_report, "sweep": cmd_sweep}
     try:
         return handlers[ns.command](ns)

@@ -85,7 +85,9 @@ class ToyConfig(BaseConfig):
     bias: bool = Field(False, description="true or false")
     device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'")
     threads: int | None = Field(None, ge=1, description="torch threads >= 1, or unset for auto")
-    eval_samples: int = Field(200_000, ge=1000, description="evaluation samples, integer >= 1000")
+    eval_samples: int | None = Field(None, ge=1000, description="evaluation samples, integer >= 1000, "
+                                     "or unset: at least 200,000 and enough that every feature is "
+                                     "active in >= 2,000 of them (adaptive to p)")
     compare_l2: bool = Field(True, description="also train the same seeds under L2 (true/false)")
     log_every: int = Field(50, ge=1, description="integer >= 1")
 

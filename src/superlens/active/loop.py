@@ -10,7 +10,7 @@ cfg.round_training:
 
 - scratch: a fresh model seeded by (seed, round): rounds differ only in their labelled pool.
 - warm:    the previous round's model, with a new optimizer.
-- paper:   what the paper's code did (REFERENCE.md A): round 0 continues the very model and Adam state
+- paper:   what the paper's code (arXiv 2412.16168) did: round 0 continues the very model and Adam state
            that trained the baseline on all the data, and every later round continues that same model
            and optimizer on the cumulative pool.
 

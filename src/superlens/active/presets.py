@@ -5,9 +5,9 @@ a config file and command-line flags override it field by field.
 - synthetic:            a seconds-long smoke run on generated images (tests).
 - cifar10, tiny-imagenet: the sound protocol: fresh initialisation, several seeds, scratch retraining
                           each round, augmentation, every strategy.
-- paper-cifar10, paper-tiny-imagenet: what the paper's code did (REFERENCE.md A): ImageNet-pretrained
+- paper-cifar10, paper-tiny-imagenet: what the paper's code (arXiv 2412.16168) did: ImageNet-pretrained
   torchvision ResNet-18, Adam 1e-3, batch 128, 20 epochs, no augmentation, the baseline's loader
-  unshuffled (REFERENCE.md calls that out for the baseline only; the notebook's active-learning
+  unshuffled (the paper's notebook does that for the baseline only; the notebook's active-learning
   loaders are ordinary shuffled DataLoaders, so shuffle_rounds = true), the notebook's normalisation, one unseeded-in-the-original run, least confidence only, and every round
   continuing the very model and optimizer that trained the baseline.
 """
@@ -64,7 +64,7 @@ def preset(name: str) -> dict[str, Any]:
 def protocol_statement(cfg) -> str:
     """One plain paragraph saying which protocol ran (printed at the top of the report)."""
     if cfg.round_training == "paper":
-        return ("Protocol: the paper's code (REFERENCE.md A). The active-learning model continues the "
+        return ("Protocol: the paper's code (arXiv 2412.16168). The active-learning model continues the "
                 "very model and Adam state that trained the baseline on all data, then trains on the "
                 "cumulative labelled pool each round; so it has seen every training image before its "
                 "first query. "

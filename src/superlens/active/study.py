@@ -15,6 +15,7 @@ import torch
 
 from superlens.active.presets import preset, protocol_statement
 from superlens.config import ActiveConfig, load_toml
+from superlens.active.train import _amp
 from superlens.device import choose_threads, pick_device, set_threads
 from superlens.errors import CheckpointError, ConfigError, RunDirError
 from superlens.runs import (base_meta, check_resume_dir, prepare_run_dir, read_json,
@@ -46,6 +47,10 @@ def _check_resume_config(out: Path, cfg: ActiveConfig) -> None:
     if not isinstance(stored, dict):
         raise RunDirError(f"{out / 'config.json'}: not a superlens config (expected a JSON object)")
     now = cfg.model_dump(mode="json")
+    # amp as it acts on this device: config.json stores the resolved value (false on the CPU), and
+    # an older one may hold the flag as given
+    dev = pick_device(cfg.device)
+    stored, now = {**stored, "amp": _amp(dev, stored.get("amp"))}, {**now, "amp": _amp(dev, cfg.amp)}
     diff = [k for k in sorted(set(stored) | set(now))
             if k not in RESUME_FREE and stored.get(k) != now.get(k)]
     if diff:
@@ -95,7 +100,9 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
         meta.update(kind="active", protocol=protocol_statement(cfg), dataset=ds.name,
                     n_train=int(ds.train_y.shape[0]), n_test=int(ds.test_y.shape[0]),
                     class_names=list(ds.class_names))
-        write_json(out / "config.json", cfg.model_dump(mode="json"))
+        # resolved, as meta.json: the device, thread count and mixed precision this run used
+        write_json(out / "config.json", {**cfg.model_dump(mode="json"), "device": str(device),
+                                         "threads": threads, "amp": _amp(device, cfg.amp)})
     write_json(out / "meta.json", meta)
 
     with sigterm_as_interrupt():  # a SIGTERM stops like Ctrl-C; finished steps stay resumable

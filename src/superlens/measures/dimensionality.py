@@ -74,12 +74,30 @@ def superposition(W: Tensor, dead_tol: float = 1e-6) -> Tensor:
     return torch.where(live, s.clamp_min(0), torch.zeros_like(s)).to(W.dtype)
 
 
-def geometry_classes(D, tol: float = 0.025) -> list[str] | list[list[str]]:
-    """Name each feature by the nearest known fractional dimensionality within tol, else "other".
+# (features in the group, dimensions it spans) -> name: the shapes whose unit vectors form a tight
+# frame of k vectors in r dimensions, so that each has D = r / k when the norms are equal
+SHAPES: dict[tuple[int, int], str] = {
+    (1, 1): "1: dedicated", (2, 1): "1/2: antipodal pair", (3, 2): "2/3: triangle",
+    (4, 3): "3/4: tetrahedron", (5, 2): "2/5: pentagon", (8, 3): "3/8: square antiprism",
+}
+NOT_REPRESENTED = "0: not represented"
 
-    D: [n] -> list of n names; [I, n] -> one list per instance. The levels 3/8 and 2/5 are 0.025
-    apart, so a tol above 0.0125 only widens the acceptance band; the nearest level always wins.
+
+def geometry_classes(D, tol: float = 0.025, W=None, min_norm: float = 0.5,
+                     cos_tol: float = 0.15) -> list[str] | list[list[str]]:
+    """Name each feature's geometry.
+
+    Without W (the old rule, kept for callers that only have D): the nearest known fractional
+    dimensionality within tol, else "other". D: [n] -> n names; [I, n] -> one list per instance.
+    The levels 3/8 and 2/5 are 0.025 apart, so a tol above 0.0125 only widens the acceptance band.
+    D alone cannot tell a pentagon from an unequal antipodal pair (D = 0.6 / 0.4) or from five
+    features that no two dimensions could hold, so callers that have W should pass it.
+
+    With W [m, n] or [I, m, n]: the name comes from the space itself (see feature_geometry); D is
+    then not used and may be None.
     """
+    if W is not None:
+        return feature_geometry(W, min_norm=min_norm, cos_tol=cos_tol, tol=tol)
     d = D.detach().cpu().double().numpy() if isinstance(D, Tensor) else np.asarray(D, dtype=float)
     if d.ndim == 2:
         return [geometry_classes(row, tol) for row in d]
@@ -90,6 +108,66 @@ def geometry_classes(D, tol: float = 0.025) -> list[str] | list[list[str]]:
         k = int(np.argmin(np.abs(levels - v)))
         out.append(names[k] if abs(levels[k] - v) <= tol else OTHER)
     return out
+
+
+def feature_geometry(W, min_norm: float = 0.5, cos_tol: float = 0.15,
+                     tol: float = 0.025) -> list[str] | list[list[str]]:
+    """Name each feature (column of W [m, n]; [I, m, n] gives one list per instance) by the shape it
+    actually forms with its partners, so that a name is only given where that shape can exist.
+
+    - represented: ||W_i|| > min_norm (the TMS convention, the same threshold as n_represented and
+      the figures); any other feature is "0: not represented" and is nobody's partner.
+    - partners: represented features are joined when |cos(W_i, W_j)| > cos_tol (0.15: a partner
+      at that angle would move D_i by ~0.02, about tol); a group is a connected set of partners.
+    - a group of k features spanning r dimensions (eigenvalues of its unit columns' Û Û^T above
+      10 % of the largest) is named by SHAPES[(k, r)] (r <= m always: the hidden dimension bounds
+      it) only if its unit columns form a balanced tight frame: every unit column has dimensionality
+      r / k within tol, and they sum to ~0 (|sum| <= 0.1 k) as the named shapes' do; otherwise,
+      or for a (k, r) with no name, "other".
+
+    Directions decide the name, norms do not: an antipodal pair of unequal norms (W = [1.02, -0.84]
+    in 1-D, D = 0.60 / 0.40) is an antipodal pair, and its D values away from 1/2 show the norms.
+    """
+    W = torch.as_tensor(W).detach().to("cpu", torch.float64)
+    if W.dim() == 3:
+        return [feature_geometry(w, min_norm, cos_tol, tol) for w in W]
+    if W.dim() != 2:
+        raise ValueError(f"W: shape {tuple(W.shape)}, expected [m, n] or [I, m, n]")
+    n = W.shape[1]
+    norms = W.norm(dim=0)
+    rep = [i for i in range(n) if float(norms[i]) > min_norm]
+    names = [NOT_REPRESENTED] * n
+    if not rep:
+        return names
+    U = W[:, rep] / norms[rep]
+    linked = (U.T @ U).abs() > cos_tol  # [k, k], diagonal True
+    seen: set[int] = set()
+    for a in range(len(rep)):
+        if a in seen:
+            continue
+        group, stack = [], [a]  # connected component of `a` in the partner graph
+        seen.add(a)
+        while stack:
+            b = stack.pop()
+            group.append(b)
+            for c in torch.nonzero(linked[b]).flatten().tolist():
+                if c not in seen:
+                    seen.add(c)
+                    stack.append(c)
+        Ug = U[:, sorted(group)]
+        k = Ug.shape[1]
+        ev = torch.linalg.eigvalsh(Ug @ Ug.T)
+        r = int((ev > 0.1 * ev.max()).sum())
+        name = SHAPES.get((k, r), OTHER)
+        if name != OTHER and k > 1:
+            Du = feature_dimensionality(Ug)
+            # tight (D = r / k each) and balanced (unit vectors summing to ~0, as every named
+            # shape's do): two features along the same ray are no antipodal pair
+            if float((Du - r / k).abs().max()) > tol or float(Ug.sum(1).norm()) > 0.1 * k:
+                name = OTHER
+        for b in group:
+            names[rep[b]] = name
+    return names
 
 
 # ------------------------------------------------------------------------------ frame comparison

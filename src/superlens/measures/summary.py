@@ -46,7 +46,10 @@ METRIC_DEFINITIONS: dict[str, str] = {
                        "profiles over the test set (what the paper's text describes). "
                        "Sound definition.",
     "neuron_abs_cos_mean": "Mean off-diagonal |cosine| between live neurons' activation "
-                           "profiles over the test set. Sound definition.",
+                           "profiles over the test set. It equals neuron_cos_mean whenever the "
+                           "features are non-negative (taken after a ReLU, as the pooled "
+                           "penultimate layer is): no two profiles then have a negative cosine. "
+                           "Sound definition.",
     "dead_neurons": "Number of neurons whose activation is zero on every test sample; they are "
                     "left out of the neuron measures. Sound definition.",
     "selectivity_mean": "Mean over live neurons of the Morcos et al. (2018) class selectivity "

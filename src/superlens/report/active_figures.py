@@ -1,12 +1,14 @@
 """Figures of the active-learning study, drawn from a run directory's measures/ and metrics.json."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from superlens.report.active_report import (MANY_CLASSES, TOP_K, class_name, round_counts,
                                             top_k_with_other)
+from superlens.report.html import LABELS, humanize
 from superlens.report.plotting import plt, save
 
 
@@ -117,8 +119,14 @@ def make_active_figures(out: Path, config: dict, meta: dict, metrics: dict,
         ax.set_title(f"{n}: most queried = {class_name(classes, top)}", fontsize=9)
         ax.set_xlabel("round")
         ax.set_xticks(x)
-        if q.shape[1] > MANY_CLASSES or ax is axes[0][-1]:
-            ax.legend(fontsize=6, loc="upper right")
+        # legends sit outside the data: below each panel when every strategy has its own top
+        # classes, else once, right of the last panel
+        if q.shape[1] > MANY_CLASSES:
+            ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3,
+                      frameon=False)
+        elif ax is axes[0][-1]:
+            ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False,
+                      ncol=1 if q.shape[1] <= 12 else 2, title="class", title_fontsize=7)
     axes[0][0].set_ylabel("queried samples (sum over seeds)")
     figs.append((save(fig, fig_dir / "queries_per_class.png"),
                  "Per-class counts of the samples each strategy queried, per round"
@@ -137,7 +145,8 @@ def make_active_figures(out: Path, config: dict, meta: dict, metrics: dict,
         ax.bar([n for n, o in zip(names, ok) if o], [v for v in vals if v is not None],
                yerr=[e for e, o in zip(errs, ok) if o], color=[colors(i) for i, o in enumerate(ok) if o],
                capsize=3)
-        ax.set_title(key, fontsize=10)
+        name = "\n".join(textwrap.wrap(LABELS.get(key) or humanize(key), 34))
+        ax.set_title(f"{name}\n({key})", fontsize=9)
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
     fig.tight_layout()
     figs.append((save(fig, fig_dir / "measures.png"),

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from superlens.report.html import (details, figure, fmt, page, para, pm, run_info, section, table)
+from superlens.report.html import (details, esc, figure, fmt, label, page, para, pm, rich, run_info,
+                                   section, table)
 
-# The paper's published numbers (REFERENCE.md A): (data set, metric) -> (active learning, baseline)
+# The paper's published numbers (arXiv 2412.16168, "Superposition through Active Learning lens"):
+# (data set, metric) -> (active learning, baseline)
 PAPER = {("cifar10", "cos_mean"): (0.927, 0.885), ("cifar10", "silhouette_tsne"): (0.189, 0.212),
          ("cifar10", "davies_bouldin_tsne"): (1.542, 1.551),
          ("tiny-imagenet", "cos_mean"): (0.254, 0.310),
@@ -98,10 +100,10 @@ def active_report_html(config: dict, meta: dict, metrics: dict, fig_dir: Path,
     for key in defs:
         if key not in metrics["baseline"]:
             continue
-        cells = [pm(metrics[n].get(key), metrics[n].get(key + "_std")) for n in names]
-        rows.append([key, *cells, defs[key]])
+        cells = [esc(pm(metrics[n].get(key), metrics[n].get(key + "_std"))) for n in names]
+        rows.append([label(key), *cells, rich(defs[key])])
     side = section("Baseline and strategies side by side (mean ± std over seeds)",
-                   table(["measure", *names, "definition"], rows))
+                   table(["measure", *names, "definition"], rows, raw=True))
     ref_rows = [(ds, key, al, base) for (ds, key), (al, base) in PAPER.items()
                 if ds == config["dataset"]]
     paper = section("The paper's published numbers (for comparison)",

@@ -5,6 +5,7 @@ returns its file name.
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -96,7 +97,9 @@ def plot_polygons(W, path: str | Path, *, titles: Sequence[str] | None = None,
     names = _titles(titles, k)
     ncols = min(ncols, k)
     nrows = (k + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.6 * nrows), squeeze=False)
+    # constrained layout and titles wrapped to the panel's width: neighbouring titles never touch
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.8 * ncols, 2.9 * nrows), squeeze=False,
+                             layout="constrained")
     colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, n))
     lim = max(1.2, float(np.abs(Ws).max()) * 1.15)
     for idx, ax in enumerate(axes.flat):
@@ -112,14 +115,18 @@ def plot_polygons(W, path: str | Path, *, titles: Sequence[str] | None = None,
         ax.set_aspect("equal")
         ax.axhline(0, color="#ccc", lw=0.5, zorder=0)
         ax.axvline(0, color="#ccc", lw=0.5, zorder=0)
-        ax.set_title(names[idx], fontsize=9)
+        ax.set_title("\n".join(textwrap.wrap(names[idx], 24)) or names[idx], fontsize=8.5)
         ax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title)
     return save(fig, Path(path))
 
 
-def plot_feature_dimensionality(D, x, path: str | Path, *, xlabel: str = "1 / (1 - S)",
+# S is the sparsity of Elhage et al.: the probability that a feature is absent, so p = 1 - S
+SPARSITY_XLABEL = "1 / (1 − S) = 1 / p    (S: sparsity, the probability a feature is zero)"
+
+
+def plot_feature_dimensionality(D, x, path: str | Path, *, xlabel: str = SPARSITY_XLABEL,
                                 logx: bool = True, dstar=None, title: str | None = None) -> str:
     """Feature dimensionalities D [I, n] against a per-instance x [I] (e.g. 1 / (1 - S), or the
     sparsity), with the fractional levels 1, 3/4, 2/3, 1/2, 2/5, 3/8 as horizontal lines and, if
@@ -148,7 +155,8 @@ def plot_feature_dimensionality(D, x, path: str | Path, *, xlabel: str = "1 / (1
     ax.set_ylim(-0.03, 1.08)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("feature dimensionality")
-    ax.legend(loc="upper left", fontsize=8)
+    # below the axes: the dense points sit in the upper left, where a legend inside would cover them
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8, frameon=False)
     if title:
         ax.set_title(title)
     return save(fig, Path(path))

@@ -24,10 +24,20 @@ def _err(a: np.ndarray) -> np.ndarray | None:
     return a.std(0) if a.shape[0] > 1 else None
 
 
-def _heat(ax, M: np.ndarray, title: str, fig) -> None:
+def _heat(ax, M: np.ndarray, title: str, fig, xlabel: str | None = None,
+          ylabel: str | None = None) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     v = float(np.nanmax(np.abs(M))) or 1.0
     im = ax.imshow(M, cmap="RdBu_r", vmin=-v, vmax=v, aspect="auto", interpolation="nearest")
     ax.set_title(title, fontsize=10)
+    # row / column indices are integers: no ticks at half a neuron
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if xlabel:
+        ax.set_xlabel(xlabel, fontsize=9)
+    if ylabel:
+        ax.set_ylabel(ylabel, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
 
 
@@ -137,10 +147,13 @@ def fig_response_grid(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
 
 
 def fig_weights(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [2.2, 1, 1.6]})
-    _heat(axes[0], a.W_in0, f"W_in [{a.n_hidden} × {a.n_features}] (neuron × feature)", fig)
-    _heat(axes[1], a.W_out0, f"W_out [{a.n_features} × {a.n_hidden}]", fig)
-    _heat(axes[2], a.weff0, "W_eff = W_out W_in", fig)
+    # constrained layout keeps each colour bar's labels clear of the next panel's y-axis
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), gridspec_kw={"width_ratios": [2.2, 1, 1.6]},
+                             layout="constrained")
+    _heat(axes[0], a.W_in0, f"W_in [{a.n_hidden} × {a.n_features}]", fig, "feature", "neuron")
+    _heat(axes[1], a.W_out0, f"W_out [{a.n_features} × {a.n_hidden}]", fig, "neuron", "output feature")
+    _heat(axes[2], a.weff0, "W_eff = W_out W_in", fig, "input feature", "output feature")
+    fig.get_layout_engine().set(w_pad=0.12, wspace=0.08)
     m = a.per_instance()
     cap = (f"Weights of instance 0. W_eff diagonal {np.mean(m['weff_diag_mean']):.3f} ± "
            f"{np.mean(m['weff_diag_std']):.3f} over features; off-diagonal mean "
@@ -198,7 +211,7 @@ def fig_sparsity(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
 
 def fig_losses(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
     m, ml2 = a.per_instance(), a.per_instance_l2()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.0), layout="constrained")
     for ax, tag in zip(axes, ("l2", "l4")):
         names = ["naive", f"trained L{a.loss_power:g}"]
         vals = [np.mean(m[f"{tag}_loss_naive"]), np.mean(m[f"{tag}_loss_learned"])]
@@ -209,13 +222,18 @@ def fig_losses(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
             vals.append(np.mean(ml2[f"l2_trained_{tag}_loss"]))
             errs.append(np.std(ml2[f"l2_trained_{tag}_loss"]))
             cols.append(C_L2)
+        # a linear axis from 0: bar heights compare as the ratios the caption quotes
         ax.bar(names, vals, yerr=errs, color=cols, capsize=3)
-        ax.set_yscale("log")
+        ax.set_ylim(0, 1.2 * max(v + e for v, e in zip(vals, errs)))
+        ax.set_ylabel(f"{tag.upper()} loss", fontsize=9)
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
         ax.set_title(f"{tag.upper()} loss on the training distribution "
                      f"(naive / trained = {np.mean(m[f'{tag}_naive_over_learned']):.2f}×)", fontsize=9)
         for i, v in enumerate(vals):
-            ax.text(i, v, f"{v:.3g}", ha="center", va="bottom", fontsize=8)
-    cap = (f"Lq loss = mean over samples and features of |y − ReLU(x)|^q at p = {a.p:g}. Naive / trained: "
+            rel = "" if i == 0 or v <= 0 else f"\nnaive / this = {vals[0] / v:.2f}×"
+            ax.text(i, v + errs[i], f"{v:.3g}{rel}", ha="center", va="bottom", fontsize=8)
+    cap = (f"Lq loss = mean over samples and features of |y − ReLU(x)|^q at p = {a.p:g}, on linear "
+           f"axes from 0 (bar heights compare as the ratios). Naive / trained: "
            f"L2 {np.mean(m['l2_naive_over_learned']):.2f}×, L4 {np.mean(m['l4_naive_over_learned']):.2f}×"
            + ("" if ml2 is None else
               f"; the L2-trained seeds reach gain {np.mean(ml2['l2_trained_gain_mean']):.3f} and "
@@ -282,9 +300,19 @@ def fig_cross_gain(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
     cap = (f"Cross-gain matrix of instance 0 and the interference each feature receives. Self-gain "
            f"{np.mean(m['self_gain_mean']):.3f} ± {np.mean(m['self_gain_std']):.3f}; cross-gain mean "
            f"{np.mean(m['cross_gain_mean']):.4f}, mean |.| {np.mean(m['cross_gain_abs_mean']):.4f}, range "
-           f"[{np.mean(m['cross_gain_min']):.3f}, {np.mean(m['cross_gain_max']):.3f}]; first-order "
-           f"predicted interference MSE {np.mean(m['predicted_interference_mse_mean']):.4f} vs measured "
-           f"{np.mean(m['interference_mse_measured']):.4f}.")
+           f"[{np.mean(m['cross_gain_min']):.3f}, {np.mean(m['cross_gain_max']):.3f}]. First-order "
+           f"predicted interference MSE (the expected squared shift the other active features put on "
+           f"an output, p/6 · Σ_i≠j (G+[j,i]² + G−[j,i]²)): "
+           f"{np.mean(m['predicted_interference_mse_mean']):.4f}.")
+    if a.p < 1:
+        # an output whose feature is inactive has target 0, so its whole error is interference; its
+        # MSE follows from the all-sample and active-sample MSEs: all = p active + (1 - p) inactive
+        inactive = (np.mean(m["mse_all_mean"]) - a.p * np.mean(m["mse_active_mean"])) / (1 - a.p)
+        cap += (f" It compares with the measured MSE of outputs whose feature is inactive, ≈ "
+                f"{inactive:.4f} ((all − p · active) / (1 − p)), where the error is interference "
+                f"alone — not with the active outputs' excess over isolated MSE "
+                f"({np.mean(m['interference_mse_measured']):.4f}), which also holds how interference "
+                f"interacts with the feature's own response inside the hidden ReLU.")
     return save(fig, outdir / "toy_cross_gain.png"), cap
 
 

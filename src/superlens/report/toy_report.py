@@ -5,15 +5,18 @@ from pathlib import Path
 
 import numpy as np
 
-from superlens.report.html import details, fmt, figure, page, para, pm, run_info, section, table
+from superlens.report.html import (details, esc, fmt, figure, label, page, para, pm, rich, run_info,
+                                   section, table)
 from superlens.toy import theory
 from superlens.toy.phases import GAIN_IGNORED, PHASES, cc_phases, majority
 
 
-# the source report's own numbers that its 73 % is computed from (superposition-mlp-report.md)
+# the source report's own numbers that its 73 % is computed from (the compressed-computation report,
+# github.com/Manan-Wadhwa/superposition_analysis)
 SOURCE_GAIN, SOURCE_MSE = 0.43, 0.0745
 SOURCE_RATIOS = {"l2": 2.7, "l4": 8.5}
 DEFAULT_SETTING = (100, 10, 0.02, 4.0)  # (n, h, p, q) the source report's numbers belong to
+STD_NOTE = "`<key>_std` is its std over instances."  # the tail of many analysis definitions
 
 
 def _m(metrics: dict, key: str):
@@ -104,6 +107,32 @@ def interference_definitions_sentence(m: dict) -> str:
             f"{_pct(src73)}, i.e. (B) evaluated at the W_eff diagonal rather than at the slope.")
 
 
+def geometry_answer(m: dict) -> str:
+    """Open question 2 in words: is W_in's frame closer to random directions or to a
+    near-equiangular frame of the same shape and norms? Judged on max |cos| and the Gram spectrum's
+    spread, each by which reference it is nearer to."""
+    keys = ("geometry_max_abs_cos", "geometry_max_abs_cos_random", "geometry_max_abs_cos_equiangular",
+            "geometry_spectrum_cv", "geometry_spectrum_cv_random", "geometry_spectrum_cv_equiangular")
+    if not _has(m, *keys):
+        return ""
+    c, cr, ce, v, vr, ve = (m[k] for k in keys)
+    near = ["random" if abs(x - r) <= abs(x - e) else "equiangular" for x, r, e in ((c, cr, ce),
+                                                                                     (v, vr, ve))]
+    verdict = ("like random directions, not an optimised (near-equiangular) frame"
+               if near == ["random", "random"] else
+               "like a near-equiangular frame" if near == ["equiangular", "equiangular"] else
+               "between random directions and a near-equiangular frame")
+    text = (f"Answer: W_in's feature directions are spread {verdict}: max |cos| {fmt(c)} (random "
+            f"{fmt(cr)}, near-equiangular {fmt(ce)}"
+            + (f", Welch bound {fmt(m['welch_bound_frame'])}" if _has(m, "welch_bound_frame") else "")
+            + f"); spread of the Gram spectrum (cv) {fmt(v)} (random {fmt(vr)}, near-equiangular "
+              f"{fmt(ve)}, 0 for a tight frame)")
+    if _has(m, "abs_cos_mean", "abs_cos_random_theory"):
+        text += (f"; mean |cos| {fmt(m['abs_cos_mean'])} against {fmt(m['abs_cos_random_theory'])} "
+                 "for random directions")
+    return text + "."
+
+
 def l2_strategy_sentence(m: dict, a) -> str:
     """What the L2-trained model does: its measured per-feature gains, and the phase
     (superlens.toy.phases.cc_phase, the majority over instances) of the ToyAnalysis `a`."""
@@ -165,10 +194,15 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
              f"p = {p}, value U(−1, 1); target ReLU(x); loss mean |y − ReLU(x)|^{q:g}; Adam lr "
              f"{config['lr']} with cosine annealing, {config['steps']} steps of batch "
              f"{config['batch_size']}. Seeds train together as instances of one tensor program. "
-             "Numbers are means over seeds (± std over seeds unless a definition says otherwise)."),
-        para("Reference values are those of the compressed-computation report "
-             "(superposition-mlp-report.md); they apply to its default setting (100 → 10, p = 0.02, L4).",
-             "def"),
+             "Numbers are means over seeds (± std over seeds unless a definition says otherwise; "
+             "metrics.json holds that std as `<key>_std`)."),
+        para(f"Evaluated on {config.get('eval_samples', 0):,} samples drawn with seed "
+             f"{config['seed'] + 10_000}: each feature is active in about "
+             f"{fmt(round(p * config['eval_samples']))} of them."
+             if isinstance(config.get("eval_samples"), int) else ""),
+        para("Reference values are those of the compressed-computation report (public repository "
+             "`Manan-Wadhwa/superposition_analysis` on GitHub); they apply to its default setting "
+             "(100 → 10, p = 0.02, L4).", "def"),
     )
     rows = [(r["quantity"], r["superlens"], r["report"], r["definition"])
             for r in summary_rows(analysis)]
@@ -176,9 +210,18 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
                       table(["quantity", "superlens", "report", "definition"], rows),
                       para(interference_definitions_sentence(metrics)))
 
+    def definition(k):
+        # the "<key>_std is its std over instances" tail every definition repeats is said once,
+        # in "What ran"; the tables show that std as the ± of each value
+        d = METRIC_DEFINITIONS.get(k, "")
+        return rich(d.replace(STD_NOTE, "").strip())
+
+    def value(k):
+        return esc(pm(*_m(metrics, k)) if isinstance(metrics.get(k), float) else fmt(metrics.get(k)))
+
     def rows_for(keys):
-        return [(k, pm(*_m(metrics, k)) if isinstance(metrics.get(k), float) else fmt(metrics.get(k)),
-                 METRIC_DEFINITIONS.get(k, "")) for k in keys if k in metrics]
+        # raw cells: a human label with the key in small type, the value, the rendered definition
+        return [(label(k), value(k), definition(k)) for k in keys if k in metrics]
 
     ablation_keys = [k for k in sorted(metrics)
                      if k.startswith("residual_ablation") and not k.endswith("_std")]
@@ -192,8 +235,8 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
         "L2 vs L4 (analysis 7)",
         para(l2_strategy_sentence(metrics, analysis)),
         para(loss_ratio_sentence(metrics, float(q), default_setting)),
-        table(["quantity", "value (mean ± std over seeds)", "definition"],
-              rows_for(["l2_naive_over_learned", "l4_naive_over_learned",
+        table(["quantity", "value (mean ± std over seeds)", "definition"], raw=True,
+              rows=rows_for(["l2_naive_over_learned", "l4_naive_over_learned",
                         "l2_trained_l2_naive_over_learned", "l2_trained_from_main_model",
                         "ignored_features", "kept_gain_mean", "kept_gain_std",
                         "l2_trained_ignored_features", "l2_trained_kept_gain_mean",
@@ -206,18 +249,19 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
         "Open questions answered",
         "<h3>(a) Why that gain? (the source report: g ≈ 0.43)</h3>",
         para(answer_a),
-        table(["quantity", "value (mean ± std over seeds)", "definition"],
-              rows_for(["gain_mean", "weff_diag_mean", "optimal_gain", "optimal_gain_per_feature_mean",
+        table(["quantity", "value (mean ± std over seeds)", "definition"], raw=True,
+              rows=rows_for(["gain_mean", "weff_diag_mean", "optimal_gain", "optimal_gain_per_feature_mean",
                         "optimal_gain_line_search_single", "optimal_gain_line_search_isolated",
                         "optimal_gain_line_search", "gain_ratio_K_mean"])),
         "<h3>(b) Negative-input residual: does it reduce interference?</h3>",
         para(answer_b),
-        table(["quantity", "value (mean ± std over seeds)", "definition"],
-              rows_for(["negative_residual_mean", "value_at_minus1_mean",
+        table(["quantity", "value (mean ± std over seeds)", "definition"], raw=True,
+              rows=rows_for(["negative_residual_mean", "value_at_minus1_mean",
                         "negative_residual_reduces_interference",
                         "negative_residual_pays_for_itself", *ablation_keys])),
         "<h3>Feature geometry (open question 2)</h3>",
-        table(["quantity", "value", "definition"], rows_for(list(GEOMETRY_DEFINITIONS))),
+        para(geometry_answer(metrics)),
+        table(["quantity", "value", "definition"], rows_for(list(GEOMETRY_DEFINITIONS)), raw=True),
         para("The neurons/features ratio at which the strategy changes, and how the loss exponent moves "
              "that boundary, are answered by sweeps: `superlens sweep examples/width_sparsity.toml` and "
              "`examples/l2_vs_l4.toml`.", "def"),
@@ -230,15 +274,15 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
         twin = key.endswith("_std") and key[:-4] in metrics  # shown as the ± of its mean
         if twin or isinstance(val, (list, dict)):
             continue
-        mean, std = _m(metrics, key)
-        metric_rows.append((key, pm(mean, std) if isinstance(mean, float) else fmt(mean),
-                            METRIC_DEFINITIONS.get(key, "")))
+        metric_rows.append((label(key), value(key), definition(key)))
     sweep = metrics.get("sparsity_sweep") or []
     all_metrics = section(
         "Every metric with its definition (metrics.json)",
-        table(["key", "value (mean ± std)", "definition"], metric_rows),
+        details("every metric (key, value, definition)",
+                table(["quantity", "value (mean ± std)", "definition"], metric_rows, raw=True)),
         details("sparsity sweep (p → mean active-conditioned per-feature MSE)",
-                table(["p", "mse_active_mean"], [(d["p"], d["mse_active_mean"]) for d in sweep])),
+                table(["p", "mean per-feature MSE when active"],
+                      [(d["p"], d["mse_active_mean"]) for d in sweep])),
     )
     return page("superlens — compressed computation study",
                 [intro, summary, l2_vs_l4, oq, figs, all_metrics, run_info(config, meta)])

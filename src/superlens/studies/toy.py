@@ -3,6 +3,7 @@ instances, plus the same seeds under L2) -> analyses -> metrics.json, figures, r
 sweep adapter (points of a group train together on the instance axis)."""
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from superlens.runs import StagedRunDir, atomic_write_bytes, base_meta, read_jso
 from superlens.studies.base import SweepStudy, rows_base, threads_for
 from superlens.toy.geometry import geometry_summary
 from superlens.toy.models import MLPParams
+from superlens.toy.theory import eval_samples_for
 from superlens.toy.train import train_mlp
 
 
@@ -69,6 +71,8 @@ def _run_into(cfg: ToyConfig, out: Path, device: torch.device, threads: int, pro
     from superlens.toy.analysis import analyze
 
     seeds = [cfg.seed + i for i in range(cfg.seeds)]
+    if cfg.eval_samples is None:  # adaptive: >= 2,000 active samples per feature (toy.theory)
+        cfg = cfg.replace(eval_samples=eval_samples_for(cfg.p, cfg.n_features, minimum=200_000))
     meta = base_meta(str(device), threads, seeds, argv)
     meta["kind"] = "toy"
     meta["threads_rule"] = "1 thread below 4M elements per op, else all cores (superlens.device)"
@@ -91,6 +95,9 @@ def _run_into(cfg: ToyConfig, out: Path, device: torch.device, threads: int, pro
     write_json(out / "train_log.json", {"steps": res.loss_steps, "loss": res.loss})
 
     t_an = time.perf_counter()
+    if progress:  # the analyses and the report take about as long as training: say so
+        print(f"analysing: evaluation on {cfg.eval_samples:,} samples, line searches, sparsity "
+              "sweep, frame geometry ...", file=sys.stderr, flush=True)
     analysis = analyze(res.params, p=cfg.p, loss_power=cfg.loss_power,
                        eval_samples=cfg.eval_samples, seed=cfg.seed + 10_000, l2_params=l2)
     metrics = analysis.metrics()
@@ -108,6 +115,9 @@ def _run_into(cfg: ToyConfig, out: Path, device: torch.device, threads: int, pro
                 wall_seconds=time.perf_counter() - t_start)
     write_json(out / "meta.json", meta)
     t_rep = time.perf_counter()
+    if progress:
+        print(f"analysed in {meta['analysis_seconds']:.0f} s; drawing figures and writing "
+              "report.html ...", file=sys.stderr, flush=True)
     render_toy_report(out)
     meta["report_seconds"] = time.perf_counter() - t_rep
     write_json(out / "meta.json", meta)

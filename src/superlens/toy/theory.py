@@ -120,3 +120,32 @@ def first_order_interference_mse(g_pos, g_neg, p: float):
     sq = gp**2 + gn**2
     off = sq.sum(-1) - np.diagonal(sq, axis1=-2, axis2=-1)
     return p * off / 6.0
+
+
+def eval_samples_for(p: float, n_features: int, min_active: int = 2000, minimum: int = 0,
+                     cap: int = 5_000_000, confidence: float = 0.99) -> int:
+    """Evaluation samples N such that, with probability >= confidence, every one of n_features
+    features (each active independently with probability p) is active in at least min_active of
+    them; then raised to `minimum` and lowered to `cap`.
+
+    A feature's active count is Binomial(N, p), mean mu = N p, std sqrt(mu (1 - p)). With the
+    one-sided normal quantile z for (1 - confidence) / n_features (a union bound over features),
+    mu - z sqrt(mu (1 - p)) >= min_active holds for sqrt(mu) >= (z sqrt(1 - p) +
+    sqrt(z^2 (1 - p) + 4 min_active)) / 2, so N = ceil(mu / p). Why: the per-feature active MSE and
+    its spread over features are means over active samples; at a fixed N they get noisy as p falls
+    (40,000 samples give ~120 active samples per feature at p = 0.003).
+    E.g. n = 100: N = 108,579 at p = 0.02 (mu = 2,172), 724,370 at p = 0.003.
+    """
+    from statistics import NormalDist
+
+    if not 0 < p <= 1:
+        raise ValueError(f"p = {p}: expected a probability in (0, 1]")
+    if n_features < 1 or min_active < 1:
+        raise ValueError(f"n_features = {n_features}, min_active = {min_active}: expected >= 1")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence = {confidence}: expected a value in (0, 1)")
+    z = NormalDist().inv_cdf(1.0 - (1.0 - confidence) / n_features)
+    b = z * math.sqrt(1.0 - p)
+    sqrt_mu = (b + math.sqrt(b * b + 4.0 * min_active)) / 2.0
+    n = math.ceil(sqrt_mu * sqrt_mu / p - 1e-6)  # - 1e-6: no extra sample from rounding at p = 1
+    return int(min(cap, max(minimum, n)))

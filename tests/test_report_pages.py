@@ -1,0 +1,90 @@
+"""Every report renders as readable text: rendered from tiny runs (toy, active on synthetic data, a
+tiny TMS sweep), no page shows raw Markdown backticks, f-string leftovers ({name}), or a raw
+metrics.json key where a reader expects words (keys appear only in code type or small type)."""
+import json
+import re
+
+import pytest
+
+from superlens.cli import main
+from superlens.report.html import is_key, label, rich, table, verdict_table
+
+_HIDDEN = re.compile(r'(?s)<style>.*?</style>|<pre>.*?</pre>|<code>.*?</code>|<title>.*?</title>'
+                     r'|<small class="key">.*?</small>|<img [^>]*>')
+_FSTRING = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*(?:\[[^\]]*\])?(?:[:!][^{}]*)?\}")
+
+
+def visible_text(html: str) -> str:
+    """What a reader sees as words: tags, code, small-type keys and embedded images removed."""
+    return re.sub(r"(?s)<[^>]+>", " ", _HIDDEN.sub(" ", html))
+
+
+def page_problems(html: str) -> list[str]:
+    text = visible_text(html)
+    out = []
+    if "`" in text:
+        i = text.index("`")
+        out.append(f"raw backtick: ...{text[max(0, i - 60):i + 60]}...")
+    out += [f"template leftover {m}" for m in _FSTRING.findall(text)]
+    out += [f"raw key {t}" for t in re.findall(r"[a-z][a-z0-9_]*_[a-z0-9_]+", text) if is_key(t)]
+    return out
+
+
+def test_page_problems_catches_each_defect():
+    assert page_problems("<p>`x`</p>") and page_problems("<p>value {gain_mean:.3f}</p>")
+    assert page_problems("<td>l2_trained_kept_gain_min</td>")
+    assert not page_problems(f"<td>{label('l2_trained_kept_gain_min')}</td><p>{rich('`a_b` y_i')}</p>")
+    assert not page_problems("<p>W_eff, sum_j, x86_64, {1/(q−1)}</p>")
+
+
+def test_helpers_render_text():
+    assert rich("the `<key>_std` is its std") == "the <code>&lt;key&gt;_std</code> is its std"
+    assert "<code>mse_active_mean</code>" in rich("mean of mse_active_mean")
+    html = table(["n_features", "loss"], [["a", 1.5]])
+    assert '<small class="key">n_features</small>' in html and "<th>loss</th>" in html
+    v = verdict_table([{"claim": "gain ≈ 0.43", "measured": 0.389, "verdict": "not reproduced",
+                        "why": "0.43 is `W_eff`'s diagonal"}, ("L4 8.5×", "3.16×", "contradicted", "")])
+    assert v.count("<tr>") == 3 and "v-not-reproduced" in v and "v-contradicted" in v
+    assert "<code>W_eff</code>" in v and not page_problems(v)
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pages")
+    assert main(["toy", "--out", str(d / "toy"), "--n-features", "12", "--n-hidden", "4", "--steps",
+                 "30", "--batch-size", "64", "--seeds", "2", "--eval-samples", "2000", "--quiet"]) == 0
+    assert main(["active", "--out", str(d / "active"), "--preset", "synthetic", "--epochs", "1",
+                 "--strategies", "random", "--quiet"]) == 0
+    spec = d / "tms.toml"
+    spec.write_text('name = "tiny"\nstudy = "tms"\n[base]\nn_features = 5\nn_hidden = 2\nsteps = 50\n'
+                    "[axes]\np = [0.05, 1.0]\n")
+    assert main(["sweep", str(spec), "--out", str(d / "sweep"), "--quiet"]) == 0
+    pages = {k: (d / k / "report.html").read_text() for k in ("toy", "active", "sweep")}
+    pages["active_config"] = json.loads((d / "active" / "config.json").read_text())
+    return pages
+
+
+@pytest.mark.parametrize("kind", ["toy", "active", "sweep"])
+def test_report_reads_as_text(pages, kind):
+    assert page_problems(pages[kind]) == []
+
+
+def test_active_config_is_resolved(pages):
+    """The active report's resolved config shows what ran: no "auto" device, amp only on CUDA."""
+    cfg = pages["active_config"]
+    assert cfg["device"] != "auto" and cfg["threads"] >= 1
+    assert cfg["amp"] is cfg["device"].startswith("cuda")
+    assert '&quot;device&quot;: &quot;auto&quot;' not in pages["active"]
+
+
+def test_geometry_answer_names_the_nearer_reference():
+    from superlens.report.toy_report import geometry_answer
+
+    base = {"geometry_max_abs_cos_random": 0.9, "geometry_max_abs_cos_equiangular": 0.47,
+            "geometry_spectrum_cv_random": 0.29, "geometry_spectrum_cv_equiangular": 0.03}
+    assert "like random directions" in geometry_answer(
+        {**base, "geometry_max_abs_cos": 0.91, "geometry_spectrum_cv": 0.27})
+    assert "like a near-equiangular frame" in geometry_answer(
+        {**base, "geometry_max_abs_cos": 0.5, "geometry_spectrum_cv": 0.05})
+    assert "between" in geometry_answer({**base, "geometry_max_abs_cos": 0.5, "geometry_spectrum_cv": 0.27})
+    assert geometry_answer({}) == ""
