@@ -10,7 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from superlens.errors import SuperlensError
+from superlens.errors import SuperlensError, os_error_line
+from superlens.runs import check_out
 
 
 def _toy_parser(sub) -> None:
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="local process-pool size")
     s.add_argument("--force", action="store_true")
     s.add_argument("--quiet", action="store_true")
+    s.add_argument("--verbose", action="store_true", help="show Ray's own log lines")
     return ap
 
 
@@ -106,9 +108,11 @@ def cmd_toy(ns: argparse.Namespace) -> int:
     from superlens.config import ToyConfig, load_config
     from superlens.toy.study import run_toy
 
+    check_out(ns.out, force=ns.force, inputs=(ns.config,))
     cfg = load_config(ToyConfig, ns.config,
                       _overrides(ns, {"command", "out", "config", "force", "quiet"}))
-    metrics = run_toy(cfg, ns.out, force=ns.force, progress=not ns.quiet, argv=sys.argv)
+    metrics = run_toy(cfg, ns.out, force=ns.force, progress=not ns.quiet, argv=sys.argv,
+                      inputs=(ns.config,))
     print(f"wrote {Path(ns.out) / 'report.html'}  (mse_active_mean={metrics['mse_active_mean']:.4f}, "
           f"gain={metrics['gain_mean']:.3f}, train {metrics['train_seconds']:.1f}s)")
     return 0
@@ -128,20 +132,29 @@ def active_config(ns: argparse.Namespace):
 
 def cmd_active(ns: argparse.Namespace) -> int:
     from superlens.active.study import run_active
+    from superlens.errors import ConfigError
 
-    run_active(active_config(ns), ns.out, force=ns.force, resume=ns.resume, argv=sys.argv)
+    if ns.force and ns.resume:
+        raise ConfigError("--force and --resume: choose one (--force replaces the run, --resume "
+                          "continues it)")
+    check_out(ns.out, force=ns.force, inputs=(ns.config,))
+    run_active(active_config(ns), ns.out, force=ns.force, resume=ns.resume, argv=sys.argv,
+               inputs=(ns.config,))
     print(f"wrote {Path(ns.out) / 'report.html'}")
     return 0
 
 
 def cmd_report(ns: argparse.Namespace) -> int:
     from superlens.errors import RunDirError
-    from superlens.runs import read_json
+    from superlens.readers import read_meta
 
     run = Path(ns.run_dir)
+    if not run.is_dir():
+        raise RunDirError(f"run directory {run}: not found" if not run.exists()
+                          else f"run directory {run}: not a directory")
     if not (run / "meta.json").exists():
         raise RunDirError(f"run directory {run}: no meta.json (not a superlens run directory)")
-    kind = read_json(run / "meta.json").get("kind")
+    kind = read_meta(run).get("kind")
     if kind == "toy":
         from superlens.toy.study import render_toy_report as render
     elif kind == "active":
@@ -168,6 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     except SuperlensError as e:
         print(f"superlens: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # a read-only, full or missing location, before the run wrote anything
+        print(f"superlens: error: {os_error_line(e)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("superlens: error: out of memory (try smaller sizes: batch_size, n_features, "
+              "image_size)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("superlens: interrupted", file=sys.stderr)
         return 130
