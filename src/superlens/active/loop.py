@@ -284,6 +284,7 @@ def check_resumable(cfg: Any, baseline_dir: Path, loop_dirs: dict[str, Path], se
     if marker.exists():
         _check_fingerprint(_read_marker(marker).get("fingerprint"),
                            fingerprint(cfg, TRAINING_FIELDS, seed=seed, kind="baseline"), marker)
+        _load_all(Path(baseline_dir))
     for strategy, out_dir in loop_dirs.items():
         out_dir = Path(out_dir)
         done = _finished_rounds(out_dir)
@@ -291,6 +292,8 @@ def check_resumable(cfg: Any, baseline_dir: Path, loop_dirs: dict[str, Path], se
         for r in range(done):
             m = _round_dir(out_dir, r) / ROUND_MARKER
             _check_fingerprint(_read_marker(m).get("fingerprint"), fp, m)
+        if done:  # what a resumed loop (or its final collection) reads back
+            _load_all(_round_dir(out_dir, done - 1))
         for d in sorted(out_dir.glob("round_*")) if out_dir.is_dir() else []:
             try:
                 r = int(d.name.split("_", 1)[1])
@@ -299,6 +302,12 @@ def check_resumable(cfg: Any, baseline_dir: Path, loop_dirs: dict[str, Path], se
             if r >= done and (d / ROUND_MARKER).exists():
                 raise RunDirError(f"{d}: a finished round after an unfinished one (round {done}); "
                                   "this folder was not written by one run; use a new run directory")
+
+
+def _load_all(folder: Path) -> None:
+    """Every checkpoint of a finished step loads (a truncated one is refused before any write)."""
+    for f in sorted(folder.glob("*.pt")):
+        _load(f, f.stem.replace("_", " "))
 
 
 def _check_strategy(cfg: Any, name: str) -> S.Strategy:
