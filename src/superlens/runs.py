@@ -32,13 +32,13 @@ def check_out(out: str | Path, *, force: bool = False, inputs: tuple = ()) -> Pa
     if not text.strip():
         raise RunDirError("--out '': an empty path; name a new folder for the run")
     p = Path(text)
-    if p.name in ("", ".", ".."):
-        raise RunDirError(f"--out {text}: names the current folder or a parent, not a new run folder; "
-                          "name a folder for the run (e.g. --out runs/toy1)")
     full = p.expanduser().resolve()  # symlinks followed: a link to home is home
     own = f"--out {text}"
     if full == full.parent:
         raise RunDirError(f"{own}: is a filesystem root; name a folder for the run")
+    if p.name in ("", ".", ".."):
+        raise RunDirError(f"{own}: names the current folder or a parent, not a new run folder; "
+                          "name a folder for the run (e.g. --out runs/toy1)")
     if full == Path.home().resolve():
         raise RunDirError(f"{own}: is the home folder; name a folder for the run")
     cwd = Path.cwd().resolve()
