@@ -129,7 +129,8 @@ def render_toy_report(out: str | Path) -> Path:
     config = read_object(out / "config.json", {"n_features": int, "n_hidden": int, "p": NUMBER,
                                                "loss_power": NUMBER})
     meta = read_meta(out)
-    metrics = read_object(out / "metrics.json")
+    metrics = read_object(out / "metrics.json", {"mse_active_mean": (*NUMBER, type(None)),
+                                                 "gain_mean": (*NUMBER, type(None))})
     with file_contents(out / "analysis.json", "not a toy analysis"):
         analysis = ToyAnalysis.from_dict(read_object(out / "analysis.json"))
         figures = make_toy_figures(analysis, out / "figures")
