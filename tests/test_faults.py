@@ -415,12 +415,12 @@ LONG_SPEC = "study = 'toy'\n[base]\nn_features = 8\nsteps = 100000000\nbatch_siz
 def test_sweep_workers_die_with_their_parent(tmp_path, sig):
     (tmp_path / "s.toml").write_text(LONG_SPEC)
     out = tmp_path / "sw"
+    kids: set[int] = set()
     p = subprocess.Popen([sys.executable, "-m", "superlens", "sweep", str(tmp_path / "s.toml"),
                           "--out", str(out), "--workers", "2", "--quiet"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
     try:
         deadline = time.time() + 120
-        kids: set[int] = set()
         while time.time() < deadline and len(kids) < 3:  # two workers and a resource tracker
             kids = _children(p.pid)
             time.sleep(0.2)
@@ -433,10 +433,10 @@ def test_sweep_workers_die_with_their_parent(tmp_path, sig):
         while _alive(kids) and time.time() < deadline:
             time.sleep(0.2)
         assert not _alive(kids), f"workers outlived the sweep: {_alive(kids)}"
-    finally:
+    finally:  # never leave a worker behind, even when the test fails
         if p.poll() is None:
             p.kill()
-        for k in _alive(_children(p.pid)):
+        for k in _alive(kids | _children(p.pid)):
             os.kill(k, signal.SIGKILL)
     if sig == signal.SIGTERM:
         err = p.stderr.read().strip()
