@@ -454,26 +454,49 @@ def _unshare_ok() -> bool:
     return r.returncode == 0
 
 
+NS_SCRIPT = """
+import contextlib, hashlib, io, json, os, sys
+from superlens.cli import main
+mnt, res, commands = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+
+def listing():
+    out = []
+    for d, dirs, files in sorted(os.walk(mnt)):
+        out += [os.path.relpath(os.path.join(d, x), mnt) for x in dirs]
+        out += [os.path.relpath(os.path.join(d, f), mnt) + " " + hashlib.md5(
+            open(os.path.join(d, f), "rb").read()).hexdigest() for f in files]
+    return sorted(out)
+
+got = {}
+for name, args in commands.items():
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(args)
+        except BaseException as e:  # a traceback would be the bug under test: record it
+            import traceback
+            code, _ = -1, err.write(traceback.format_exc())
+    got[name] = [code, err.getvalue().strip(), listing()]
+json.dump(got, open(res, "w"))
+"""
+
+
 def _in_namespace(tmp_path: Path, prev: Path, size_kb: int, read_only: bool,
                   commands: dict[str, list[str]]) -> dict:
-    """Run superlens commands with a tmpfs at mnt (read-only after copying ``prev`` in, or of
-    ``size_kb``); returns {name: (code, stderr, listing of mnt after)}."""
+    """Run superlens commands (in one process) against a private tmpfs at tmp_path/mnt holding a
+    copy of the run ``prev``: remounted read-only, or of ``size_kb``. Returns {name: (exit code,
+    stderr, listing of the mount with md5 sums afterwards)}."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    res = tmp_path / "res"
-    res.mkdir()
-    py = sys.executable
-    lines = ["set -u", f"mount -t tmpfs -o size={size_kb}k none {mnt}", f"cp -r {prev} {mnt}/run",
-             f"mount -o remount,ro {mnt}" if read_only else ":", f"cd {tmp_path}",
-             f"export PYTHONPATH={SRC}"]
-    for name, args in commands.items():
-        quoted = " ".join("'" + a.replace("{mnt}", str(mnt)) + "'" for a in args)
-        lines.append(f"{py} -m superlens {quoted} > {res}/{name}.out 2> {res}/{name}.err; "
-                     f"echo $? > {res}/{name}.rc; (cd {mnt} && find . | sort; "
-                     f"md5sum run/*.json) > {res}/{name}.ls 2>&1")
-    subprocess.run(["unshare", "-m", "sh", "-c", "\n".join(lines)], check=True, timeout=600)
-    return {n: (int((res / f"{n}.rc").read_text()), (res / f"{n}.err").read_text().strip(),
-                (res / f"{n}.ls").read_text()) for n in commands}
+    res = tmp_path / "res.json"
+    cmds = {n: [a.replace("{mnt}", str(mnt)) for a in args] for n, args in commands.items()}
+    script = "\n".join([
+        "set -eu", f"mount -t tmpfs -o size={size_kb}k none '{mnt}'", f"cp -r '{prev}' '{mnt}/run'",
+        f"mount -o remount,ro '{mnt}'" if read_only else ":", f"cd '{tmp_path}'",
+        f"PYTHONPATH='{SRC}' '{sys.executable}' -c \"$0\" '{mnt}' '{res}' \"$1\""])
+    subprocess.run(["unshare", "-m", "sh", "-c", script, NS_SCRIPT, json.dumps(cmds)], check=True,
+                   timeout=600)
+    return {n: tuple(v) for n, v in json.loads(res.read_text()).items()}
 
 
 @pytest.mark.skipif(not _unshare_ok(), reason="needs root and unshare -m to mount a read-only or "

@@ -142,7 +142,10 @@ class RunLock:
         self.made = _mkdirs(self.path.parent)
         try:
             while True:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                except OSError as e:  # name the folder the run goes in, not our lock file
+                    raise OSError(e.errno, e.strerror, str(self.path.parent)) from None
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
@@ -206,7 +209,10 @@ def swap_in(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _fault(e: OSError, kept: str) -> RunFault:
+def _fault(e: OSError, kept: str, where: Path | None = None) -> RunFault:
+    """One line for an OS error mid-run; a failed write(2) names no file, so name the run's."""
+    if e.filename is None and where is not None:
+        e = OSError(e.errno, e.strerror, f"writing {where}")
     return RunFault(f"{os_error_line(e)}; {kept}")
 
 
@@ -252,7 +258,7 @@ class StagedRunDir:
             if exc_type is not None:
                 shutil.rmtree(self.tmp, ignore_errors=True)
                 if isinstance(exc, OSError):
-                    raise _fault(exc, kept) from None
+                    raise _fault(exc, kept, self.out) from None
                 return
             try:
                 swap_in(self.tmp, self.out)
@@ -283,7 +289,7 @@ def open_run_dir(out: str | Path, *, force: bool = False) -> Iterator[Path]:
         if made and not any(out.iterdir()):
             _rmdirs(made)
         if isinstance(e, OSError):
-            raise _fault(e, f"what had finished in {out} is kept (rerun to resume)") from None
+            raise _fault(e, f"what had finished in {out} is kept (rerun to resume)", out) from None
         raise
 
 
