@@ -410,29 +410,45 @@ LONG_SPEC = "study = 'toy'\n[base]\nn_features = 8\nsteps = 100000000\nbatch_siz
             "[axes]\nn_hidden = [2, 4]\n"
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the workers")
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_sweep_workers_die_with_their_parent(tmp_path, sig):
+@pytest.mark.parametrize("backend,sig", [("local", signal.SIGTERM), ("local", signal.SIGKILL),
+                                         ("ray", signal.SIGTERM)])
+def test_sweep_workers_die_with_their_parent(tmp_path, backend, sig):
+    """SIGTERM: "interrupted", exit 130, meta.json says so; SIGTERM or SIGKILL: no worker (pool
+    process, resource tracker, Ray task or Ray daemon started by the sweep) survives."""
+    if backend == "ray":
+        pytest.importorskip("ray")
     (tmp_path / "s.toml").write_text(LONG_SPEC)
     out = tmp_path / "sw"
     kids: set[int] = set()
     p = subprocess.Popen([sys.executable, "-m", "superlens", "sweep", str(tmp_path / "s.toml"),
-                          "--out", str(out), "--workers", "2", "--quiet"],
+                          "--out", str(out), "--workers", "2", "--quiet", "--backend", backend],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and len(kids) < 3:  # two workers and a resource tracker
+        deadline = time.time() + 180
+        while time.time() < deadline:  # until both groups run in their workers
             kids = _children(p.pid)
-            time.sleep(0.2)
-        assert len(kids) >= 2, kids
+            running = [k for k in kids if "_group_call" in _cmdline(k)] if backend == "ray" else \
+                [k for k in kids if "spawn_main" in _cmdline(k)]
+            if len(running) >= 2:
+                break
+            time.sleep(0.3)
+        assert len(running) >= 2, [_cmdline(k) for k in kids]
         time.sleep(1.0)
         kids = _children(p.pid)
         p.send_signal(sig)
-        code = p.wait(timeout=60)
+        code = p.wait(timeout=90)
         deadline = time.time() + 30
         while _alive(kids) and time.time() < deadline:
             time.sleep(0.2)
-        assert not _alive(kids), f"workers outlived the sweep: {_alive(kids)}"
+        assert not _alive(kids), f"outlived the sweep: {[_cmdline(k) for k in _alive(kids)]}"
     finally:  # never leave a worker behind, even when the test fails
         if p.poll() is None:
             p.kill()
