@@ -16,8 +16,8 @@ import torch
 from superlens.active.presets import preset, protocol_statement
 from superlens.config import ActiveConfig, load_toml
 from superlens.device import choose_threads, pick_device, set_threads
-from superlens.errors import CheckpointError, ConfigError, RunDirError
-from superlens.runs import base_meta, check_resume_dir, read_json, sigterm_as_interrupt, write_json
+from superlens.errors import CheckpointError, ConfigError
+from superlens.runs import base_meta, check_resume_dir, sigterm_as_interrupt, write_json
 
 MEASURE_KEYS = ["accuracy", "cos_mean", "cos_std", "silhouette_tsne", "davies_bouldin_tsne",
                 "silhouette_raw", "davies_bouldin_raw", "effective_rank", "participation_ratio",
@@ -227,9 +227,12 @@ def _measure(cfg: ActiveConfig, ds, model_dir: Path, result: dict, name: str, se
 
 def aggregate(out: Path, cfg: ActiveConfig, seeds: list[int]) -> dict:
     """metrics[model] = {measure: mean, measure_std: std over seeds, rounds: [...], per_seed: {...}}."""
+    from superlens.readers import read_object
+
     metrics: dict[str, Any] = {}
     for name in ["baseline", *cfg.strategies]:
-        per_seed = [read_json(out / "measures" / f"{name}_seed{s}.json") for s in seeds]
+        per_seed = [read_object(out / "measures" / f"{name}_seed{s}.json",
+                                {"measures": dict, "rounds": list}) for s in seeds]
         entry: dict[str, Any] = {}
         keys = per_seed[0]["measures"].keys()
         for k in keys:

@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 from superlens.config import ToyConfig
 from superlens.device import choose_threads, pick_device, set_threads
 from superlens.errors import RunDirError
-from superlens.runs import StagedRunDir, atomic_write_bytes, base_meta, read_json, write_json
+from superlens.runs import StagedRunDir, atomic_write_bytes, base_meta, write_json
 from superlens.toy.geometry import geometry_summary
 from superlens.toy.models import MLPParams
 from superlens.toy.train import train_mlp
@@ -118,14 +118,14 @@ def _run_into(cfg: ToyConfig, out: Path, device: torch.device, threads: int, pro
 
 def render_toy_report(out: str | Path) -> Path:
     """(Re)draw figures and report.html from a finished run directory, without training."""
+    from superlens.readers import NUMBER, check_object, file_contents, read_meta, read_object
     from superlens.report.toy_figures import make_toy_figures
     from superlens.report.toy_report import toy_report_html
     from superlens.runs import atomic_write_text
     from superlens.toy.analysis import ToyAnalysis
 
-    from superlens.readers import NUMBER, file_contents, read_meta, read_object
-
     out = Path(out)
+    # every file is read and checked before the first figure is drawn
     config = read_object(out / "config.json", {"n_features": int, "n_hidden": int, "p": NUMBER,
                                                "loss_power": NUMBER})
     meta = read_meta(out)
@@ -133,11 +133,15 @@ def render_toy_report(out: str | Path) -> Path:
                                                  "gain_mean": (*NUMBER, type(None))})
     with file_contents(out / "analysis.json", "not a toy analysis"):
         analysis = ToyAnalysis.from_dict(read_object(out / "analysis.json"))
-        figures = make_toy_figures(analysis, out / "figures")
+    geo = None
     if (out / "geometry.json").exists():
+        geo = read_object(out / "geometry.json", {"W": dict})
+        check_object(out / "geometry.json", geo["W"], {"gram_spectrum": list})
+    with file_contents(out / "analysis.json", "not a toy analysis"):
+        figures = make_toy_figures(analysis, out / "figures")
+    if geo is not None:
         from superlens.toy.geometry import plot_frame_geometry
 
-        geo = read_object(out / "geometry.json", {"W": dict})
         with file_contents(out / "geometry.json", "not a frame-geometry summary"):
             name = plot_frame_geometry(geo, out / "figures" / "toy_frame.png")
         figures.append((name, "Open question 2 — feature geometry: the Gram spectrum of W_in's unit "
