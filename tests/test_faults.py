@@ -107,6 +107,10 @@ BAD = {
                                ["holds the input", "spec.toml"]),
     "sweep --out under a file": (["sweep", "cfg/spec.toml", "--out", "sentinel.txt/sw"], 2,
                                  ["not a directory"]),
+    "sweep --force non-run": (["sweep", "cfg/spec.toml", "--out", "photos", "--force"], 2,
+                              ["not a superlens run"]),
+    "sweep --workers 0": (["sweep", "cfg/spec.toml", "--out", "sw", "--workers", "0"], 2,
+                          ["--workers"]),
     "sweep duplicate axis": (["sweep", "{dup}", "--out", "sw"], 2, ["p", "0.1", "more than once"]),
     "sweep impossible size": (["sweep", "{huge}", "--out", "sw"], 2, ["n_features = 1000000000"]),
     "sweep active normalize": (["sweep", "{act}", "--out", "sw"], 2, ["normalize", "cifar-paper"]),
@@ -230,6 +234,37 @@ def test_force_keeps_the_old_run_when_the_new_one_fails(toy_run, tmp_path, monke
 
     monkeypatch.setattr(study, "save_params", boom)
     assert main(["toy", "--out", str(out), "--force", *TINY]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "No space left on device" in err and "intact" in err and len(err.splitlines()) == 1, err
+    assert snapshot(tmp_path) == before
+
+
+def _fail_with_full_disk(*a, **k):
+    raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize("kind", ["active", "sweep"])
+def test_force_over_a_resumable_run_is_staged_and_swapped(kind, request, tmp_path, monkeypatch,
+                                                          capsys):
+    """active and sweep write a fresh run in place (to resume it); --force over an existing one
+    builds the new one beside it: a failure leaves the old run byte for byte."""
+    src = request.getfixturevalue(f"{kind}_run")
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    (tmp_path / "s.toml").write_text(TOY_SPEC)
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    if kind == "active":
+        import superlens.active.study as target
+
+        monkeypatch.setattr(target, "_run_into", _fail_with_full_disk)
+        args = ["active", "--out", str(out), "--force", *ACTIVE]
+    else:
+        import superlens.sweep.backends as target
+
+        monkeypatch.setattr(target, "run_local", _fail_with_full_disk)
+        args = ["sweep", str(tmp_path / "s.toml"), "--out", str(out), "--force", "--workers", "1"]
+    assert main(args) == 1
     err = capsys.readouterr().err.strip()
     assert "No space left on device" in err and "intact" in err and len(err.splitlines()) == 1, err
     assert snapshot(tmp_path) == before
