@@ -596,3 +596,19 @@ def test_zz_tally():
     print(f"\nfault cases: tried {TALLY['tried']}, clean {TALLY['clean']}, "
           f"traceback {TALLY['traceback']}, wrote something {TALLY['wrote']}")
     assert TALLY["traceback"] == 0 and TALLY["wrote"] == 0
+
+
+def test_a_swap_killed_halfway_is_undone_by_the_next_writer(toy_run, tmp_path):
+    """SIGKILL between swap_in's two renames leaves the old run at .run.old-PID and nothing at
+    run: the next process to lock the run puts it back before deciding anything."""
+    from superlens.errors import RunDirError
+    from superlens.runs import StagedRunDir
+
+    out = tmp_path / "run"
+    shutil.copytree(toy_run, tmp_path / ".run.old-99999999")
+    (tmp_path / ".run.partial-99999999").mkdir()  # the killed process's staging
+    with pytest.raises(RunDirError, match="exists and is not empty"):
+        with StagedRunDir(out):
+            pass
+    assert snapshot(out) == snapshot(toy_run)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

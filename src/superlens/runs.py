@@ -168,6 +168,7 @@ class RunLock:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
             self.fd = fd
+            _recover(self.out)
         except BaseException:
             _rmdirs(self.made)
             raise
@@ -184,6 +185,20 @@ class RunLock:
 
 def _staging_dir(out: Path, tag: str) -> Path:
     return out.parent / f".{out.name}.{tag}-{os.getpid()}"
+
+
+def _recover(out: Path) -> None:
+    """Under the run's lock: a process killed inside swap_in may have left the old run renamed
+    aside (``.NAME.old-PID``) with nothing at ``out``: put it back; if the swap had finished,
+    the leftover is the replaced run: remove it. Staging folders of killed processes go too."""
+    _clear_stale(out)
+    for d in sorted(out.parent.glob(f".{out.name}.old-*")):
+        if not d.is_dir():
+            continue
+        if not out.exists():
+            os.rename(d, out)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def _clear_stale(out: Path) -> None:
@@ -242,7 +257,6 @@ class StagedRunDir:
             if self._lock is not None:
                 self._lock.__enter__()
             check_run_dir(self.out, self.force)  # again, now that no one else can write it
-            _clear_stale(self.out)
             self.tmp.mkdir()
         except BaseException:
             if self._lock is not None:
