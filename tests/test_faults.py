@@ -29,6 +29,14 @@ TOY_SPEC = "study = 'toy'\n[base]\nn_features = 8\nsteps = 20\nbatch_size = 32\n
 TALLY = {"tried": 0, "clean": 0, "traceback": 0, "wrote": 0}
 
 
+def record(ok: bool, err: str, unchanged: bool = True) -> None:
+    """Count one fault case: clean = the expected exit, one line, nothing changed that must not."""
+    TALLY["tried"] += 1
+    TALLY["traceback"] += "Traceback" in err
+    TALLY["wrote"] += not unchanged
+    TALLY["clean"] += ok and len(err.strip().splitlines()) == 1 and "Traceback" not in err and unchanged
+
+
 def snapshot(root: Path) -> dict:
     """Every path under root with its bytes (files) or None (folders)."""
     return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
@@ -139,10 +147,7 @@ def test_bad_input_is_one_line_and_writes_nothing(name, workdir, capsys):
         got = e.code
     err = capsys.readouterr().err.strip()
     after = snapshot(workdir.parent)
-    TALLY["tried"] += 1
-    TALLY["traceback"] += "Traceback" in err
-    TALLY["wrote"] += after != before
-    TALLY["clean"] += got == code and len(err.splitlines()) == 1 and after == before
+    record(got == code, err, after == before)
     assert got == code, err
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     for w in words:
@@ -155,7 +160,10 @@ def test_out_dot_force_keeps_the_working_directory(workdir, capsys):
     before = snapshot(workdir)
     for args in (["toy", "--out", ".", "--force", *TINY], ["toy", "--out", "", "--force", *TINY],
                  ["sweep", "cfg/spec.toml", "--out", ".", "--force"]):
-        assert main(args) == 2
+        code = main(args)
+        err = capsys.readouterr().err
+        record(code == 2, err, snapshot(workdir) == before)
+        assert code == 2, err
     assert snapshot(workdir) == before
     assert (workdir / "sentinel.txt").read_text() == "must survive"
 
@@ -183,8 +191,10 @@ def test_a_second_writer_gets_the_holders_pid_and_the_kernel_frees_a_dead_holder
                      ["sweep", str(tmp_path / "s.toml"), "--out", str(out)]):
             (tmp_path / "s.toml").write_text(TOY_SPEC)
             before["s.toml"] = (tmp_path / "s.toml").read_bytes()
-            assert main(args) == 2, args
+            code = main(args)
             err = capsys.readouterr().err.strip()
+            record(code == 2 and f"PID {holder.pid}" in err, err, snapshot(tmp_path) == before)
+            assert code == 2, args
             assert f"PID {holder.pid}" in err and len(err.splitlines()) == 1, err
             assert snapshot(tmp_path) == before
     finally:
@@ -208,6 +218,7 @@ def test_two_runs_at_once_never_mix(tmp_path):
     loser = next(err for c, err in res.values() if c == 2).strip()
     assert len(loser.splitlines()) == 1 and ("in use" in loser or "exists" in loser), loser
     winner = next(p for p, (c, _) in res.items() if c == 0)
+    record(True, loser)
     cfg = json.loads((out / "config.json").read_text())
     meta = json.loads((out / "meta.json").read_text())
     assert cfg["p"] == float(winner) and winner in meta["argv"] and meta["status"] == "complete"
@@ -233,8 +244,10 @@ def test_force_keeps_the_old_run_when_the_new_one_fails(toy_run, tmp_path, monke
         raise OSError(28, "No space left on device")  # a write(2) failing on a full disk
 
     monkeypatch.setattr(study, "save_params", boom)
-    assert main(["toy", "--out", str(out), "--force", *TINY]) == 1
+    code = main(["toy", "--out", str(out), "--force", *TINY])
     err = capsys.readouterr().err.strip()
+    record(code == 1, err, snapshot(tmp_path) == before)
+    assert code == 1, err
     assert "No space left on device" in err and "intact" in err and len(err.splitlines()) == 1, err
     assert snapshot(tmp_path) == before
 
@@ -264,8 +277,10 @@ def test_force_over_a_resumable_run_is_staged_and_swapped(kind, request, tmp_pat
 
         monkeypatch.setattr(target, "run_local", _fail_with_full_disk)
         args = ["sweep", str(tmp_path / "s.toml"), "--out", str(out), "--force", "--workers", "1"]
-    assert main(args) == 1
+    code = main(args)
     err = capsys.readouterr().err.strip()
+    record(code == 1, err, snapshot(tmp_path) == before)
+    assert code == 1, err
     assert "No space left on device" in err and "intact" in err and len(err.splitlines()) == 1, err
     assert snapshot(tmp_path) == before
 
@@ -337,9 +352,7 @@ def test_report_on_a_corrupt_file_is_one_line(name, request, tmp_path, capsys):
     capsys.readouterr()  # the run fixture's own output
     got = main(["report", str(run)])
     err = capsys.readouterr().err.strip()
-    TALLY["tried"] += 1
-    TALLY["traceback"] += "Traceback" in err
-    TALLY["clean"] += got == 2 and len(err.splitlines()) == 1
+    record(got == 2, err)
     assert got == 2, err
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     for w in words:
@@ -372,8 +385,10 @@ def test_a_corrupt_group_file_is_run_again(sweep_run, tmp_path, capsys, content)
     else:
         g.write_text(content)
     (tmp_path / "s.toml").write_text(TOY_SPEC)
-    assert main(["sweep", str(tmp_path / "s.toml"), "--out", str(sw), "--workers", "1", "--quiet"]) == 0
+    code = main(["sweep", str(tmp_path / "s.toml"), "--out", str(sw), "--workers", "1", "--quiet"])
     err = capsys.readouterr().err
+    record(code == 0 and "again" in err, err)
+    assert code == 0, err
     assert g.name in err and "running group" in err and "again" in err, err
     again = json.loads(g.read_text())["rows"]
     assert [r["point"] for r in again] == [r["point"] for r in good["rows"]]
@@ -389,8 +404,10 @@ def test_resume_refused_on_a_truncated_checkpoint_leaves_meta_untouched(active_r
         shutil.copytree(active_run, run)
         _truncate(run / victim)
         before = snapshot(run)
-        assert main(["active", "--out", str(run), *ACTIVE, "--resume"]) == 2
+        code = main(["active", "--out", str(run), *ACTIVE, "--resume"])
         err = capsys.readouterr().err.strip()
+        record(code == 2, err, snapshot(run) == before)
+        assert code == 2, err
         assert Path(victim).name in err and len(err.splitlines()) == 1, err
         assert snapshot(run) == before
 
@@ -400,8 +417,10 @@ def test_resume_with_another_preset_names_the_preset(active_run, tmp_path, capsy
     run = tmp_path / "run"
     shutil.copytree(active_run, run)
     before = snapshot(run)
-    assert main(["active", "--out", str(run), "--preset", "digits", "--resume", "--quiet"]) == 2
+    code = main(["active", "--out", str(run), "--preset", "digits", "--resume", "--quiet"])
     err = capsys.readouterr().err.strip()
+    record(code == 2 and "preset" in err, err, snapshot(run) == before)
+    assert code == 2, err
     assert "preset" in err and "'synthetic'" in err and len(err.splitlines()) == 1, err
     assert snapshot(run) == before
 
@@ -483,14 +502,16 @@ def test_sweep_workers_die_with_their_parent(tmp_path, backend, sig):
         deadline = time.time() + 30
         while _alive(kids) and time.time() < deadline:
             time.sleep(0.2)
-        assert not _alive(kids), f"outlived the sweep: {[_cmdline(k) for k in _alive(kids)]}"
+        survivors = _alive(kids)
+        err = p.stderr.read().strip() if sig == signal.SIGTERM else "(killed)"
+        record(code == 130 if sig == signal.SIGTERM else True, err, not survivors)
+        assert not survivors, f"outlived the sweep: {[_cmdline(k) for k in survivors]}"
     finally:  # never leave a worker behind, even when the test fails
         if p.poll() is None:
             p.kill()
         for k in _alive(kids | _children(p.pid)):
             os.kill(k, signal.SIGKILL)
     if sig == signal.SIGTERM:
-        err = p.stderr.read().strip()
         assert code == 130 and err == "superlens: interrupted", (code, err)
         assert json.loads((out / "meta.json").read_text())["status"] == "interrupted"
 
@@ -562,6 +583,7 @@ def test_read_only_and_full_disks_are_one_line(toy_run, tmp_path):
         "report": ["report", "{mnt}/run"]})
     listing = None
     for name, (code, err, ls) in ro.items():
+        record(code == 2, err, listing is None or ls == listing)
         assert code == 2 and len(err.splitlines()) == 1, (name, code, err)
         assert "Read-only file system" in err and "mnt" in err, (name, err)
         listing = listing or ls
@@ -572,6 +594,7 @@ def test_read_only_and_full_disks_are_one_line(toy_run, tmp_path):
     full = _in_namespace(sub, toy_run, size + 200, False,
                          {"toy_force": ["toy", "--out", "{mnt}/run", "--force", *TINY]})
     code, err, ls = full["toy_force"]
+    record(code == 1, err, ls == listing)
     assert code == 1 and len(err.splitlines()) == 1, (code, err)
     assert "No space left on device" in err and "intact" in err, err
     assert ls == listing  # the previous run as it was, no staging folder, no lock
@@ -591,13 +614,6 @@ def test_read_only_folder_by_permissions(toy_run, tmp_path, capsys):
         d.chmod(0o755)
 
 
-def test_zz_tally():
-    """The closing count of the table cases (run the whole module for the full count)."""
-    print(f"\nfault cases: tried {TALLY['tried']}, clean {TALLY['clean']}, "
-          f"traceback {TALLY['traceback']}, wrote something {TALLY['wrote']}")
-    assert TALLY["traceback"] == 0 and TALLY["wrote"] == 0
-
-
 def test_a_swap_killed_halfway_is_undone_by_the_next_writer(toy_run, tmp_path):
     """SIGKILL between swap_in's two renames leaves the old run at .run.old-PID and nothing at
     run: the next process to lock the run puts it back before deciding anything."""
@@ -612,3 +628,11 @@ def test_a_swap_killed_halfway_is_undone_by_the_next_writer(toy_run, tmp_path):
             pass
     assert snapshot(out) == snapshot(toy_run)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_zz_tally():
+    """The closing count of the table cases (run the whole module for the full count)."""
+    print(f"\nfault cases: tried {TALLY['tried']}, clean {TALLY['clean']}, "
+          f"traceback {TALLY['traceback']}, wrote something {TALLY['wrote']}")
+    assert TALLY["traceback"] == 0 and TALLY["wrote"] == 0
+
