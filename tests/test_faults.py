@@ -373,6 +373,18 @@ def test_report_renders_an_incomplete_run(toy_run, tmp_path):
     assert main(["report", str(run)]) == 0 and (run / "report.html").is_file()
 
 
+def test_report_renders_an_interrupted_sweep_from_its_finished_groups(sweep_run, tmp_path):
+    sw = tmp_path / "sw"
+    shutil.copytree(sweep_run, sw)
+    meta = json.loads((sw / "meta.json").read_text())
+    meta["status"] = "interrupted"
+    (sw / "meta.json").write_text(json.dumps(meta))
+    for f in ("table.json", "table.csv", "report.html"):
+        (sw / f).unlink()
+    assert main(["report", str(sw)]) == 0 and (sw / "report.html").is_file()
+    assert not (sw / "table.json").exists()
+
+
 @pytest.mark.parametrize("content", ["[]", '{"points": [0], "rows": []}', None])
 def test_a_corrupt_group_file_is_run_again(sweep_run, tmp_path, capsys, content):
     capsys.readouterr()

@@ -189,18 +189,42 @@ def write_table(out: Path, rows: list[dict]) -> None:
 
 
 def render_sweep_report(out: str | Path) -> Path:
-    from superlens.report.sweep_report import sweep_report_html
-
+    """(Re)write report.html from a sweep directory. An unfinished sweep (no table.json yet) is
+    reported from the groups that finished."""
     from superlens.readers import file_contents, read_meta, read_object, read_rows
+    from superlens.report.sweep_report import sweep_report_html
 
     out = Path(out)
     spec = read_object(out / "config.json", {"study": str, "axes": dict})
     meta = read_meta(out)
-    rows = read_rows(out / "table.json", {"point": int})
-    with file_contents(out / "table.json", "not this sweep's table"):
+    table = out / "table.json"
+    if table.exists() or meta.get("status") == "complete":
+        rows = read_rows(table, {"point": int})
+    else:
+        rows, table = _finished_rows(out), out / "groups"
+    with file_contents(table, "not this sweep's table"):
         html = sweep_report_html(spec, meta, rows, out / "figures")
     atomic_write_text(out / "report.html", html)
     return out / "report.html"
+
+
+def _finished_rows(out: Path) -> list[dict]:
+    """The rows of every well-formed group file of an unfinished sweep, by point."""
+    from superlens.readers import read_object
+
+    rows: list[dict] = []
+    for f in sorted((out / "groups").glob("*.json")):
+        try:
+            g = read_object(f, {"rows": list})
+            if not all(isinstance(r, dict) and isinstance(r.get("point"), int) for r in g["rows"]):
+                raise RunDirError(f"{f}: a row without its point")
+        except RunDirError as e:
+            print(f"superlens: {e}; left out of the report", file=sys.stderr)
+            continue
+        rows += g["rows"]
+    if not rows:
+        raise RunDirError(f"run directory {out}: no finished group yet; nothing to report")
+    return sorted(rows, key=lambda r: r["point"])
 
 
 def run_sweep_cli(ns) -> int:
