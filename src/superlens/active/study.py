@@ -6,6 +6,7 @@ over seeds), figures, report.html. Every stage saves as it finishes; `--resume` 
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,13 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
                             class_names=list(ds.class_names))
                 write_json(work / "config.json", cfg.model_dump(mode="json"))
             write_json(work / "meta.json", meta)
-            metrics = _run_into(cfg, ds, work, seeds, device)
+            try:
+                metrics = _run_into(cfg, ds, work, seeds, device)
+            except KeyboardInterrupt:  # finished steps stay; --resume continues after them
+                meta["status"] = "interrupted"
+                with contextlib.suppress(OSError):
+                    write_json(work / "meta.json", meta)
+                raise
             meta.update(wall_seconds=time.perf_counter() - t_start)
             write_json(work / "meta.json", meta)
             render_active_report(work)

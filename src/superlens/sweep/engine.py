@@ -5,6 +5,7 @@ the same directory skips finished groups, so an interrupted sweep loses nothing 
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import sys
@@ -103,7 +104,8 @@ def _run_into(spec: SweepSpec, out: Path, points: list, groups: list[Group], ses
         raise
     except KeyboardInterrupt:
         meta.update(status="interrupted")
-        write_json(out / "meta.json", meta)
+        with contextlib.suppress(OSError):  # a full disk must not hide the interruption
+            write_json(out / "meta.json", meta)
         raise
     rows = collect(out, groups)
     write_table(out, rows)
