@@ -285,6 +285,23 @@ def test_force_over_a_resumable_run_is_staged_and_swapped(kind, request, tmp_pat
     assert snapshot(tmp_path) == before
 
 
+def test_running_out_of_memory_anyway_is_one_line(workdir, monkeypatch, capsys):
+    """The size estimates are lower bounds: an allocation that still fails is one line, exit 1."""
+    import superlens.toy.study as study
+
+    def oom(*a, **k):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:114] . DefaultCPUAllocator: can't "
+                           "allocate memory: you tried to allocate 800000000000 bytes.")
+
+    monkeypatch.setattr(study, "train_toy", oom)
+    before = snapshot(workdir)
+    code = main(["toy", "--out", "r", *TINY])
+    err = capsys.readouterr().err.strip()
+    record(code == 1 and "out of memory" in err, err, snapshot(workdir) == before)
+    assert code == 1 and "out of memory" in err and len(err.splitlines()) == 1, err
+    assert snapshot(workdir) == before
+
+
 # --- corrupted read-back files -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -184,9 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # a read-only, full or missing location, before the run wrote anything
         print(f"superlens: error: {os_error_line(e)}", file=sys.stderr)
         return 2
-    except MemoryError:
-        print("superlens: error: out of memory (try smaller sizes: batch_size, n_features, "
-              "image_size)", file=sys.stderr)
+    except (MemoryError, RuntimeError) as e:
+        # what the estimates in superlens.limits let through: torch's CPU allocator and CUDA
+        # report running out as RuntimeError (OutOfMemoryError); anything else is a bug to see
+        text = str(e)
+        if not (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+                or "can't allocate memory" in text or "out of memory" in text.lower()):
+            raise
+        print(f"superlens: error: out of memory ({' '.join(text.split())[:160] or 'MemoryError'}); "
+              "try smaller sizes (batch_size, n_features, n_hidden, image_size)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("superlens: interrupted", file=sys.stderr)
