@@ -620,13 +620,21 @@ def test_read_only_and_full_disks_are_one_line(toy_run, tmp_path):
     size = sum(f.stat().st_size for f in toy_run.rglob("*") if f.is_file()) // 1024
     sub = tmp_path / "full"
     sub.mkdir()
-    full = _in_namespace(sub, toy_run, size + 200, False,
-                         {"toy_force": ["toy", "--out", "{mnt}/run", "--force", *TINY]})
+    full = _in_namespace(sub, toy_run, size + 200, False, {
+        "toy_force": ["toy", "--out", "{mnt}/run", "--force", *TINY],
+        "sweep": ["sweep", str(tmp_path / "s.toml"), "--out", "{mnt}/sw", "--workers", "1", "--quiet"],
+        "active": ["active", "--out", "{mnt}/al", *ACTIVE]})
     code, err, ls = full["toy_force"]
     record(code == 1, err, ls == listing)
     assert code == 1 and len(err.splitlines()) == 1, (code, err)
     assert "No space left on device" in err and "intact" in err, err
     assert ls == listing  # the previous run as it was, no staging folder, no lock
+    for name in ("sweep", "active"):  # fresh runs fail mid-run: what finished stays, to resume
+        code, err, ls = full[name]
+        record(code == 1, err, [x for x in ls if x.startswith("run")] == listing)
+        assert code == 1 and len(err.splitlines()) == 1, (name, code, err)
+        assert "No space left on device" in err and "kept" in err, (name, err)
+        assert [x for x in ls if x.startswith("run")] == listing, name
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permissions (the unshare test covers it)")
