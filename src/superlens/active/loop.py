@@ -188,8 +188,10 @@ def _evaluate(cfg: Any, model: nn.Module, x_test: Tensor, y_test: Tensor, norm, 
     return accuracy(probs, y_test), probs, feats
 
 
-def _say(msg: str) -> None:
-    tqdm.write(msg, file=sys.stderr)
+def _say(cfg: Any, msg: str) -> None:
+    """A status line on stderr, unless the run is quiet (progress = false: --quiet, sweeps)."""
+    if getattr(cfg, "progress", True):
+        tqdm.write(msg, file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,7 +229,7 @@ def train_baseline(cfg: Any, ds: ImageDataset, seed: int, out_dir: Path, device:
     done = {"accuracy": acc, "seconds": time.perf_counter() - t0, "train_loss": fit["loss"],
             "n_train": int(ds.train_y.shape[0]), "feature_layer": _feature_layer(cfg), "fingerprint": fp}
     write_json(marker, done)  # last: the completion marker
-    _say(f"[baseline seed {seed}] {done['n_train']} labelled, test accuracy {acc:.4f}, "
+    _say(cfg, f"[baseline seed {seed}] {done['n_train']} labelled, test accuracy {acc:.4f}, "
          f"{done['seconds']:.1f} s")
     return {**done, "test_probs": probs, "test_features": feats, "out_dir": out_dir}
 
@@ -371,7 +373,7 @@ def run_loop(cfg: Any, ds: ImageDataset, strategy: str, seed: int, out_dir: Path
             opt = make_optimizer(model, cfg) if cfg.round_training == "paper" else None
             scaler = make_scaler(device, cfg) if cfg.round_training == "paper" else None
             load_checkpoint(prev / "checkpoint.pt", model, opt, fp, scaler)
-        _say(f"{tag} resuming after round {done - 1}")
+        _say(cfg, f"{tag} resuming after round {done - 1}")
 
     for r in range(done, cfg.rounds + 1):
         t0 = time.perf_counter()
@@ -430,7 +432,7 @@ def run_loop(cfg: Any, ds: ImageDataset, strategy: str, seed: int, out_dir: Path
                 "query_seconds": t_query, "train_loss": fit["loss"], "strategy": strategy, "seed": seed,
                 "feature_layer": _feature_layer(cfg), "fingerprint": fp}
         write_json(rdir / ROUND_MARKER, info)
-        _say(f"{tag} round {r}/{cfg.rounds}: {info['labelled']} labelled, test accuracy {acc:.4f}, "
+        _say(cfg, f"{tag} round {r}/{cfg.rounds}: {info['labelled']} labelled, test accuracy {acc:.4f}, "
              f"loss {fit['loss']:.4f}, {info['seconds']:.1f} s")
         if on_round is not None:
             on_round(r, info)
