@@ -155,6 +155,22 @@ def test_bad_input_is_one_line_and_writes_nothing(name, workdir, capsys):
     assert after == before, set(after) ^ set(before)
 
 
+def test_size_estimates_are_the_documented_sums(monkeypatch):
+    """check_toy_sizes: 8 I n h + I B (3n + h) floats of 4 bytes. For n = 100, h = 10, B = 2048,
+    I = 3: 8*3*100*10 = 24,000 and 3*2048*310 = 1,904,640 floats -> 7,714,560 bytes exactly.
+    check_image_sizes: B (C + 16) side^2 floats: 32 * 19 * 224^2 * 4 = 122,028,032 bytes."""
+    import superlens.limits as limits
+    from superlens.errors import ConfigError
+
+    for need, call in ((7_714_560, lambda: limits.check_toy_sizes(100, 10, 2048, 3)),
+                       (122_028_032, lambda: limits.check_image_sizes(224, 32, 3))):
+        monkeypatch.setattr(limits, "memory_bytes", lambda device="cpu", n=need: n)
+        call()  # fits exactly
+        monkeypatch.setattr(limits, "memory_bytes", lambda device="cpu", n=need: n - 1)
+        with pytest.raises(ConfigError, match="more than this machine's"):
+            call()
+
+
 def test_out_dot_force_keeps_the_working_directory(workdir, capsys):
     """The original data loss: `toy --out . --force` in a folder with other files."""
     before = snapshot(workdir)

@@ -47,24 +47,22 @@ def check_toy_sizes(n_features: int, n_hidden: int, batch_size: int, instances: 
              4 * 2 * I * n * h floats;
     a batch: x, target and output [I, B, n] and the hidden layer [I, B, h], forward only:
              I * B * (3n + h) floats.
-    The larger term names its fields."""
+    Every size field is named: any of them can be the one at fault."""
     weights = 8 * instances * n_features * n_hidden * FLOAT
     batch = instances * batch_size * (3 * n_features + n_hidden) * FLOAT
-    if weights >= batch:
-        check_fits(weights + batch, {"n_features": n_features, "n_hidden": n_hidden},
-                   f"training ({instances} model(s): weights, gradients and Adam state, "
-                   "8 x instances x n_features x n_hidden floats)", device)
-    else:
-        check_fits(weights + batch, {"batch_size": batch_size, "n_features": n_features},
-                   f"one training batch ({instances} model(s) x batch_size x (3 n_features + "
-                   "n_hidden) floats)", device)
+    check_fits(weights + batch, {"n_features": n_features, "n_hidden": n_hidden,
+                                 "batch_size": batch_size},
+               f"training {instances} model(s) (weights, gradients and Adam state ~{gib(weights)}: "
+               f"8 x models x n_features x n_hidden floats; one batch ~{gib(batch)}: models x "
+               "batch_size x (3 n_features + n_hidden) floats)", device)
 
 
-def check_image_sizes(side: int, batch_size: int, channels: int, device: Any = "cpu") -> None:
-    """One training batch of images resized to ``side``: the input [B, C, side, side] and a first
+def check_image_sizes(side: int, batch_size: int, channels: int, device: Any = "cpu",
+                      batch_field: str = "batch_size") -> None:
+    """One batch of images resized to ``side``: the input [B, C, side, side] and a first
     convolution's output, 64 channels at stride 2: B * (C + 16) * side^2 floats (the rest of the
     network only adds to it)."""
     need = batch_size * (channels + 16) * side * side * FLOAT
-    check_fits(need, {"image_size": side, "batch_size": batch_size},
-               "one batch of images at this size (batch_size x (channels + 16) x image_size^2 "
+    check_fits(need, {"image_size": side, batch_field: batch_size},
+               f"one batch of images at this size ({batch_field} x (channels + 16) x image_size^2 "
                "floats: the input and a first 64-channel convolution)", device)

@@ -137,8 +137,11 @@ class RunLock:
         self.fd: int | None = None
 
     def __enter__(self) -> "RunLock":
-        import fcntl
-
+        try:
+            import fcntl
+        except ImportError:  # not POSIX (Windows): no OS lock to take; runs are not guarded
+            self.made = []
+            return self
         self.made = _mkdirs(self.path.parent)
         try:
             while True:

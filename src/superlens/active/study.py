@@ -151,8 +151,9 @@ def preflight_model(cfg: ActiveConfig, ds) -> None:
     from superlens.limits import check_image_sizes
 
     resolve_normalization(cfg.normalize, ds)  # e.g. 3-channel statistics on 1-channel data
-    check_image_sizes(cfg.image_size or ds.image_size, max(cfg.batch_size, cfg.eval_batch_size),
-                      ds.in_channels, pick_device(cfg.device))
+    big = "eval_batch_size" if cfg.eval_batch_size > cfg.batch_size else "batch_size"
+    check_image_sizes(cfg.image_size or ds.image_size, getattr(cfg, big), ds.in_channels,
+                      pick_device(cfg.device), big)
     model = build_model(cfg.model, len(ds.class_names), ds.in_channels, pretrained=cfg.pretrained,
                         weights_path=cfg.weights_path, dropout=cfg.dropout)
     with FeatureHook(model, cfg.feature_layer or default_feature_layer(cfg.model)):
