@@ -56,14 +56,16 @@ def test_sigterm_during_a_staged_run_leaves_nothing(tmp_path):
                          stderr=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline().strip() == "ready"
-        assert (tmp_path / ".run.partial" / "half.txt").is_file()
+        # staging is unique per process, and the run's lock file names its holder
+        assert (tmp_path / f".run.partial-{p.pid}" / "half.txt").is_file()
+        assert (tmp_path / ".run.lock").read_text().strip() == str(p.pid)
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
     finally:
         if p.poll() is None:
             p.kill()
     assert "KeyboardInterrupt" in p.stderr.read()
-    assert sorted(tmp_path.iterdir()) == []  # neither run/ nor .run.partial/
+    assert sorted(tmp_path.iterdir()) == []  # neither run/ nor its staging nor its lock
 
 
 def test_resume_target_must_be_a_run_directory(tmp_path):

@@ -109,10 +109,10 @@ def test_active_strategies_share_one_run_per_seed(capsys, tmp_path):
         cfg = shared_active_config(g)
         assert sorted(cfg.strategies) == ["least-confidence", "random"]
         assert len({p.config.seed for p in g.points}) == 1
-    # a strategy listed twice would run twice in one run: refused before training, naming the points
+    # a strategy listed twice would run twice in one run: refused before training, naming the value
     code, err, out = _run_cli(tmp_path, ACTIVE_HEAD + "[axes]\nstrategy = ['random', 'random']\n",
                               capsys)
-    assert code == 2 and "listed twice" in err and "sweep points 0, 1" in err
+    assert code == 2 and "axis strategy" in err and "'random' appears more than once" in err
     assert not out.exists()
 
 

@@ -12,7 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from superlens.errors import SuperlensError
+from superlens.errors import SuperlensError, os_error_line
+from superlens.runs import check_out
 
 
 def _default(cls, name: str, base: dict | None = None):
@@ -205,6 +206,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="start over, replacing an existing sweep "
                    "directory (default: one with the same spec resumes, another spec is refused)")
     s.add_argument("--quiet", action="store_true", help="no progress bars (default: shown)")
+    s.add_argument("--verbose", action="store_true", help="show Ray's own log lines (default: hidden)")
     return ap
 
 
@@ -216,9 +218,11 @@ def cmd_toy(ns: argparse.Namespace) -> int:
     from superlens.config import ToyConfig, load_config
     from superlens.studies.toy import run_toy
 
+    check_out(ns.out, force=ns.force, inputs=(ns.config,))
     cfg = load_config(ToyConfig, ns.config,
                       _overrides(ns, {"command", "out", "config", "force", "quiet"}))
-    metrics = run_toy(cfg, ns.out, force=ns.force, progress=not ns.quiet, argv=sys.argv)
+    metrics = run_toy(cfg, ns.out, force=ns.force, progress=not ns.quiet, argv=sys.argv,
+                      inputs=(ns.config,))
     print(f"wrote {Path(ns.out) / 'report.html'}  (mse_active_mean={metrics['mse_active_mean']:.4f}, "
           f"gain={metrics['gain_mean']:.3f}, train {metrics['train_seconds']:.1f}s)")
     return 0
@@ -238,22 +242,31 @@ def active_config(ns: argparse.Namespace):
 
 def cmd_active(ns: argparse.Namespace) -> int:
     from superlens.active.study import run_active
+    from superlens.errors import ConfigError
+
+    if ns.force and ns.resume:
+        raise ConfigError("--force and --resume: choose one (--force replaces the run, --resume "
+                          "continues it)")
+    check_out(ns.out, force=ns.force, inputs=(ns.config,))
     from superlens.studies.active import render_active_report
 
     run_active(active_config(ns), ns.out, force=ns.force, resume=ns.resume, argv=sys.argv,
-               render=render_active_report)
+               render=render_active_report, inputs=(ns.config,))
     print(f"wrote {Path(ns.out) / 'report.html'}")
     return 0
 
 
 def cmd_report(ns: argparse.Namespace) -> int:
     from superlens.errors import RunDirError
-    from superlens.runs import read_json
+    from superlens.readers import read_meta
 
     run = Path(ns.run_dir)
+    if not run.is_dir():
+        raise RunDirError(f"run directory {run}: not found" if not run.exists()
+                          else f"run directory {run}: not a directory")
     if not (run / "meta.json").exists():
         raise RunDirError(f"run directory {run}: no meta.json (not a superlens run directory)")
-    kind = read_json(run / "meta.json").get("kind")
+    kind = read_meta(run).get("kind")
     if kind == "toy":
         from superlens.studies.toy import render_toy_report as render
     elif kind == "active":
@@ -280,6 +293,19 @@ def main(argv: list[str] | None = None) -> int:
     except SuperlensError as e:
         print(f"superlens: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # a read-only, full or missing location, before the run wrote anything
+        print(f"superlens: error: {os_error_line(e)}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as e:
+        # what the estimates in superlens.limits let through: torch's CPU allocator and CUDA
+        # report running out as RuntimeError (OutOfMemoryError); anything else is a bug to see
+        text = str(e)
+        if not (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+                or "can't allocate memory" in text or "out of memory" in text.lower()):
+            raise
+        print(f"superlens: error: out of memory ({' '.join(text.split())[:160] or 'MemoryError'}); "
+              "try smaller sizes (batch_size, n_features, n_hidden, image_size)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("superlens: interrupted", file=sys.stderr)
         return 130

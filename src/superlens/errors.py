@@ -1,4 +1,5 @@
 """Errors that the CLI maps to a one-line message and an exit code."""
+import os
 
 
 class SuperlensError(Exception):
@@ -38,3 +39,21 @@ def one_line(e: BaseException, *, bare_superlens: bool = False) -> str:
     if bare_superlens and isinstance(e, SuperlensError):
         return text
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+class RunFault(SuperlensError):
+    """The system failed a run that had started writing (a full disk, a vanished folder): exit 1,
+    and the message says what was kept."""
+
+    exit_code = 1
+
+
+def os_error_line(e: OSError) -> str:
+    """'PATH: plain meaning of the errno' (os.strerror), e.g. 'out/run: Read-only file system'."""
+    meaning = os.strerror(e.errno) if e.errno else (e.strerror or type(e).__name__)
+    where = e.filename if e.filename is not None else None
+    if where is None:
+        return meaning
+    if e.filename2 is not None:
+        return f"{where} -> {e.filename2}: {meaning}"
+    return f"{where}: {meaning}"

@@ -188,8 +188,10 @@ def _evaluate(cfg: ActiveConfig, model: nn.Module, x_test: Tensor, y_test: Tenso
     return accuracy(probs, y_test), probs, feats
 
 
-def _say(msg: str) -> None:
-    tqdm.write(msg, file=sys.stderr)
+def _say(cfg: Any, msg: str) -> None:
+    """A status line on stderr, unless the run is quiet (progress = false: --quiet, sweeps)."""
+    if getattr(cfg, "progress", True):
+        tqdm.write(msg, file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,7 +230,7 @@ def train_baseline(cfg: ActiveConfig, ds: ImageDataset, seed: int, out_dir: Path
     done = {"accuracy": acc, "seconds": time.perf_counter() - t0, "train_loss": fit["loss"],
             "n_train": int(ds.train_y.shape[0]), "feature_layer": _feature_layer(cfg), "fingerprint": fp}
     write_json(marker, done)  # last: the completion marker
-    _say(f"[baseline seed {seed}] {done['n_train']} labelled, test accuracy {acc:.4f}, "
+    _say(cfg, f"[baseline seed {seed}] {done['n_train']} labelled, test accuracy {acc:.4f}, "
          f"{done['seconds']:.1f} s")
     return {**done, "test_probs": probs, "test_features": feats, "out_dir": out_dir}
 
@@ -285,6 +287,7 @@ def check_resumable(cfg: ActiveConfig, baseline_dir: Path, loop_dirs: dict[str, 
     if marker.exists():
         _check_fingerprint(_read_marker(marker).get("fingerprint"),
                            fingerprint(cfg, TRAINING_FIELDS, seed=seed, kind="baseline"), marker)
+        _load_all(Path(baseline_dir))
     for strategy, out_dir in loop_dirs.items():
         out_dir = Path(out_dir)
         done = _finished_rounds(out_dir)
@@ -292,6 +295,8 @@ def check_resumable(cfg: ActiveConfig, baseline_dir: Path, loop_dirs: dict[str, 
         for r in range(done):
             m = _round_dir(out_dir, r) / ROUND_MARKER
             _check_fingerprint(_read_marker(m).get("fingerprint"), fp, m)
+        if done:  # what a resumed loop (or its final collection) reads back
+            _load_all(_round_dir(out_dir, done - 1))
         for d in sorted(out_dir.glob("round_*")) if out_dir.is_dir() else []:
             try:
                 r = int(d.name.split("_", 1)[1])
@@ -300,6 +305,12 @@ def check_resumable(cfg: ActiveConfig, baseline_dir: Path, loop_dirs: dict[str, 
             if r >= done and (d / ROUND_MARKER).exists():
                 raise RunDirError(f"{d}: a finished round after an unfinished one (round {done}); "
                                   "this folder was not written by one run; use a new run directory")
+
+
+def _load_all(folder: Path) -> None:
+    """Every checkpoint of a finished step loads (a truncated one is refused before any write)."""
+    for f in sorted(folder.glob("*.pt")):
+        _load(f, f.stem.replace("_", " "))
 
 
 def _check_strategy(cfg: ActiveConfig, name: str) -> S.Strategy:
@@ -363,7 +374,7 @@ def run_loop(cfg: ActiveConfig, ds: ImageDataset, strategy: str, seed: int, out_
             opt = make_optimizer(model, cfg) if cfg.round_training == "paper" else None
             scaler = make_scaler(device, cfg) if cfg.round_training == "paper" else None
             load_checkpoint(prev / "checkpoint.pt", model, opt, fp, scaler)
-        _say(f"{tag} resuming after round {done - 1}")
+        _say(cfg, f"{tag} resuming after round {done - 1}")
 
     for r in range(done, cfg.rounds + 1):
         t0 = time.perf_counter()
@@ -422,7 +433,7 @@ def run_loop(cfg: ActiveConfig, ds: ImageDataset, strategy: str, seed: int, out_
                 "query_seconds": t_query, "train_loss": fit["loss"], "strategy": strategy, "seed": seed,
                 "feature_layer": _feature_layer(cfg), "fingerprint": fp}
         write_json(rdir / ROUND_MARKER, info)
-        _say(f"{tag} round {r}/{cfg.rounds}: {info['labelled']} labelled, test accuracy {acc:.4f}, "
+        _say(cfg, f"{tag} round {r}/{cfg.rounds}: {info['labelled']} labelled, test accuracy {acc:.4f}, "
              f"loss {fit['loss']:.4f}, {info['seconds']:.1f} s")
         if on_round is not None:
             on_round(r, info)

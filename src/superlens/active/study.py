@@ -6,6 +6,7 @@ over seeds), figures, report.html. Every stage saves as it finishes; `--resume` 
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -17,9 +18,8 @@ from superlens.active.presets import preset, protocol_statement
 from superlens.config import ActiveConfig, load_toml
 from superlens.active.train import _amp
 from superlens.device import choose_threads, pick_device, set_threads
-from superlens.errors import CheckpointError, ConfigError, RunDirError
-from superlens.runs import (base_meta, check_resume_dir, prepare_run_dir, read_json,
-                            sigterm_as_interrupt, write_json)
+from superlens.errors import CheckpointError, ConfigError
+from superlens.runs import base_meta, check_resume_dir, sigterm_as_interrupt, write_json
 
 MEASURE_KEYS = ["accuracy", "cos_mean", "cos_std", "silhouette_tsne", "davies_bouldin_tsne",
                 "silhouette_raw", "davies_bouldin_raw", "effective_rank", "participation_ratio",
@@ -43,9 +43,9 @@ def config_from_cli(preset_name: str | None, config_file: str | None,
 
 
 def _check_resume_config(out: Path, cfg: ActiveConfig) -> None:
-    stored = read_json(out / "config.json")
-    if not isinstance(stored, dict):
-        raise RunDirError(f"{out / 'config.json'}: not a superlens config (expected a JSON object)")
+    from superlens.readers import read_object
+
+    stored = read_object(out / "config.json")
     now = cfg.model_dump(mode="json")
     # amp as it acts on this device: config.json stores the resolved value (false on the CPU), and
     # an older one may hold the flag as given
@@ -54,56 +54,89 @@ def _check_resume_config(out: Path, cfg: ActiveConfig) -> None:
     diff = [k for k in sorted(set(stored) | set(now))
             if k not in RESUME_FREE and stored.get(k) != now.get(k)]
     if diff:
-        k = diff[0]
+        k = "preset" if "preset" in diff else diff[0]  # a preset explains every field it sets
+        more = f" (and {len(diff) - 1} more field(s))" if len(diff) > 1 else ""
         raise ConfigError(f"--resume: {out / 'config.json'} has {k} = {stored.get(k)!r} but this "
-                          f"command gives {now.get(k)!r}; rerun with the same settings")
+                          f"command gives {now.get(k)!r}{more}; rerun with the same settings")
 
 
 def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resume: bool = False,
-               argv: list[str] | None = None, render: Callable[[Path], Any] | None = None) -> dict:
+               argv: list[str] | None = None, render: Callable[[Path], Any] | None = None,
+               inputs: tuple = ()) -> dict:
     """Run (or resume) the study into ``out``; returns metrics. render(out) draws the figures and
     report.html at the end (superlens.studies.active.render_active_report, which the command and
-    sweeps pass: the report layer sits above this package)."""
-    from superlens.active.data import load_dataset
-    from superlens.active.loop import check_resumable, run_loop, train_baseline, validate_plan
+    sweeps pass: the report layer sits above this package).
 
+    Everything that can be wrong with the input is checked before the first write; the run's lock
+    is held throughout (one writer per run directory). A fresh run writes ``out`` in place (an
+    interrupted one stays there to --resume); ``force`` over an existing run builds the new one
+    beside it and swaps it in only when complete."""
+    from superlens.active.data import load_dataset
+    from superlens.active.loop import check_resumable, validate_plan
+    from superlens.runs import RunLock, check_out, check_run_dir, open_run_dir
+
+    if force and resume:
+        raise ConfigError("--force and --resume: choose one (--force replaces the run, --resume "
+                          "continues it)")
     t_start = time.perf_counter()
     device = pick_device(cfg.device)
-    out = Path(out)
+    out = check_out(out, force=force, inputs=(*inputs, cfg.data_dir, cfg.weights_path))
     # a --resume target must be empty/missing or a superlens active run; refuse anything else early
-    resuming = check_resume_dir(out, kind="active") if resume else False
-    # everything that can be wrong with the input is checked before the run directory is touched
+    check_resume_dir(out, kind="active") if resume else check_run_dir(out, force)
     ds = load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download, seed=cfg.seed,
-                      test_fraction=cfg.test_fraction)
+                      test_fraction=cfg.test_fraction, progress=cfg.progress)
     side = cfg.image_size or ds.image_size
     # ~ activation elements of a first conv layer: small models run faster on one thread
     threads = set_threads(choose_threads(cfg.threads, cfg.batch_size * 64 * side * side))
     validate_plan(cfg, int(ds.train_y.shape[0]))
     preflight_model(cfg, ds)
     seeds = [cfg.seed + i for i in range(cfg.seeds)]
-    if resuming:
-        # every check of what is already there comes before the first write: a refused resume
-        # leaves the run directory byte for byte as it was
-        _check_resume_config(out, cfg)
-        for seed in seeds:
-            check_resumable(cfg, out / "baseline" / f"seed{seed}",
-                            {n: out / "al" / n / f"seed{seed}" for n in cfg.strategies}, seed)
-        meta = read_json(out / "meta.json")
-    out = prepare_run_dir(out, force=force, resume=resume)
-    if resuming:  # the original meta stays; this session is recorded beside it
-        prev = meta.get("resumed_at", [])
-        meta["resumed_at"] = [*(prev if isinstance(prev, list) else [prev]),
-                              time.strftime("%Y-%m-%dT%H:%M:%S%z")]
-        meta["status"] = "running"
-    else:
-        meta = base_meta(str(device), threads, seeds, argv)
-        meta.update(kind="active", protocol=protocol_statement(cfg), dataset=ds.name,
-                    n_train=int(ds.train_y.shape[0]), n_test=int(ds.test_y.shape[0]),
-                    class_names=list(ds.class_names))
-        # resolved, as meta.json: the device, thread count and mixed precision this run used
-        write_json(out / "config.json", {**cfg.model_dump(mode="json"), "device": str(device),
-                                         "threads": threads, "amp": _amp(device, cfg.amp)})
-    write_json(out / "meta.json", meta)
+    with RunLock(out):
+        # again under the lock: another process may have written it meanwhile
+        resuming = check_resume_dir(out, kind="active") if resume else check_run_dir(out, force)
+        if resuming:
+            # every check of what is already there comes before the first write: a refused resume
+            # leaves the run directory byte for byte as it was
+            _check_resume_config(out, cfg)
+            for seed in seeds:
+                check_resumable(cfg, out / "baseline" / f"seed{seed}",
+                                {n: out / "al" / n / f"seed{seed}" for n in cfg.strategies}, seed)
+            from superlens.readers import read_meta
+
+            meta = read_meta(out)
+        with open_run_dir(out, force=force) as work:
+            if resuming:  # the original meta stays; this session is recorded beside it
+                prev = meta.get("resumed_at", [])
+                meta["resumed_at"] = [*(prev if isinstance(prev, list) else [prev]),
+                                      time.strftime("%Y-%m-%dT%H:%M:%S%z")]
+                meta["status"] = "running"
+            else:
+                meta = base_meta(str(device), threads, seeds, argv)
+                meta.update(kind="active", protocol=protocol_statement(cfg), dataset=ds.name,
+                            n_train=int(ds.train_y.shape[0]), n_test=int(ds.test_y.shape[0]),
+                            class_names=list(ds.class_names))
+                # resolved, as meta.json: the device, thread count and mixed precision this run used
+                write_json(work / "config.json", {**cfg.model_dump(mode="json"), "device": str(device),
+                                                  "threads": threads, "amp": _amp(device, cfg.amp)})
+            write_json(work / "meta.json", meta)
+            try:
+                metrics = _run_into(cfg, ds, work, seeds, device)
+            except KeyboardInterrupt:  # finished steps stay; --resume continues after them
+                meta["status"] = "interrupted"
+                with contextlib.suppress(OSError):
+                    write_json(work / "meta.json", meta)
+                raise
+            meta.update(wall_seconds=time.perf_counter() - t_start)
+            write_json(work / "meta.json", meta)
+            if render is not None:
+                render(work)
+            meta["status"] = "complete"  # set last: a run whose report failed is not complete
+            write_json(work / "meta.json", meta)
+    return metrics
+
+
+def _run_into(cfg: ActiveConfig, ds, out: Path, seeds: list[int], device: torch.device) -> dict:
+    from superlens.active.loop import run_loop, train_baseline
 
     with sigterm_as_interrupt():  # a SIGTERM stops like Ctrl-C; finished steps stay resumable
         for seed in seeds:
@@ -116,18 +149,22 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
                 _measure(cfg, ds, al_dir, res, name, seed, out)
     metrics = aggregate(out, cfg, seeds)
     write_json(out / "metrics.json", metrics)
-    meta.update(status="complete", wall_seconds=time.perf_counter() - t_start)
-    write_json(out / "meta.json", meta)
-    if render is not None:
-        render(out)
     return metrics
 
 
 def preflight_model(cfg: ActiveConfig, ds) -> None:
-    """Build the model once (weights loaded, feature layer looked up) so that a missing weights file
-    or a wrong layer name fails before anything is written."""
+    """Build the model once (weights loaded, feature layer looked up), and check the normalisation
+    against the data and the image size against memory, so that these fail before anything is
+    written."""
     from superlens.active.models import FeatureHook, build_model, default_feature_layer
 
+    from superlens.active.data import resolve_normalization
+    from superlens.limits import check_image_sizes
+
+    resolve_normalization(cfg.normalize, ds)  # e.g. 3-channel statistics on 1-channel data
+    big = "eval_batch_size" if cfg.eval_batch_size > cfg.batch_size else "batch_size"
+    check_image_sizes(cfg.image_size or ds.image_size, getattr(cfg, big), ds.in_channels,
+                      pick_device(cfg.device), big)
     model = build_model(cfg.model, len(ds.class_names), ds.in_channels, pretrained=cfg.pretrained,
                         weights_path=cfg.weights_path, dropout=cfg.dropout)
     with FeatureHook(model, cfg.feature_layer or default_feature_layer(cfg.model)):
@@ -210,9 +247,12 @@ def _measure(cfg: ActiveConfig, ds, model_dir: Path, result: dict, name: str, se
 
 def aggregate(out: Path, cfg: ActiveConfig, seeds: list[int]) -> dict:
     """metrics[model] = {measure: mean, measure_std: std over seeds, rounds: [...], per_seed: {...}}."""
+    from superlens.readers import read_object
+
     metrics: dict[str, Any] = {}
     for name in ["baseline", *cfg.strategies]:
-        per_seed = [read_json(out / "measures" / f"{name}_seed{s}.json") for s in seeds]
+        per_seed = [read_object(out / "measures" / f"{name}_seed{s}.json",
+                                {"measures": dict, "rounds": list}) for s in seeds]
         entry: dict[str, Any] = {}
         keys = per_seed[0]["measures"].keys()
         for k in keys:

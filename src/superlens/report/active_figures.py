@@ -13,8 +13,9 @@ from superlens.report.plotting import plt, save
 
 
 def _load(out: Path, name: str, seed: int) -> dict:
-    with np.load(out / "measures" / f"{name}_seed{seed}.npz") as z:
-        return {k: z[k] for k in z.files}
+    from superlens.readers import read_npz
+
+    return read_npz(out / "measures" / f"{name}_seed{seed}.npz")
 
 
 def _rebin(counts: np.ndarray, edges: np.ndarray, factor: int = 20):

@@ -8,20 +8,27 @@ from pathlib import Path
 import torch
 
 from superlens.config import ActiveConfig
-from superlens.runs import atomic_write_text, read_json
+from superlens.runs import atomic_write_text
 from superlens.studies.base import SweepStudy, rows_base
 
 
 def render_active_report(out: str | Path) -> Path:
-    """(Re)draw figures and report.html from a run directory, without training."""
+    """(Re)draw figures and report.html from a run directory, without training; every file is read
+    and checked (one line naming the file on a wrong shape) before the first figure is drawn."""
+    from superlens.readers import check_object, file_contents, read_meta, read_object
     from superlens.report.active_figures import make_active_figures
     from superlens.report.active_report import active_report_html
 
     out = Path(out)
-    config, meta = read_json(out / "config.json"), read_json(out / "meta.json")
-    metrics = read_json(out / "metrics.json")
-    figures = make_active_figures(out, config, meta, metrics, out / "figures")
-    html = active_report_html(config, meta, metrics, out / "figures", figures)
+    config = read_object(out / "config.json", {"dataset": str, "strategies": list})
+    meta = read_meta(out)
+    check_object(out / "meta.json", meta, {"seeds": list})
+    metrics = read_object(out / "metrics.json", {"baseline": dict})
+    for name in config["strategies"]:
+        check_object(out / "metrics.json", metrics, {str(name): dict})
+    with file_contents(out / "metrics.json", "not the metrics of this run"):
+        figures = make_active_figures(out, config, meta, metrics, out / "figures")
+        html = active_report_html(config, meta, metrics, out / "figures", figures)
     atomic_write_text(out / "report.html", html)
     return out / "report.html"
 

@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from superlens.config import ToyConfig
 from superlens.device import choose_threads, pick_device, set_threads
 from superlens.errors import ConfigError, RunDirError
-from superlens.runs import StagedRunDir, atomic_write_bytes, base_meta, read_json, write_json
+from superlens.runs import StagedRunDir, atomic_write_bytes, base_meta, write_json
 from superlens.studies.base import SweepStudy, rows_base, threads_for
 from superlens.toy.geometry import geometry_summary
 from superlens.toy.models import MLPParams
@@ -52,16 +52,20 @@ def train_toy(cfg: ToyConfig, device: torch.device, progress: bool = True,
 
 
 def run_toy(cfg: ToyConfig, out: str | Path, *, force: bool = False, progress: bool = True,
-            argv: list[str] | None = None) -> dict:
+            argv: list[str] | None = None, inputs: tuple = ()) -> dict:
     """Train, analyse and report into run directory ``out``. Returns metrics.
 
     The directory is built beside ``out`` and moved into place when complete: an interrupted or
     failed run leaves nothing behind, and an existing ``out`` is refused unless ``force``.
     """
+    from superlens.limits import check_toy_sizes
+
     t_start = time.perf_counter()
     device = pick_device(cfg.device)
+    check_toy_sizes(cfg.n_features, cfg.n_hidden, cfg.batch_size, cfg.seeds, device)
+    staged = StagedRunDir(out, force, inputs=inputs)  # refuses a wrong --out before training
     threads = set_threads(choose_threads(cfg.threads, cfg.seeds * cfg.batch_size * cfg.n_features))
-    with StagedRunDir(out, force) as tmp:
+    with staged as tmp:
         metrics = _run_into(cfg, tmp, device, threads, progress, argv, t_start)
     return metrics
 
@@ -110,8 +114,7 @@ def _run_into(cfg: ToyConfig, out: Path, device: torch.device, threads: int, pro
     write_json(out / "metrics.json", metrics)
     # wall_seconds is set before rendering, because the report reads it from meta.json; the time
     # the rendering itself takes is added afterwards as report_seconds
-    meta.update(status="complete", train_seconds=train_seconds,
-                analysis_seconds=time.perf_counter() - t_an,
+    meta.update(train_seconds=train_seconds, analysis_seconds=time.perf_counter() - t_an,
                 wall_seconds=time.perf_counter() - t_start)
     write_json(out / "meta.json", meta)
     t_rep = time.perf_counter()
@@ -119,29 +122,43 @@ def _run_into(cfg: ToyConfig, out: Path, device: torch.device, threads: int, pro
         print(f"analysed in {meta['analysis_seconds']:.0f} s; drawing figures and writing "
               "report.html ...", file=sys.stderr, flush=True)
     render_toy_report(out)
-    meta["report_seconds"] = time.perf_counter() - t_rep
+    # "complete" is set last: a run whose report failed is not complete
+    meta.update(status="complete", report_seconds=time.perf_counter() - t_rep)
     write_json(out / "meta.json", meta)
     return metrics
 
 
 def render_toy_report(out: str | Path) -> Path:
     """(Re)draw figures and report.html from a finished run directory, without training."""
+    from superlens.readers import NUMBER, check_object, file_contents, read_meta, read_object
     from superlens.report.toy_figures import make_toy_figures, plot_frame_geometry
     from superlens.report.toy_report import toy_report_html
     from superlens.runs import atomic_write_text
     from superlens.toy.record import ToyAnalysis
 
     out = Path(out)
-    config, meta = read_json(out / "config.json"), read_json(out / "meta.json")
-    metrics = read_json(out / "metrics.json")
-    analysis = ToyAnalysis.from_dict(read_json(out / "analysis.json"))
-    figures = make_toy_figures(analysis, out / "figures")
+    # every file is read and checked before the first figure is drawn
+    config = read_object(out / "config.json", {"n_features": int, "n_hidden": int, "p": NUMBER,
+                                               "loss_power": NUMBER})
+    meta = read_meta(out)
+    metrics = read_object(out / "metrics.json", {"mse_active_mean": (*NUMBER, type(None)),
+                                                 "gain_mean": (*NUMBER, type(None))})
+    with file_contents(out / "analysis.json", "not a toy analysis"):
+        analysis = ToyAnalysis.from_dict(read_object(out / "analysis.json"))
+    geo = None
     if (out / "geometry.json").exists():
-        name = plot_frame_geometry(read_json(out / "geometry.json"), out / "figures" / "toy_frame.png")
+        geo = read_object(out / "geometry.json", {"W": dict})
+        check_object(out / "geometry.json", geo["W"], {"gram_spectrum": list})
+    with file_contents(out / "analysis.json", "not a toy analysis"):
+        figures = make_toy_figures(analysis, out / "figures")
+    if geo is not None:
+        with file_contents(out / "geometry.json", "not a frame-geometry summary"):
+            name = plot_frame_geometry(geo, out / "figures" / "toy_frame.png")
         figures.append((name, "Open question 2 — feature geometry: the Gram spectrum of W_in's unit "
                               "columns and the worst pair, against random and near-equiangular frames "
                               "of the same shape (seed 0)."))
-    html = toy_report_html(config, meta, metrics, analysis, out / "figures", figures)
+    with file_contents(out / "metrics.json", "not the metrics of a toy run"):
+        html = toy_report_html(config, meta, metrics, analysis, out / "figures", figures)
     atomic_write_text(out / "report.html", html)
     return out / "report.html"
 

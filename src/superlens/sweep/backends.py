@@ -10,9 +10,15 @@ passed to the runner as options["thread_budget"] and recorded with the group's r
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
+import sys
+import tempfile
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable
 
@@ -81,7 +87,9 @@ def run_local(study: str, groups: list[Group], options: dict, done: Done, worker
         return
     import multiprocessing as mp
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
+    ex = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                             initializer=_worker_init, initargs=(os.getpid(),))
+    try:
         futs = {ex.submit(_group_call, study, g, opts): g for g in groups}
         for f in as_completed(futs):
             try:
@@ -90,7 +98,49 @@ def run_local(study: str, groups: list[Group], options: dict, done: Done, worker
                 failures.append((futs[f], e))
                 continue
             done(futs[f], res)
+    except BaseException:
+        # Ctrl-C, SIGTERM or a failed save: the workers' groups are lost anyway, so stop them now
+        # instead of waiting for them (what the executor's own shutdown would do)
+        _kill_pool(ex)
+        raise
+    ex.shutdown()
     _raise_failures(failures, len(groups))
+
+
+def _kill_pool(ex: ProcessPoolExecutor) -> None:
+    procs = list((getattr(ex, "_processes", None) or {}).values())
+    for proc in procs:
+        with contextlib.suppress(OSError, ValueError):
+            proc.kill()
+    ex.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        with contextlib.suppress(OSError, ValueError, AssertionError):
+            proc.join(timeout=10)
+
+
+def _worker_init(parent: int) -> None:
+    """In each pool worker: die with the parent, even when it is SIGKILLed (which no handler
+    sees). Linux: the kernel sends SIGKILL when the parent exits (PR_SET_PDEATHSIG); elsewhere, and
+    as a fallback, a watchdog thread polls the parent PID. Ctrl-C is the parent's to handle: it
+    stops the workers itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            PR_SET_PDEATHSIG = 1
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
+                     name="superlens-parent-watchdog").start()
+
+
+def _watch_parent(parent: int, every_s: float = 1.0) -> None:
+    while True:
+        time.sleep(every_s)
+        if os.getppid() != parent:
+            os._exit(1)
 
 
 # --- Ray ----------------------------------------------------------------------------------------
@@ -137,8 +187,9 @@ def probe_ray_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
 class RaySession:
     """A connection to Ray made before the sweep writes anything; close() shuts down what it started."""
 
-    def __init__(self, address: str | None, workers: int | None) -> None:
+    def __init__(self, address: str | None, workers: int | None, verbose: bool = False) -> None:
         _quiet_ray_env()
+        self.verbose = verbose
         try:
             import ray
         except ImportError:
@@ -167,17 +218,42 @@ class RaySession:
                 probe_ray_address(target)
             kw.pop("include_dashboard")
             try:
-                ray.init(address=address, **kw)
+                with _stderr_to_log(verbose):
+                    ray.init(address=address, **kw)
             except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
                 raise BackendError(f"ray address {address}: cannot connect ({_one_line(e)})") from None
         else:
-            ray.init(num_cpus=workers or os.cpu_count(), **kw)
+            with _stderr_to_log(verbose):
+                ray.init(num_cpus=workers or os.cpu_count(), **kw)
         self.started_here = True
 
     def close(self) -> None:
         if self.started_here:
-            self.ray.shutdown()
+            with _stderr_to_log(self.verbose):
+                self.ray.shutdown()
             self.started_here = False
+
+
+@contextlib.contextmanager
+def _stderr_to_log(verbose: bool):
+    """Ray's C++ core writes its own log lines (logging.cc, client warnings) straight to file
+    descriptor 2; unless ``verbose``, they go to a temporary file for the duration of the block
+    and are dropped (a failure is still reported by the exception, in one line)."""
+    if verbose:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as log:
+            os.dup2(log.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 def _task_cpus(ray, n_groups: int) -> int:
@@ -201,15 +277,23 @@ def run_ray(study: str, groups: list[Group], options: dict, done: Done, session:
     task = ray.remote(num_cpus=cpus, num_gpus=gpus)(_group_call)
     pending = {task.remote(study, g, opts): g for g in groups}
     failures: list[tuple[Group, BaseException]] = []
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        for ref in ready:
-            g = pending.pop(ref)
-            try:
-                res = ray.get(ref)
-            except Exception as e:  # noqa: BLE001 - RayTaskError wraps the task's own error
-                cause = getattr(e, "cause", None)
-                failures.append((g, cause if isinstance(cause, BaseException) else e))
-                continue
-            done(g, res)
+    try:
+        while pending:
+            # with a timeout: a blocking wait in Ray's C++ core would hold off SIGTERM / Ctrl-C
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            for ref in ready:
+                g = pending.pop(ref)
+                try:
+                    res = ray.get(ref)
+                except Exception as e:  # noqa: BLE001 - RayTaskError wraps the task's own error
+                    cause = getattr(e, "cause", None)
+                    failures.append((g, cause if isinstance(cause, BaseException) else e))
+                    continue
+                done(g, res)
+    except BaseException:
+        # interrupted (or a failed save): no task outlives the sweep, also on a shared cluster
+        for ref in pending:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        raise
     _raise_failures(failures, len(groups))

@@ -72,6 +72,11 @@ def axis_values(name: str, spec: Any) -> list[Any]:
                           f"got {spec!r}")
     if not vals:
         raise ConfigError(f"axis {name}: empty (it needs at least one value)")
+    seen: list[Any] = []
+    for v in vals:  # the same point twice would train twice and collide in the table
+        if any(v == s for s in seen):
+            raise ConfigError(f"axis {name}: value {v!r} appears more than once")
+        seen.append(v)
     return vals
 
 
