@@ -55,6 +55,10 @@ class SweepStudy:
     def check_groups(self, groups: list["Group"], check: Callable[[BaseConfig, str], None]) -> None:
         """Checks that concern a whole group (points that run as one)."""
 
+    def check_sizes(self, groups: list["Group"]) -> None:
+        """The groups' tensors fit in memory, estimated from the configs before anything is written
+        (studies whose group trains as one tensor program override this)."""
+
     def run_group(self, group: "Group", options: dict) -> dict:
         """{"rows": one flat row per point, "point_metrics": {point index: its metrics}, "threads"}."""
         raise NotImplementedError
@@ -76,3 +80,19 @@ def threads_for(requested: int | None, work_elements: int, options: dict) -> int
 def rows_base(group: "Group") -> list[dict]:
     """One row per point: its index in the grid and its axis values."""
     return [{"point": p.index, **p.values} for p in group.points]
+
+
+def check_instance_sizes(groups: list["Group"]) -> None:
+    """Toy and TMS groups train their points together: the group's tensors must fit."""
+    from superlens.device import pick_device
+    from superlens.errors import ConfigError
+    from superlens.limits import check_toy_sizes
+
+    for g in groups:
+        c = g.points[0].config
+        try:
+            check_toy_sizes(c.n_features, c.n_hidden, c.batch_size, len(g.points),
+                            pick_device(c.device))
+        except ConfigError as e:
+            pts = ", ".join(str(p.index) for p in g.points)
+            raise ConfigError(f"sweep point(s) {pts}: {e}") from None

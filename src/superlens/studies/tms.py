@@ -9,7 +9,7 @@ import torch
 
 from superlens.config import TMSConfig
 from superlens.device import pick_device
-from superlens.studies.base import SweepStudy, rows_base, threads_for
+from superlens.studies.base import SweepStudy, check_instance_sizes, rows_base, threads_for
 
 
 class TMSSweep(SweepStudy):
@@ -18,6 +18,9 @@ class TMSSweep(SweepStudy):
     instance_fields = frozenset({"p", "importance_decay", "lr", "seed"})
     table_columns = ["point", "n_features", "n_hidden", "p", "importance_decay", "seed", "phase",
                      "n_represented", "dims_per_feature", "loss"]
+
+    def check_sizes(self, groups: list) -> None:
+        check_instance_sizes(groups)
 
     def run_group(self, group, options: dict) -> dict:
         from superlens.measures.dimensionality import (GEOMETRIES, dimensions_per_feature,

@@ -14,7 +14,7 @@ from superlens.config import ToyConfig
 from superlens.device import choose_threads, pick_device, set_threads
 from superlens.errors import ConfigError, RunDirError
 from superlens.runs import StagedRunDir, atomic_write_bytes, base_meta, write_json
-from superlens.studies.base import SweepStudy, rows_base, threads_for
+from superlens.studies.base import SweepStudy, check_instance_sizes, rows_base, threads_for
 from superlens.toy.geometry import geometry_summary
 from superlens.toy.models import MLPParams
 from superlens.toy.theory import eval_samples_for
@@ -181,6 +181,9 @@ class ToySweep(SweepStudy):
                      "gain_std", "frac_ignored", "mse_active_mean", "mse_active_cv",
                      "improvement_over_naive", "isolated_mse_mean", "interference_share", "optimal_gain",
                      "abs_cos_mean"]
+
+    def check_sizes(self, groups: list) -> None:
+        check_instance_sizes(groups)
 
     def point_defaults(self, spec) -> dict:
         opt_eval = spec.options.eval_samples

@@ -16,6 +16,7 @@ from superlens.config import SweepSpec
 from superlens.errors import ConfigError, RunDirError
 from superlens.runs import atomic_write_text, base_meta, read_json, write_json
 from superlens.sweep.grid import Group, expand, group_points, load_spec
+from superlens.studies import sweep_study
 
 
 def run_sweep(spec: SweepSpec, out: str | Path, *, backend: str = "local", address: str | None = None,
@@ -40,7 +41,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, backend: str = "local", addre
     out = check_out(out, force=force, inputs=inputs)
     points = expand(spec)  # every point validated before anything is written
     groups = group_points(spec.study, points)
-    _check_sizes(spec.study, groups)
+    sweep_study(spec.study).check_sizes(groups)
     check_out(out, force=force, inputs=(*inputs, *_point_inputs(points)))
     spec_json = spec.model_dump(mode="json")
     _check_same_spec(out, spec_json, force)
@@ -133,23 +134,6 @@ def _point_inputs(points: list) -> set[str]:
             if (v := getattr(p.config, k, None))}
 
 
-def _check_sizes(study: str, groups: list[Group]) -> None:
-    """Toy and TMS groups train their points together: the group's tensors must fit."""
-    if study not in ("toy", "tms"):
-        return
-    from superlens.device import pick_device
-    from superlens.limits import check_toy_sizes
-
-    for g in groups:
-        c = g.points[0].config
-        try:
-            check_toy_sizes(c.n_features, c.n_hidden, c.batch_size, len(g.points),
-                            pick_device(c.device))
-        except ConfigError as e:
-            pts = ", ".join(str(p.index) for p in g.points)
-            raise ConfigError(f"sweep point(s) {pts}: {e}") from None
-
-
 def _group_done(out: Path, g: Group) -> bool:
     """A group whose file is on disk and well formed is done; a corrupt one is run again."""
     from superlens.readers import read_group
@@ -195,7 +179,7 @@ def render_sweep_report(out: str | Path) -> Path:
     reported from the groups that finished."""
     from superlens.readers import file_contents, read_meta, read_object, read_rows
     from superlens.report.sweep_report import sweep_report_html
-    from superlens.studies import sweep_study
+
 
     out = Path(out)
     spec = read_object(out / "config.json", {"study": str, "axes": dict})
