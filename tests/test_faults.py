@@ -254,7 +254,7 @@ def test_force_keeps_the_old_run_when_the_new_one_fails(toy_run, tmp_path, monke
     out = tmp_path / "run"
     shutil.copytree(toy_run, out)
     before = snapshot(tmp_path)
-    import superlens.toy.study as study
+    import superlens.studies.toy as study
 
     def boom(*a, **k):
         raise OSError(28, "No space left on device")  # a write(2) failing on a full disk
@@ -303,7 +303,7 @@ def test_force_over_a_resumable_run_is_staged_and_swapped(kind, request, tmp_pat
 
 def test_running_out_of_memory_anyway_is_one_line(workdir, monkeypatch, capsys):
     """The size estimates are lower bounds: an allocation that still fails is one line, exit 1."""
-    import superlens.toy.study as study
+    import superlens.studies.toy as study
 
     def oom(*a, **k):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:114] . DefaultCPUAllocator: can't "
