@@ -68,6 +68,8 @@ def pages(tmp_path_factory):
     pages["active_config"] = json.loads((d / "active" / "config.json").read_text())
     pages["toy_metrics"] = json.loads((d / "toy" / "metrics.json").read_text())
     pages["toy_sweep_rows"] = json.loads((d / "toy_sweep" / "table.json").read_text())
+    pages["tms_points"] = [json.loads(f.read_text())
+                           for f in sorted((d / "sweep" / "points").glob("*/metrics.json"))]
     return pages
 
 
@@ -131,3 +133,31 @@ def test_geometry_answer_names_the_nearer_reference():
         {**base, "geometry_max_abs_cos": 0.5, "geometry_spectrum_cv": 0.05})
     assert "between" in geometry_answer({**base, "geometry_max_abs_cos": 0.5, "geometry_spectrum_cv": 0.27})
     assert geometry_answer({}) == ""
+
+
+def test_tms_sweep_has_one_definition_of_represented(pages):
+    """Geometry classes come from W with the phase's norm threshold: a feature is named "not
+    represented" exactly when it is not counted in n_represented (the figure titles' count)."""
+    assert pages["tms_points"]
+    for m in pages["tms_points"]:
+        named = sum(c != "0: not represented" for c in m["geometry_classes"])
+        assert named == m["n_represented"]
+        assert m["n_not_represented"] == m["n_features"] - m["n_represented"]
+
+
+def test_phase_regions_merge_neighbours_and_pick():
+    from superlens.report.sweep_report import phase_regions
+
+    def r(h, p, phase, seed=0, loss=1.0):
+        return {"n_hidden": h, "p": p, "phase": phase, "seed": seed, "loss": loss}
+
+    rows = [r(5, 0.01, "a"), r(5, 0.1, "a"), r(5, 1.0, "b"), r(5, 0.03, "a"),
+            r(10, 0.01, "b"), r(10, 0.01, "b", 1), r(10, 0.01, "a", 2, loss=0.1)]
+    regions = phase_regions(rows, "p", ["n_hidden"])
+    got = [(g["by"]["n_hidden"], g["lo"], g["hi"], g["phase"], g["cells"], g["agree"], g["seeds"])
+           for g in regions]
+    assert got == [(5, 0.01, 0.1, "a", 3, 3, 3), (5, 1.0, 1.0, "b", 1, 1, 1),
+                   (10, 0.01, 0.01, "b", 1, 2, 3)]
+    # the best-trained seed decides instead of the majority
+    best = phase_regions(rows, "p", ["n_hidden"], pick="min_loss")
+    assert best[-1]["phase"] == "a" and best[-1]["agree"] == 1

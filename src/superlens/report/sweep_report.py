@@ -247,6 +247,15 @@ def tms_sections(rows: list[dict]) -> list[str]:
                 geometry_table(rows))]
 
 
+def axis_text(v) -> str:
+    """An axis as the spec gives it, in words: a list, or {log|linear = [lo, hi], num = N}."""
+    if isinstance(v, dict) and "num" in v and ("log" in v or "linear" in v):
+        kind = "log" if "log" in v else "linear"
+        lo, hi = v[kind]
+        return f"{v['num']} {kind}-spaced values from {lo:g} to {hi:g}"
+    return ", ".join(_val(x) for x in v) if isinstance(v, list) else str(v)
+
+
 def sweep_report_html(spec: dict, meta: dict, rows: list[dict], fig_dir: Path, study) -> str:
     """The sweep's report; `study` is its adapter (superlens.studies), which adds its own sections,
     figures and table columns."""
@@ -254,7 +263,8 @@ def sweep_report_html(spec: dict, meta: dict, rows: list[dict], fig_dir: Path, s
     intro = section("What ran", para(
         f"Study {name}: {meta.get('n_points')} points in {meta.get('n_groups')} groups "
         f"({study.point_words}), backend "
-        + f"{meta.get('backend')}. Axes: " + "; ".join(f"{k} = {v}" for k, v in spec["axes"].items())
+        + f"{meta.get('backend')}. Axes: " + "; ".join(f"{k} = {axis_text(v)}"
+                                                     for k, v in spec["axes"].items())
         + ". Base: " + ", ".join(f"{k} = {v}" for k, v in spec["base"].items()) + "."))
     sections, figs = study.report_sections(rows, fig_dir)
     summary = phase_summary_section(rows, spec, getattr(study, "phase_pick", "majority"))
@@ -347,19 +357,18 @@ def phase_summary_section(rows: list[dict], spec: dict, pick: str = "majority") 
     regions = phase_regions(rows, along, by, pick)
     geo = any(k in rows[0] for k, _ in GEOMETRY_COLS)
     words = TMS_PHASE_WORDS if "n_represented" in rows[0] else PHASES
-    head = ["where", "phase", "points agreeing", "what it means"] + (["feature geometry"] if geo else [])
-    body = ["<div class=\"wide\"><table class=\"verdicts\"><tr>"
+    head = ["where", "phase", "points agreeing"] + (["feature geometry (deciding seed)"] if geo else [])
+    body = ["<div class=\"wide\"><table class=\"verdicts phases\"><tr>"
             + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>"]
     for g in regions:
         where = ", ".join(f"{k} = {_val(v)}" for k, v in g["by"].items())
         span = (f"{along} = {_val(g['lo'])}" if g["lo"] == g["hi"]
                 else f"{along} {_val(g['lo'])} – {_val(g['hi'])} ({g['cells']} values)")
-        cells = [f'<td class="claim">{rich(", ".join(x for x in (where, span) if x))}</td>',
+        cells = [f'<td class="where">{rich(", ".join(x for x in (where, span) if x))}</td>',
                  f"<td>{verdict_badge(g['phase'])}</td>",
-                 f'<td class="num">{g["agree"]} of {g["seeds"]}</td>',
-                 f'<td class="why">{rich(words.get(g["phase"], ""))}</td>']
+                 f'<td class="num">{g["agree"]} of {g["seeds"]}</td>']
         if geo:
-            cells.append(f"<td>{rich(_geometry_text(g['rows'], along))}</td>")
+            cells.append(f'<td class="why">{rich(_geometry_text(g["rows"], along))}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     counts = defaultdict(int)
     for g in regions:
@@ -369,9 +378,11 @@ def phase_summary_section(rows: list[dict], spec: dict, pick: str = "majority") 
            "minimum" if pick == "min_loss" else "the majority of a cell's seeds decides it")
     lead = (f"{n_cells} cells ({len(rows)} points): "
             + ", ".join(f"{c} {ph}" for ph, c in sorted(counts.items(), key=lambda kv: -kv[1]))
-            + f". Along {along}, neighbouring values with the same phase are merged; {how}. "
-              "The rules of each phase are under Phase classes below.")
-    return section("Phase summary", para(lead), "\n".join(body) + "</table></div>")
+            + f". Along {along}, neighbouring values with the same phase are merged; {how}; points "
+              "agreeing counts the points (seeds × values) whose own phase is the region's.")
+    legend = para("What each phase means: " + "; ".join(
+        f"{ph}: {words.get(ph, '')}" for ph in sorted(counts)) + " (rules under Phase classes below).")
+    return section("Phase summary", para(lead), "\n".join(body) + "</table></div>", legend)
 
 
 def symbols_section(rows: list[dict], spec: dict) -> str:
@@ -426,9 +437,12 @@ def toy_columns_section(rows: list[dict]) -> str:
                      f"Each point was evaluated on {min(ev):,} samples.")
     neg = [r for r in rows if (r.get("interference_share") or 0) < 0]
     if neg:
-        notes.append(f"interference_share is negative at {len(neg)} of {len(rows)} points (p from "
-                     f"{_val(min(r['p'] for r in neg))}): there the error with co-active features is "
-                     "below the error with the feature alone, see its definition.")
+        by_p = _group(rows, ("p",))
+        per_p = ", ".join(f"{_val(p[0])}: {sum((r.get('interference_share') or 0) < 0 for r in rs)} "
+                          f"of {len(rs)}" for p, rs in sorted(by_p.items()))
+        notes.append(f"interference_share is negative at {len(neg)} of {len(rows)} points (per p, "
+                     f"{per_p}): there the error with co-active features is below the error with "
+                     "the feature alone, see its definition.")
     zero = [r for r in rows if r.get("improvement_over_naive") == 0]
     if zero:
         notes.append(f"improvement_over_naive is 0 at {len(zero)} points (n_hidden ≥ n_features): the "
