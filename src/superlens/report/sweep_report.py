@@ -424,28 +424,32 @@ TOY_COLUMNS = {
 }
 
 
+def _count(xs: list) -> str:
+    return f"{len(xs)} point{'' if len(xs) == 1 else 's'}"
+
+
 def toy_columns_section(rows: list[dict]) -> str:
     """What the toy sweep's columns mean, with a sentence wherever a value looks odd (negative
     interference share, zero improvement over naive) and how many evaluation samples each point had."""
     notes = []
     ev = [r["eval_samples"] for r in rows if r.get("eval_samples")]
     if ev:
-        notes.append(f"Each point was evaluated on {min(ev):,}–{max(ev):,} samples (unless the spec "
-                     "set a number: adaptive to p, enough that every feature is active in at least "
-                     "2,000 of them, at least 50,000), so the per-feature errors and their spread are "
-                     "not noise-dominated at small p." if min(ev) != max(ev) else
-                     f"Each point was evaluated on {min(ev):,} samples.")
+        span = f"{min(ev):,}–{max(ev):,}" if min(ev) != max(ev) else f"{min(ev):,}"
+        notes.append(f"Each point was evaluated on {span} samples: the spec's eval_samples when it "
+                     "sets one, else adaptive to p, enough that every feature is active in at least "
+                     "2,000 of them (at least 50,000), so that the per-feature errors and their "
+                     "spread, which the phase rule reads, are not noise at small p.")
     neg = [r for r in rows if (r.get("interference_share") or 0) < 0]
     if neg:
         by_p = _group(rows, ("p",))
         per_p = ", ".join(f"{_val(p[0])}: {sum((r.get('interference_share') or 0) < 0 for r in rs)} "
                           f"of {len(rs)}" for p, rs in sorted(by_p.items()))
-        notes.append(f"interference_share is negative at {len(neg)} of {len(rows)} points (per p, "
+        notes.append(f"interference_share is negative at {len(neg)} of {_count(rows)} (per p, "
                      f"{per_p}): there the error with co-active features is below the error with "
                      "the feature alone, see its definition.")
     zero = [r for r in rows if r.get("improvement_over_naive") == 0]
     if zero:
-        notes.append(f"improvement_over_naive is 0 at {len(zero)} points (n_hidden ≥ n_features): the "
+        notes.append(f"improvement_over_naive is 0 at {_count(zero)} (n_hidden ≥ n_features): the "
                      "naive model is exact there, see its definition.")
     defs = {k: v for k, v in TOY_COLUMNS.items() if any(k in r for r in rows)}
     return section("Columns", *[para(t) for t in notes],
