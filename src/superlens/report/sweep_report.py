@@ -338,13 +338,17 @@ def _val(x) -> str:
 
 
 def _geometry_text(rs: list[dict], along: str) -> str:
-    """Features per geometry class of the deciding rows, e.g. 'p = 0.03: 5 2/5 pentagon'."""
-    parts = []
+    """Features per geometry class of the deciding rows (sorted along `along`), neighbours with the
+    same counts merged, e.g. 'p 0.02 – 0.107: 2 × 1/2 antipodal; p = 0.187: 5 × 2/5 pentagon'."""
+    runs: list[list] = []  # [lo, hi, text]
     for r in rs:
-        counts = [f"{r[k]} × {h}" for k, h in GEOMETRY_COLS if r.get(k)]
-        if counts:
-            parts.append(f"{along} = {_val(r.get(along))}: " + ", ".join(counts))
-    return "; ".join(parts)
+        text = ", ".join(f"{r[k]} × {h}" for k, h in GEOMETRY_COLS if r.get(k))
+        if runs and runs[-1][2] == text:
+            runs[-1][1] = r.get(along)
+        else:
+            runs.append([r.get(along), r.get(along), text])
+    return "; ".join((f"{along} = {_val(lo)}" if lo == hi else f"{along} {_val(lo)} – {_val(hi)}")
+                     + f": {text}" for lo, hi, text in runs if text)
 
 
 def phase_summary_section(rows: list[dict], spec: dict, pick: str = "majority") -> str:
