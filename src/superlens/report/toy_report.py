@@ -385,8 +385,10 @@ def summary_rows(a) -> list[dict[str, str]]:
          "Naive / learned unconditional MSE on the training distribution."),
         ("Per-feature MSE improvement over naive", ms("mse_improvement_over_naive", 3) + "×",
          "mse_ratio", "Naive / trained mean active-conditioned per-feature MSE."),
-        ("Negative-input residual", ms("negative_residual_mean", 3), "negative_residual",
-         "Mean self-response over the grid points t < 0."),
+        ("Negative-input residual (response at x = −1)", ms("value_at_minus1_mean", 3),
+         "negative_residual", "Self-response at t = −1, where the report reads its ≈ −0.04; the mean "
+         f"over the grid points t < 0 is {np.mean(pi['negative_residual_mean']):.3g} (half of it for a "
+         "bias-free model)."),
     ]
     return [{"quantity": q, "superlens": v, "report": REPORT_VALUES.get(r, "—") if r else "—",
              "definition": d} for q, v, r, d in rows]
