@@ -64,7 +64,12 @@ def pages(tmp_path_factory):
     spec.write_text('name = "tiny toy"\nstudy = "toy"\n[base]\nn_features = 8\nn_hidden = 2\n'
                     "steps = 20\nbatch_size = 32\n[axes]\np = [0.01, 0.5]\n")
     assert main(["sweep", str(spec), "--out", str(d / "toy_sweep"), "--quiet"]) == 0
-    pages = {k: (d / k / "report.html").read_text() for k in ("toy", "active", "sweep", "toy_sweep")}
+    spec = d / "active.toml"
+    spec.write_text("study = 'active'\n[base]\npreset = 'synthetic'\nepochs = 1\nrounds = 1\n"
+                    "[axes]\nstrategy = ['random', 'entropy']\n")
+    assert main(["sweep", str(spec), "--out", str(d / "active_sweep"), "--quiet"]) == 0
+    pages = {k: (d / k / "report.html").read_text()
+             for k in ("toy", "active", "sweep", "toy_sweep", "active_sweep")}
     pages["active_config"] = json.loads((d / "active" / "config.json").read_text())
     pages["toy_metrics"] = json.loads((d / "toy" / "metrics.json").read_text())
     pages["toy_sweep_rows"] = json.loads((d / "toy_sweep" / "table.json").read_text())
@@ -73,7 +78,7 @@ def pages(tmp_path_factory):
     return pages
 
 
-@pytest.mark.parametrize("kind", ["toy", "active", "sweep", "toy_sweep"])
+@pytest.mark.parametrize("kind", ["toy", "active", "sweep", "toy_sweep", "active_sweep"])
 def test_report_reads_as_text(pages, kind):
     assert page_problems(pages[kind]) == []
 
@@ -161,3 +166,9 @@ def test_phase_regions_merge_neighbours_and_pick():
     # the best-trained seed decides instead of the majority
     best = phase_regions(rows, "p", ["n_hidden"], pick="min_loss")
     assert best[-1]["phase"] == "a" and best[-1]["agree"] == 1
+
+
+def test_active_sweep_opens_with_its_strategies_and_the_control(pages):
+    html = pages["active_sweep"]
+    assert _first_section(html).startswith("Strategies")
+    assert "random at the same number of labels is the control" in html

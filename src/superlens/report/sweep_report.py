@@ -201,7 +201,13 @@ def active_sections(rows: list[dict]) -> list[str]:
             cells.append(pm(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else None)
                          if len(v) else "—")
         out.append([s[0], len(rs), *cells])
-    return [section("Strategies (mean ± std over seeds)", table(["strategy", "seeds", *keys], out))]
+    control = ("random at the same number of labels is the control: a strategy's numbers mean "
+               "something only beside random's row (same labels, same seeds)."
+               if any(s[0] == "random" for s in _group(rows, ("strategy",))) else
+               "No random strategy in this sweep: without that control at the same number of labels, "
+               "the differences between strategies cannot be attributed to how they query.")
+    return [section("Strategies (mean ± std over seeds)", para(control),
+                    table(["strategy", "seeds", *keys], out))]
 
 
 def toy_phase_section() -> str:
@@ -268,7 +274,10 @@ def sweep_report_html(spec: dict, meta: dict, rows: list[dict], fig_dir: Path, s
         + ". Base: " + ", ".join(f"{k} = {v}" for k, v in spec["base"].items()) + "."))
     sections, figs = study.report_sections(rows, fig_dir)
     summary = phase_summary_section(rows, spec, getattr(study, "phase_pick", "majority"))
-    parts = [summary, intro, symbols_section(rows, spec), *sections]
+    if summary:
+        parts = [summary, intro, symbols_section(rows, spec), *sections]
+    else:  # no phases (active learning): the study's own findings come first
+        parts = [*sections[:1], intro, symbols_section(rows, spec), *sections[1:]]
     parts.append(section("Figures", *[figure(fig_dir / f, c) for f, c in figs]) if figs else "")
     cols = [c for c in study.table_columns if any(c in r for r in rows)]
     parts.append(section("Every point", details(f"{len(rows)} rows (also table.csv, table.json)",
