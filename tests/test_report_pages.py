@@ -171,4 +171,4 @@ def test_phase_regions_merge_neighbours_and_pick():
 def test_active_sweep_opens_with_its_strategies_and_the_control(pages):
     html = pages["active_sweep"]
     assert _first_section(html).startswith("Strategies")
-    assert "random at the same number of labels is the control" in html
+    assert "random strategy at the same number of labels is the control" in html

@@ -201,8 +201,8 @@ def active_sections(rows: list[dict]) -> list[str]:
             cells.append(pm(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else None)
                          if len(v) else "—")
         out.append([s[0], len(rs), *cells])
-    control = ("random at the same number of labels is the control: a strategy's numbers mean "
-               "something only beside random's row (same labels, same seeds)."
+    control = ("The random strategy at the same number of labels is the control: a strategy's "
+               "numbers mean something only beside random's row (same labels, same seeds)."
                if any(s[0] == "random" for s in _group(rows, ("strategy",))) else
                "No random strategy in this sweep: without that control at the same number of labels, "
                "the differences between strategies cannot be attributed to how they query.")
