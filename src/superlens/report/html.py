@@ -24,7 +24,8 @@ padding:.5em 1em}.def{color:#555;font-size:.88em}code{background:#f3f3f3;padding
 small.key{display:block;color:#777;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.78em}
 details{margin:.6em 0}summary{cursor:pointer;color:#345}
 table.verdicts{width:100%}table.verdicts td{max-width:34em}table.verdicts td.num{max-width:none}
-table.verdicts td.claim{min-width:11em;max-width:17em}table.verdicts td.where{min-width:16em}table.verdicts.phases{width:auto}table.verdicts td.why{min-width:26em;max-width:none}
+table.verdicts td.claim{min-width:11em;max-width:17em}table.verdicts td.where{min-width:16em}
+table.verdicts.phases{width:auto}table.verdicts td.why{min-width:26em;max-width:none}
 .verdict{font-weight:600;padding:.05em .45em;border-radius:3px;white-space:nowrap;color:#fff}
 .v-reproduced{background:#2a7d3b}.v-answered{background:#2b5d9c}.v-not-reproduced{background:#b36b00}
 .v-contradicted{background:#b3261e}.v-other{background:#6b6b6b}

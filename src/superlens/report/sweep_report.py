@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from superlens.report.html import (definitions, details, esc, figure, fmt, label, page, para, pm,
+from superlens.report.html import (definitions, details, esc, figure, fmt, page, para, pm,
                                    rich, run_info, section, table, verdict_badge)
 from superlens.report.plotting import plt, save
 from superlens.report.tms_figures import cell_edges, plot_phase_diagram

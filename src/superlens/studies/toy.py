@@ -212,7 +212,8 @@ class ToySweep(SweepStudy):
         return {"rows": rows, "point_metrics": per_point, "threads": threads}
 
     def report_sections(self, rows: list[dict], fig_dir: Path):
-        from superlens.report.sweep_report import toy_columns_section, toy_phase_section, toy_sweep_figures
+        from superlens.report.sweep_report import (toy_columns_section, toy_phase_section,
+                                                   toy_sweep_figures)
 
         return [toy_phase_section(), toy_columns_section(rows)], toy_sweep_figures(rows, fig_dir)
 

@@ -270,8 +270,8 @@ def _open_questions(m: dict, n: int, h: int, q: float) -> list[dict]:
             f"No: the same seeds trained with L2 ignore {_f(ign)} features and keep the rest at gain "
             f"{_f(kept)} (L{q:g}: {_f(g)}), phase '{l2p or '—'}'; the predicted higher gain is "
             + ("seen." if higher else "not seen: the kept gain is lower.")))
-    inc, dec = _num(m, "residual_ablation_interference_increase"), _num(m,
-                                                                       "residual_ablation_isolated_decrease")
+    inc = _num(m, "residual_ablation_interference_increase")
+    dec = _num(m, "residual_ablation_isolated_decrease")
     if inc is not None and dec is not None:
         yes = inc > 0
         rows.append(_row(
