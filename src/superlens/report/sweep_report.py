@@ -18,6 +18,7 @@ GEOMETRY_COLS = [("n_dedicated", "1 dedicated"), ("n_tetrahedron", "3/4 tetrahed
                  ("n_triangle", "2/3 triangle"), ("n_antipodal", "1/2 antipodal"),
                  ("n_pentagon", "2/5 pentagon"), ("n_square_antiprism", "3/8 square antiprism"),
                  ("n_not_represented", "not represented"), ("n_other", "other")]
+P_LABEL = "p (probability a feature is active)"
 GAIN_THEORY_TOL = 0.15  # a cell "matches theory" when |learned mean gain − γ*| <= 15 % of γ*
 
 
@@ -106,7 +107,8 @@ def theory_overlay(cells: dict, xs: list, ys: list, grid: np.ndarray) -> tuple[l
 def toy_sweep_figures(rows: list[dict], fig_dir: Path) -> list[tuple[str, str]]:
     """Phase diagrams (with the optimal-gain theory), theory vs learned gain, error vs sparsity."""
     figs = phase_figures(rows, "ratio", "p", "loss_power" if len({r["loss_power"] for r in rows}) > 1
-                          else None, fig_dir, "toy_phase", "n_hidden / n_features", "p",
+                          else None, fig_dir, "toy_phase",
+                          "n_hidden / n_features (neurons per feature)", P_LABEL,
                           logx=True, logy=True, theory=True)
     att = [r for r in rows if theory_applies(r)]
     if att:
@@ -126,10 +128,12 @@ def toy_sweep_figures(rows: list[dict], fig_dir: Path) -> list[tuple[str, str]]:
         rs = sorted(rs, key=lambda r: r["p"])
         ax.plot([r["p"] for r in rs], [r["mse_active_mean"] for r in rs], marker="o",
                 label=f"h={h}, L{q:g}")
-    ax.set(xscale="log", xlabel="p", ylabel="mean active-conditioned per-feature MSE",
+    ax.set(xscale="log", xlabel=P_LABEL, ylabel="mean active-conditioned per-feature MSE",
            title="error vs sparsity per width")
     ax.legend(fontsize=7, ncol=2)
-    figs.append((save(fig, fig_dir / "toy_mse_vs_p.png"), "Per-feature MSE against p for every width."))
+    figs.append((save(fig, fig_dir / "toy_mse_vs_p.png"),
+                 "Per-feature MSE against p for every width (h = n_hidden; Lq: trained with loss "
+                 "exponent q)."))
     return figs
 
 
