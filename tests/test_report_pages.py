@@ -59,14 +59,64 @@ def pages(tmp_path_factory):
     spec.write_text('name = "tiny"\nstudy = "tms"\n[base]\nn_features = 5\nn_hidden = 2\nsteps = 50\n'
                     "[axes]\np = [0.05, 1.0]\n")
     assert main(["sweep", str(spec), "--out", str(d / "sweep"), "--quiet"]) == 0
-    pages = {k: (d / k / "report.html").read_text() for k in ("toy", "active", "sweep")}
+    # a toy sweep with no eval_samples: each point's evaluation set is sized from its p
+    spec = d / "toy.toml"
+    spec.write_text('name = "tiny toy"\nstudy = "toy"\n[base]\nn_features = 8\nn_hidden = 2\n'
+                    "steps = 20\nbatch_size = 32\n[axes]\np = [0.01, 0.5]\n")
+    assert main(["sweep", str(spec), "--out", str(d / "toy_sweep"), "--quiet"]) == 0
+    spec = d / "active.toml"
+    spec.write_text("study = 'active'\n[base]\npreset = 'synthetic'\nepochs = 1\nrounds = 1\n"
+                    "[axes]\nstrategy = ['random', 'entropy']\n")
+    assert main(["sweep", str(spec), "--out", str(d / "active_sweep"), "--quiet"]) == 0
+    pages = {k: (d / k / "report.html").read_text()
+             for k in ("toy", "active", "sweep", "toy_sweep", "active_sweep")}
     pages["active_config"] = json.loads((d / "active" / "config.json").read_text())
+    pages["toy_metrics"] = json.loads((d / "toy" / "metrics.json").read_text())
+    pages["toy_sweep_rows"] = json.loads((d / "toy_sweep" / "table.json").read_text())
+    pages["tms_points"] = [json.loads(f.read_text())
+                           for f in sorted((d / "sweep" / "points").glob("*/metrics.json"))]
     return pages
 
 
-@pytest.mark.parametrize("kind", ["toy", "active", "sweep"])
+@pytest.mark.parametrize("kind", ["toy", "active", "sweep", "toy_sweep", "active_sweep"])
 def test_report_reads_as_text(pages, kind):
     assert page_problems(pages[kind]) == []
+
+
+def _first_section(html: str) -> str:
+    return re.search(r"<h2>(.*?)</h2>", html).group(1)
+
+
+def test_toy_report_opens_with_its_verdicts(pages):
+    """The first section is the verdict table, and metrics.json holds the same rows."""
+    html, m = pages["toy"], pages["toy_metrics"]
+    assert _first_section(html).startswith("Verdicts")
+    assert html.index('class="verdicts"') < html.index("<h2>What ran")
+    rows = m["verdicts"]
+    assert rows and all(set(r) == {"claim", "source_value", "measured", "verdict", "why"} for r in rows)
+    # a 12 -> 4 run is not the source's setting: its numbers are not comparable, questions answered
+    assert {r["verdict"] for r in rows} >= {"not comparable", "answered"}
+    for r in rows:  # every row is on the page, in order
+        assert rich(r["claim"]) in html
+    assert html.index(rich(rows[0]["claim"])) < html.index(rich(rows[-1]["claim"]))
+
+
+@pytest.mark.parametrize("kind", ["sweep", "toy_sweep"])
+def test_sweep_reports_open_with_the_phase_summary(pages, kind):
+    html = pages[kind]
+    assert _first_section(html) == "Phase summary"
+    assert "points agreeing" in html and html.index("Phase summary") < html.index("What ran")
+    assert "symbols used on this page" in html
+
+
+def test_toy_sweep_eval_samples_adapt_to_p(pages):
+    from superlens.studies.toy import MIN_EVAL_SAMPLES
+    from superlens.toy.theory import eval_samples_for
+
+    rows = {r["p"]: r for r in pages["toy_sweep_rows"]}
+    assert rows[0.5]["eval_samples"] == MIN_EVAL_SAMPLES
+    assert rows[0.01]["eval_samples"] == eval_samples_for(0.01, 8) > MIN_EVAL_SAMPLES
+    assert f"{MIN_EVAL_SAMPLES:,}–{rows[0.01]['eval_samples']:,} samples" in pages["toy_sweep"]
 
 
 def test_active_config_is_resolved(pages):
@@ -88,3 +138,37 @@ def test_geometry_answer_names_the_nearer_reference():
         {**base, "geometry_max_abs_cos": 0.5, "geometry_spectrum_cv": 0.05})
     assert "between" in geometry_answer({**base, "geometry_max_abs_cos": 0.5, "geometry_spectrum_cv": 0.27})
     assert geometry_answer({}) == ""
+
+
+def test_tms_sweep_has_one_definition_of_represented(pages):
+    """Geometry classes come from W with the phase's norm threshold: a feature is named "not
+    represented" exactly when it is not counted in n_represented (the figure titles' count)."""
+    assert pages["tms_points"]
+    for m in pages["tms_points"]:
+        named = sum(c != "0: not represented" for c in m["geometry_classes"])
+        assert named == m["n_represented"]
+        assert m["n_not_represented"] == m["n_features"] - m["n_represented"]
+
+
+def test_phase_regions_merge_neighbours_and_pick():
+    from superlens.report.sweep_report import phase_regions
+
+    def r(h, p, phase, seed=0, loss=1.0):
+        return {"n_hidden": h, "p": p, "phase": phase, "seed": seed, "loss": loss}
+
+    rows = [r(5, 0.01, "a"), r(5, 0.1, "a"), r(5, 1.0, "b"), r(5, 0.03, "a"),
+            r(10, 0.01, "b"), r(10, 0.01, "b", 1), r(10, 0.01, "a", 2, loss=0.1)]
+    regions = phase_regions(rows, "p", ["n_hidden"])
+    got = [(g["by"]["n_hidden"], g["lo"], g["hi"], g["phase"], g["cells"], g["agree"], g["seeds"])
+           for g in regions]
+    assert got == [(5, 0.01, 0.1, "a", 3, 3, 3), (5, 1.0, 1.0, "b", 1, 1, 1),
+                   (10, 0.01, 0.01, "b", 1, 2, 3)]
+    # the best-trained seed decides instead of the majority
+    best = phase_regions(rows, "p", ["n_hidden"], pick="min_loss")
+    assert best[-1]["phase"] == "a" and best[-1]["agree"] == 1
+
+
+def test_active_sweep_opens_with_its_strategies_and_the_control(pages):
+    html = pages["active_sweep"]
+    assert _first_section(html).startswith("Strategies")
+    assert "random strategy at the same number of labels is the control" in html

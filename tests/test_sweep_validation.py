@@ -56,9 +56,17 @@ def test_eval_samples_options_conflicts():
     with pytest.raises(ConfigError, match="give it once"):
         expand(SweepSpec.build({"study": "toy", "base": {"eval_samples": 2000},
                                 "axes": {"p": [0.1]}, "options": {"eval_samples": 2000}}))
-    # defaults: the sweep's 50,000 unless given; options, base and axis all reach the point config
-    assert expand(SweepSpec.build({"study": "toy", "axes": {"p": [0.1]}}))[0].config.eval_samples \
-        == 50_000
+    # default: unset, resolved per point from its p (point_eval_samples); options, base and axis all
+    # reach the point config and are used as given
+    from superlens.studies.toy import MIN_EVAL_SAMPLES, point_eval_samples
+    from superlens.toy.theory import eval_samples_for
+
+    dense, sparse = expand(SweepSpec.build({"study": "toy", "axes": {"p": [0.1, 0.003]}}))
+    assert dense.config.eval_samples is None and sparse.config.eval_samples is None
+    assert point_eval_samples(dense.config) == MIN_EVAL_SAMPLES  # 2,000 active needs far fewer
+    # at p = 0.003 the examples' old fixed 40,000 gave ~120 active samples per feature
+    assert point_eval_samples(sparse.config) == eval_samples_for(0.003, 100) > 15 * 40_000
+    assert point_eval_samples(sparse.config.replace(eval_samples=3000)) == 3000
     assert expand(SweepSpec.build({"study": "toy", "axes": {"p": [0.1]},
                                    "options": {"eval_samples": 3000}}))[0].config.eval_samples == 3000
     pts = expand(SweepSpec.build({"study": "toy", "axes": {"eval_samples": [1000, 4000]}}))
@@ -168,7 +176,12 @@ def test_tms_geometry_counts_and_report(tmp_path):
         assert len(m["geometry_classes"]) == 5 and len(m["feature_dimensionality"]) == 5
         assert len(m["feature_norms"]) == 5
     html = (out / "report.html").read_text()
-    assert "Feature geometry per point" in html and "2/5 pentagon" in html
+    # the table shows the classes some feature falls in (empty ones are left out)
+    from superlens.report.sweep_report import GEOMETRY_COLS
+
+    present = [h for k, h in GEOMETRY_COLS if any(r[k] for r in rows)]
+    assert "Feature geometry per point" in html and present
+    assert all(f"<th>{h}</th>" in html for h in present)
     assert "n_pentagon" in (out / "table.csv").read_text().splitlines()[0]
 
 

@@ -145,7 +145,7 @@ row per point in DIR/table.csv. A spec holds:
   n_hidden = [5, 10, 20]           # a list of values,
   p = {log = [0.003, 0.3], num = 7}   # or log- / linear-spaced: {linear = [lo, hi], num = N}
   [options]                        # toy only
-  eval_samples = 50000             # evaluation samples per point (default 50000)
+  eval_samples = 50000             # evaluation samples per point (default: adaptive to p)
 
 Worked examples: examples/*.toml in the source tree (width_sparsity.toml, l2_vs_l4.toml,
 tms_pentagon.toml, tms_phase_change.toml, active_strategies.toml). An interrupted sweep resumes

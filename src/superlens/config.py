@@ -163,8 +163,10 @@ class SweepOptions(BaseConfig):
     """[options] of a sweep spec: settings of the sweep itself, not of any one point."""
 
     eval_samples: int | None = Field(None, ge=1000, description="toy study: evaluation samples per "
-                                     "point, integer >= 1000 (default 50000; a base key or axis "
-                                     "eval_samples is the same setting)")
+                                     "point, integer >= 1000 (default: adaptive to each point's p, "
+                                     "enough that every feature is active in >= 2,000 of them, at "
+                                     "least 50,000; a base key or axis eval_samples is the same "
+                                     "setting)")
 
 
 class SweepSpec(BaseConfig):

@@ -23,7 +23,9 @@ figcaption{font-size:.9em;color:#444}.note{background:#f7f7e8;border-left:4px so
 padding:.5em 1em}.def{color:#555;font-size:.88em}code{background:#f3f3f3;padding:0 .2em}
 small.key{display:block;color:#777;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.78em}
 details{margin:.6em 0}summary{cursor:pointer;color:#345}
-table.verdicts td{max-width:34em}table.verdicts td.num{max-width:none}
+table.verdicts{width:100%}table.verdicts td{max-width:34em}table.verdicts td.num{max-width:none}
+table.verdicts td.claim{min-width:11em;max-width:17em}table.verdicts td.where{min-width:16em}
+table.verdicts.phases{width:auto}table.verdicts td.why{min-width:26em;max-width:none}
 .verdict{font-weight:600;padding:.05em .45em;border-radius:3px;white-space:nowrap;color:#fff}
 .v-reproduced{background:#2a7d3b}.v-answered{background:#2b5d9c}.v-not-reproduced{background:#b36b00}
 .v-contradicted{background:#b3261e}.v-other{background:#6b6b6b}
@@ -139,22 +141,28 @@ def verdict_badge(word: str) -> str:
 
 
 def verdict_table(rows: Iterable[Any]) -> str:
-    """The findings first: one row per claim -> (claim, measured, verdict, why).
+    """The findings first: one row per claim -> (claim, [source,] measured, verdict, why).
 
-    rows: dicts with keys claim, measured, verdict, why (the form metrics.json's "verdicts" list
-    holds), or 4-tuples in that order. measured may be a number or text; verdict is one of
+    rows: dicts with keys claim, measured, verdict, why and optionally source_value (the form
+    metrics.json's "verdicts" list holds; a "source" column appears when any row has one), or
+    4-tuples (claim, measured, verdict, why). measured may be a number or text; verdict is one of
     reproduced / not reproduced / contradicted / answered (coloured), any other word grey.
     """
-    body = ['<table class="verdicts"><tr><th>claim</th><th>measured</th><th>verdict</th>'
-            "<th>why</th></tr>"]
+    rows = list(rows)
+    src = any(isinstance(r, dict) and "source_value" in r for r in rows)
+    body = ['<div class="wide"><table class="verdicts"><tr><th>claim</th>'
+            + ("<th>source</th>" if src else "")
+            + "<th>measured</th><th>verdict</th><th>why</th></tr>"]
     for r in rows:
         claim, measured, verdict, why = ((r["claim"], r["measured"], r["verdict"], r["why"])
                                          if isinstance(r, dict) else r)
         num = isinstance(measured, (int, float)) and not isinstance(measured, bool)
         m = f'<td class="num">{fmt(measured)}</td>' if num else f"<td>{rich(measured)}</td>"
-        body.append(f"<tr><td>{rich(claim)}</td>{m}<td>{verdict_badge(verdict)}</td>"
-                    f"<td>{rich(why)}</td></tr>")
-    return "\n".join(body) + "</table>"
+        s = (f"<td>{rich(r.get('source_value', '') if isinstance(r, dict) else '')}</td>"
+             if src else "")
+        body.append(f'<tr><td class="claim">{rich(claim)}</td>{s}{m}<td>{verdict_badge(verdict)}</td>'
+                    f'<td class="why">{rich(why)}</td></tr>')
+    return "\n".join(body) + "</table></div>"
 
 
 def definitions(defs: dict[str, str], summary: str = "definitions") -> str:

@@ -173,6 +173,19 @@ def cell_edges(v: np.ndarray, log: bool) -> np.ndarray:
     return np.exp(e) if log else e
 
 
+def _value_ticks(axis, values: np.ndarray, most: int = 8) -> None:
+    """Ticks at the grid's own values (at most `most`, evenly thinned), labelled plainly, no minor
+    labels: a log axis's default minor labels (3×10⁻¹ 4×10⁻¹ ...) run into each other."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    v = np.unique(values)
+    v = v[:: max(1, int(np.ceil(v.size / most)))]
+    axis.set_major_locator(FixedLocator(v))
+    axis.set_ticklabels([f"{t:.3g}" for t in v])
+    axis.set_minor_locator(NullLocator())
+    axis.set_minor_formatter(NullFormatter())
+
+
 def plot_phase_diagram(x_values, y_values, classes, *, xlabel: str, ylabel: str, title: str,
                        path: str | Path, boundary=None, logx: bool = True, logy: bool = True,
                        colors: dict[str, str] | None = None, annotations=None, marks=None,
@@ -210,8 +223,10 @@ def plot_phase_diagram(x_values, y_values, classes, *, xlabel: str, ylabel: str,
         for bx, by in curves:
             ax.plot(_np(bx), _np(by), color="k", ls="--", lw=1.3)
     for ax_, ay_, text in annotations or []:
-        ax.text(float(ax_), float(ay_), str(text), ha="center", va="top", fontsize=6.5,
-                color="k", bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.6))
+        # a few points below the cell centre, where a mark (if any) sits: they never overlap
+        ax.annotate(str(text), (float(ax_), float(ay_)), xytext=(0, -5), textcoords="offset points",
+                    ha="center", va="top", fontsize=6.5, color="k",
+                    bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.6))
     handles = [Patch(color=colors[n], label=n) for n in names]
     if marks:
         mx, my = zip(*marks)
@@ -224,6 +239,8 @@ def plot_phase_diagram(x_values, y_values, classes, *, xlabel: str, ylabel: str,
         ax.set_yscale("log")
     ax.set_xlim(cell_edges(x, logx)[[0, -1]])
     ax.set_ylim(cell_edges(y, logy)[[0, -1]])
+    _value_ticks(ax.xaxis, x)
+    _value_ticks(ax.yaxis, y)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

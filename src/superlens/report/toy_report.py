@@ -6,9 +6,11 @@ from pathlib import Path
 import numpy as np
 
 from superlens.report.html import (details, esc, fmt, figure, label, page, para, pm, rich, run_info,
-                                   section, table)
+                                   section, table, verdict_table)
 from superlens.toy import theory
 from superlens.toy.phases import GAIN_IGNORED, PHASES, cc_phases, majority
+from superlens.toy.verdicts import RULE as VERDICT_RULE
+from superlens.toy.verdicts import toy_verdicts
 
 
 # the source report's own numbers that its 73 % is computed from (the compressed-computation report,
@@ -168,8 +170,8 @@ def loss_ratio_sentence(m: dict, q: float, default_setting: bool) -> str:
             f"{r4:.2f}× under L4; the source report claims ~{SOURCE_RATIOS['l2']}× and "
             f"{SOURCE_RATIOS['l4']}×")
     if default_setting:
-        text += (f" ({100 * (r2 / SOURCE_RATIOS['l2'] - 1):+.0f} % and "
-                 f"{100 * (r4 / SOURCE_RATIOS['l4'] - 1):+.0f} % from them).")
+        text += ("; the verdicts at the top say which quantity gives those numbers (the pure-gain "
+                 "ratio without interference) and why the trained model's ratios differ.")
     else:
         text += ", for its default setting (100 → 10, p = 0.02, L4), not this one."
     if _has(m, "l2_trained_l2_naive_over_learned"):
@@ -187,6 +189,17 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
 
     n, h, q, p = config["n_features"], config["n_hidden"], config["loss_power"], config["p"]
     default_setting = (n, h, p, float(q)) == DEFAULT_SETTING
+    verdicts = section(
+        "Verdicts: the compressed-computation report's claims, re-measured",
+        para("Each claim of the report (public repository `Manan-Wadhwa/superposition_analysis` on "
+             "GitHub) beside what this run measures"
+             + ("." if default_setting else
+                f"; its numbers belong to 100 features → 10 neurons, p = 0.02, L4, so in this setting "
+                f"({n} → {h}, p = {p}, L{float(q):g}) they are not comparable and only the open "
+                f"questions are judged.")),
+        verdict_table(verdict_rows(metrics, analysis)),
+        para(VERDICT_RULE, "def"),
+    )
     intro = section(
         "What ran",
         para(f"{config['seeds']} seed(s) of y = W_out · ReLU(W_in · x), {n} features → {h} neurons, "
@@ -285,10 +298,24 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
                       [(d["p"], d["mse_active_mean"]) for d in sweep])),
     )
     return page("superlens — compressed computation study",
-                [intro, summary, l2_vs_l4, oq, figs, all_metrics, run_info(config, meta)])
+                [verdicts, intro, summary, l2_vs_l4, oq, figs, all_metrics, run_info(config, meta)])
 
 
-REPORT_VALUES = {  # the compressed-computation report's values (superposition-mlp-report.md)
+def verdict_rows(metrics: dict, analysis) -> list[dict]:
+    """metrics.json's verdicts; a run directory written before they existed gets them computed now
+    (its phase from the analysis record, by the same rule)."""
+    if metrics.get("verdicts"):
+        return metrics["verdicts"]
+    m = dict(metrics)
+    if "phase" not in m:
+        m["phase"] = majority(cc_phases(analysis.gain, analysis.mse_active, analysis.n_hidden))
+    if "l2_trained_phase" not in m and analysis.l2_gain is not None:
+        m["l2_trained_phase"] = majority(cc_phases(analysis.l2_gain, analysis.l2_mse_active,
+                                                   analysis.n_hidden))
+    return toy_verdicts(m)
+
+
+REPORT_VALUES = {  # the compressed-computation report's values (Manan-Wadhwa/superposition_analysis)
     "gain": "0.43 ± 0.01", "weff_diag": "0.43 ± 0.01", "abs_cos": "0.26", "mse": "0.0745",
     "mse_spread": "0.0671 / 0.0808 (std 0.0029)", "naive": "0.1496",
     "isolated": "0.0642 (86 %)", "interference_measured": "0.0103 (14 %)",
@@ -358,8 +385,10 @@ def summary_rows(a) -> list[dict[str, str]]:
          "Naive / learned unconditional MSE on the training distribution."),
         ("Per-feature MSE improvement over naive", ms("mse_improvement_over_naive", 3) + "×",
          "mse_ratio", "Naive / trained mean active-conditioned per-feature MSE."),
-        ("Negative-input residual", ms("negative_residual_mean", 3), "negative_residual",
-         "Mean self-response over the grid points t < 0."),
+        ("Negative-input residual (response at x = −1)", ms("value_at_minus1_mean", 3),
+         "negative_residual", "Self-response at t = −1, where the report reads its ≈ −0.04; the mean "
+         f"over the grid points t < 0 is {np.mean(pi['negative_residual_mean']):.3g} (half of it for a "
+         "bias-free model)."),
     ]
     return [{"quantity": q, "superlens": v, "report": REPORT_VALUES.get(r, "—") if r else "—",
              "definition": d} for q, v, r, d in rows]

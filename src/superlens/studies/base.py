@@ -26,6 +26,8 @@ class SweepStudy:
     fixed: ClassVar[dict[str, Any]] = {}
     # columns of the report's table of every point (those present in the rows)
     table_columns: ClassVar[list[str]]
+    # how the phase summary picks a cell's phase from its seeds: "majority" or "min_loss"
+    phase_pick: ClassVar[str] = "majority"
     # how the report's first section says what one point is
     point_words: ClassVar[str] = ("points sharing tensor shapes trained together on the instance "
                                   "axis")

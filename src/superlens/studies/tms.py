@@ -16,6 +16,7 @@ class TMSSweep(SweepStudy):
     name = "tms"
     config = TMSConfig
     instance_fields = frozenset({"p", "importance_decay", "lr", "seed"})
+    phase_pick = "min_loss"  # a seed can stall in a local minimum: the best-trained one decides a cell
     table_columns = ["point", "n_features", "n_hidden", "p", "importance_decay", "seed", "phase",
                      "n_represented", "dims_per_feature", "loss"]
 
@@ -26,7 +27,7 @@ class TMSSweep(SweepStudy):
         from superlens.measures.dimensionality import (GEOMETRIES, dimensions_per_feature,
                                                        feature_dimensionality, geometry_classes)
         from superlens.toy.models import importance_decay
-        from superlens.toy.phases import GEOMETRY_KEYS, n_represented, tms_phase
+        from superlens.toy.phases import GEOMETRY_KEYS, NORM_REPRESENTED, n_represented, tms_phase
         from superlens.toy.train import train_tms
 
         cfgs = [p.config for p in group.points]
@@ -44,7 +45,9 @@ class TMSSweep(SweepStudy):
         Dstar = dimensions_per_feature(W).numpy()
         norms = W.norm(dim=1).numpy()  # [I, n]
         rows = rows_base(group)
-        classes = geometry_classes(D)
+        # named from W itself (hidden dimension, partners, norms), "represented" = ||W_i|| >
+        # NORM_REPRESENTED as in n_represented and the figures: one definition per page
+        classes = geometry_classes(D, W=W, min_norm=NORM_REPRESENTED)
         per_point = {}
         for i, (row, pt, cfg) in enumerate(zip(rows, group.points, cfgs)):
             counts = {f"n_{GEOMETRY_KEYS[name]}": 0 for _, name in GEOMETRIES}

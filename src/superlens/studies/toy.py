@@ -19,6 +19,7 @@ from superlens.toy.geometry import geometry_summary
 from superlens.toy.models import MLPParams
 from superlens.toy.theory import eval_samples_for
 from superlens.toy.train import train_mlp
+from superlens.toy.verdicts import toy_verdicts
 
 
 def save_params(path: Path, params: dict[str, MLPParams]) -> None:
@@ -108,6 +109,7 @@ def _run_into(cfg: ToyConfig, out: Path, device: torch.device, threads: int, pro
     geo_metrics, geo = geometry_summary(res.params.W_in.detach().cpu(), seed=cfg.seed)
     metrics.update(geo_metrics)
     write_json(out / "geometry.json", geo)
+    metrics["verdicts"] = toy_verdicts(metrics)  # the source report's claims, judged (toy.verdicts)
     metrics["train_seconds"] = train_seconds["trained"]
     metrics["l2_train_seconds"] = train_seconds.get("l2")
     write_json(out / "analysis.json", analysis.to_dict())
@@ -165,7 +167,16 @@ def render_toy_report(out: str | Path) -> Path:
 
 # ----------------------------------------------------------------------------- sweeps
 
-DEFAULT_EVAL_SAMPLES = 50_000  # toy sweep points: fewer than a single toy run's 200,000
+# toy sweep points without a set eval_samples: eval_samples_for(p, n) (>= 2,000 active samples per
+# feature, adaptive to p), at least this many (a single toy run's floor is 200,000)
+MIN_EVAL_SAMPLES = 50_000
+
+
+def point_eval_samples(cfg: ToyConfig) -> int:
+    """A sweep point's evaluation samples: the user's number when set, else adaptive to its p."""
+    if cfg.eval_samples is not None:
+        return cfg.eval_samples
+    return eval_samples_for(cfg.p, cfg.n_features, minimum=MIN_EVAL_SAMPLES)
 
 
 class ToySweep(SweepStudy):
@@ -189,9 +200,9 @@ class ToySweep(SweepStudy):
         opt_eval = spec.options.eval_samples
         if opt_eval is not None and ("eval_samples" in spec.base or "eval_samples" in spec.axes):
             raise ConfigError("sweep options.eval_samples: also given as a base key or axis; give it once")
-        if "eval_samples" not in spec.base and "eval_samples" not in spec.axes:
-            return {"eval_samples": opt_eval or DEFAULT_EVAL_SAMPLES}
-        return {}
+        # unset stays unset (None): each point then gets point_eval_samples at run time; resolving it
+        # here would split points of different p into different groups
+        return {"eval_samples": opt_eval} if opt_eval is not None else {}
 
     def run_group(self, group, options: dict) -> dict:
         from superlens.toy.phases import cc_phase, cv
@@ -208,21 +219,23 @@ class ToySweep(SweepStudy):
         rows = rows_base(group)
         per_point = {}
         for i, (row, pt, cfg) in enumerate(zip(rows, group.points, cfgs)):
+            n_eval = point_eval_samples(cfg)
             m = point_metrics(res.params.select(i), p=cfg.p, loss_power=cfg.loss_power,
-                              eval_samples=cfg.eval_samples, seed=cfg.seed + 10_000)
+                              eval_samples=n_eval, seed=cfg.seed + 10_000)
             gains, mse = m.pop("gains"), m.pop("mse_active")
             m["phase"] = cc_phase(gains, mse, cfg.n_hidden)
             m["mse_active_cv"] = cv(mse)
             row.update(n_features=cfg.n_features, n_hidden=cfg.n_hidden, p=cfg.p,
                        loss_power=cfg.loss_power, ratio=cfg.n_hidden / cfg.n_features,
-                       eval_samples=cfg.eval_samples, train_seconds=res.seconds / len(cfgs), **m)
+                       eval_samples=n_eval, train_seconds=res.seconds / len(cfgs), **m)
             per_point[pt.index] = {**row, "gain": gains, "mse_active": mse}
         return {"rows": rows, "point_metrics": per_point, "threads": threads}
 
     def report_sections(self, rows: list[dict], fig_dir: Path):
-        from superlens.report.sweep_report import toy_phase_section, toy_sweep_figures
+        from superlens.report.sweep_report import (toy_columns_section, toy_phase_section,
+                                                   toy_sweep_figures)
 
-        return [toy_phase_section()], toy_sweep_figures(rows, fig_dir)
+        return [toy_phase_section(), toy_columns_section(rows)], toy_sweep_figures(rows, fig_dir)
 
 
 STUDY = ToySweep()

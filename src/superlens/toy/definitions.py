@@ -210,6 +210,15 @@ METRIC_DEFINITIONS: dict[str, str] = {
                                         "distribution." + _STD,
     "train_seconds": "Wall-clock seconds of training the models (all instances at once).",
     "l2_train_seconds": "Wall-clock seconds of training the L2 comparison models.",
+    "phase": "The strategy the trained models learned, by the one phase rule of superlens.toy.phases "
+             "(all-dedicated / naive / ignore-some / attenuate-all / mixed, from per-feature gains and "
+             "active MSEs); the majority over instances.",
+    "l2_trained_phase": "The same phase rule applied to the L2-trained models (majority over "
+                        "instances); null without them.",
+    "verdicts": "One row per claim of the compressed-computation report (public repository "
+                "`Manan-Wadhwa/superposition_analysis`): claim, source_value, measured, verdict "
+                "(reproduced / not reproduced / contradicted / answered / not comparable / open here) "
+                "and why; the rules are in superlens.toy.verdicts.",
     "sparsity_sweep": "Per p: mean over features of the active-conditioned per-feature MSE of the trained "
                       "model (mean and std over instances), of the naive model and of the L2-trained "
                       "model. Each sample designates one feature (cycling) forced active with a fresh "
@@ -232,7 +241,8 @@ NO_TWIN = {"gain_std", "weff_diag_std", "self_gain_std", "mse_active_feature_std
             "welch_bound_mean_square", "negative_residual_reduces_interference",
             "negative_residual_pays_for_itself",
             "negative_residual_reduces_interference_fraction", "sparsity_sweep", "n_features", "n_hidden",
-            "instances", "p", "loss_power", "eval_samples", "train_seconds", "l2_train_seconds"}
+            "instances", "p", "loss_power", "eval_samples", "train_seconds", "l2_train_seconds",
+            "phase", "l2_trained_phase", "verdicts"}
 for _k in list(METRIC_DEFINITIONS):
     if _k not in NO_TWIN and not _k.endswith("_mean_std") and _k + "_std" not in METRIC_DEFINITIONS:
         METRIC_DEFINITIONS[_k + "_std"] = (f"Std over instances of {_k} (population std; 0 for one "

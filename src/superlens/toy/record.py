@@ -14,7 +14,7 @@ from superlens.measures.dimensionality import welch_bound, welch_bound_mean_squa
 from superlens.measures.numeric import json_clean, json_float
 from superlens.toy import theory
 from superlens.toy.definitions import NO_TWIN
-from superlens.toy.phases import strategy_stats
+from superlens.toy.phases import cc_phases, majority, strategy_stats
 
 
 @dataclass
@@ -288,6 +288,10 @@ class ToyAnalysis:
                   "l2_trained_kept_gain_mean", "l2_trained_kept_gain_std"):
             m.setdefault(k, None)
         m["l2_trained_from_main_model"] = None if self.l2_gain is None else bool(self.l2_from_main)
+        # the one phase rule (superlens.toy.phases), the majority over instances
+        m["phase"] = majority(cc_phases(self.gain, self.mse_active, self.n_hidden))
+        m["l2_trained_phase"] = (None if self.l2_gain is None else
+                                 majority(cc_phases(self.l2_gain, self.l2_mse_active, self.n_hidden)))
         m["sparsity_sweep"] = [
             {"p": float(p), "mse_active_mean": json_float(np.nanmean(self.sweep_mse[:, j])),
              "mse_active_std": json_float(np.nanstd(self.sweep_mse[:, j])),
