@@ -1,0 +1,369 @@
+"""The sparse-autoencoder measure of superposition (Bereska et al. 2025, "Superposition as Lossy
+Compression", TMLR, arXiv 2512.13568; public code: leonardbereska/superposition-measurement).
+
+A sparse autoencoder (SAE) with a ReLU encoder and an L1 penalty is fitted to a layer's activations
+x [n_rows, N]; its D = dict_multiple * N latents z [n_rows, D] are the candidate features. With
+
+    p_i = E|z_i| ||d_i|| / sum_j E|z_j| ||d_j||      (latent i's share of the mean absolute code;
+                                                        ||d_i|| = 1 here, see below)
+    F   = exp(H(p)),  H(p) = -sum_i p_i log p_i      (the effective number of features, <= D)
+    psi = F / N                                       (the superposition ratio)
+
+F counts how many dictionary directions carry the layer's activity, weighted by how much.
+
+The recipe (SAERecipe), and why:
+- Scale: activations are divided by the root-mean-square norm of their non-zero rows, so that a
+  typical active row has norm 1 and the L1 coefficient means the same thing for every layer and
+  every sparsity (an all-zero row carries no feature and says nothing about the features' scale).
+- Model: z = ReLU(x W_enc + b_enc), x̂ = z W_dec, W_dec's rows (the dictionary d_i) kept at unit norm.
+  No decoder bias: the features of a ReLU network (and of the toy models) are non-negative
+  combinations of directions anchored at 0 (an absent feature contributes 0). A decoder bias that
+  centres the data turns "feature absent" into a negative offset along every direction, and the SAE
+  then spends many latents tiling a dense, centred cloud (the naive recipe read F = 12-14 instead of 5
+  for the dense toy model). Unit-norm decoder rows make |z_i| the feature's size in activation units,
+  so p_i compares like with like and the L1 penalty cannot be dodged by shrinking z and growing d.
+- Loss: mean_rows ||x - x̂||^2 + l1 * mean_rows sum_i z_i (on the scaled activations: a lone active
+  feature of norm c is encoded as about c - l1 / 2).
+- Training: Adam with a cosine decay of the learning rate to 0 over `steps` minibatches of
+  `batch_size` rows drawn with replacement; the decoder's gradient is projected off the radial
+  direction and its rows renormalised after every step (Bricken et al. 2023). On wide layers the
+  minibatch (then the step count) is cut so that one AE costs at most `max_gflop` (the cut is
+  reported as sae_batch / sae_steps).
+- Pooling: latents whose decoder rows point the same way (cosine >= merge_cos) are one feature whose
+  magnitudes the SAE tiled over several copies (L1 is indifferent to that split; see merge_parallel);
+  their masses are summed before the entropy. sae_features_raw is F without this pooling.
+- Seeds: each AE seed draws its own initialisation (decoder rows uniform on the sphere, encoder =
+  decoder^T, b_enc = 0) and its own minibatches; several seeds train together on an instance axis.
+
+Beside F the measure reports what makes it trustworthy or not: the fraction of variance unexplained
+(FVU = sum ||x - x̂||^2 / sum ||x - mean x||^2 on the scaled rows), the mean number of active latents
+per row (L0, over all rows), the fraction of dead latents (never active on any row), the spread of F
+over AE seeds, and F / D (the cap: F can never exceed the dictionary size).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from superlens.device import generator
+
+
+@dataclass(frozen=True)
+class SAERecipe:
+    """How the SAE measure is fitted (the defaults are the validated recipe; see
+    superlens.toy.sae_validation).
+
+    dict_multiple: latents per layer neuron (D = dict_multiple * N)
+    l1:            L1 coefficient on the scaled activations (see the module docstring)
+    steps:         Adam steps
+    batch_size:    rows per step (cut on wide layers to respect max_gflop)
+    lr:            Adam learning rate, cosine-decayed to 0 over the steps
+    max_gflop:     compute cap per AE: 10 * steps * batch * N * D flop at most
+    min_batch:     the smallest minibatch the cap may cut to, before it cuts steps instead
+    decoder:       "unit" (unit-norm rows, untied encoder) or "tied" (encoder = decoder^T, free norms)
+    merge_cos:     latents whose decoder rows have cosine >= this are one feature (> 1: never)
+    scale:         "nonzero-rms" (divide by the RMS norm of the non-zero rows) or "none"
+    """
+
+    dict_multiple: float = 8.0
+    l1: float = 0.1
+    steps: int = 3000
+    batch_size: int = 1024
+    lr: float = 1e-2
+    max_gflop: float = 2000.0
+    min_batch: int = 128
+    scale: str = "nonzero-rms"
+    decoder: str = "unit"
+    merge_cos: float = 0.95
+
+    def __post_init__(self):
+        for name, lo in (("dict_multiple", 1.0), ("steps", 1), ("batch_size", 1), ("min_batch", 1)):
+            if not getattr(self, name) >= lo:
+                raise ValueError(f"SAERecipe.{name} = {getattr(self, name)!r}, must be >= {lo}")
+        for name in ("lr", "max_gflop"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"SAERecipe.{name} = {getattr(self, name)!r}, must be > 0")
+        if not self.l1 >= 0:
+            raise ValueError(f"SAERecipe.l1 = {self.l1!r}, must be >= 0")
+        if self.decoder not in ("unit", "tied"):
+            raise ValueError(f"SAERecipe.decoder = {self.decoder!r}, must be 'unit' or 'tied'")
+        if self.scale not in ("nonzero-rms", "none"):
+            raise ValueError(f"SAERecipe.scale = {self.scale!r}, must be 'nonzero-rms' or 'none'")
+
+    def dict_size(self, n: int) -> int:
+        """D for a layer of n neurons."""
+        return max(1, int(round(self.dict_multiple * n)))
+
+    def schedule(self, n: int) -> tuple[int, int]:
+        """(steps, batch) after the compute cap for a layer of n neurons."""
+        per_row = 10.0 * n * self.dict_size(n)  # encode, decode and their gradients: ~5 matmuls
+        rows = self.max_gflop * 1e9 / per_row  # row passes the cap allows
+        batch = self.batch_size
+        if self.steps * batch > rows:
+            batch = max(min(self.min_batch, self.batch_size), int(rows // self.steps))
+        steps = max(1, min(self.steps, int(rows // batch)))
+        return steps, batch
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "decoder": "unit-norm rows, no bias", "encoder": "ReLU(x W + b)",
+                "loss": "mean ||x - x_hat||^2 + l1 * mean sum z", "optimizer": "Adam, cosine lr"}
+
+
+# ------------------------------------------------------------------------------------------- math
+
+def effective_features(mass: Tensor) -> Tensor:
+    """F = exp(H(p)), p = mass / sum(mass) over the last axis: mass [..., D] >= 0 -> [...].
+
+    0 log 0 = 0; an all-zero mass has no features: F = 0.
+    """
+    mass = mass.to(torch.float64)
+    total = mass.sum(-1, keepdim=True)
+    p = mass / total.clamp_min(1e-300)
+    h = -(p * torch.log(p.clamp_min(1e-300))).sum(-1)
+    return torch.where(total.squeeze(-1) > 0, torch.exp(h), torch.zeros_like(h))
+
+
+def merge_parallel(mass: Tensor, directions: Tensor, cos_min: float) -> Tensor:
+    """Pool the mass of latents whose decoder directions are (nearly) the same: mass [D] >= 0,
+    directions [D, N] (unit rows) -> pooled mass [D] (zeros where a latent joined another).
+
+    Why: with unit-norm decoder rows, splitting a coefficient c between two parallel latents costs the
+    same L1 (c1 + c2 = c), and a second latent with another bias lets the ReLU code fit the magnitude
+    better, so an SAE often tiles one feature's magnitudes over several copies of its direction. They
+    are one feature. Greedy in order of mass: a latent joins the first heavier group whose leading
+    direction has cosine >= cos_min with its own, else it leads a new group. cos_min > 1 pools nothing.
+    """
+    D = mass.shape[0]
+    order = torch.argsort(mass, descending=True).tolist()
+    live = [i for i in order if float(mass[i]) > 0]
+    out = torch.zeros_like(mass)
+    if not live or cos_min > 1:
+        return mass.clone()
+    cos = directions[live] @ directions[live].T  # [L, L]
+    leaders: list[int] = []  # positions in live
+    for a in range(len(live)):
+        hit = next((b for b in leaders if float(cos[a, b]) >= cos_min), None)
+        if hit is None:
+            leaders.append(a)
+            out[live[a]] = mass[live[a]]
+        else:
+            out[live[hit]] += mass[live[a]]
+    assert D == out.shape[0]
+    return out
+
+
+def conv_rows(fmap, max_rows: int | None, seed: int = 0) -> Tensor:
+    """One row per spatial position over channels: fmap [n, C, H, W] -> [min(n*H*W, max_rows), C].
+
+    When there are more rows than max_rows, a uniform random subset (without replacement, from
+    seed) is kept, in their original order.
+    """
+    f = torch.as_tensor(fmap)
+    if f.ndim != 4:
+        raise ValueError(f"fmap: shape {tuple(f.shape)}, expected [n, C, H, W]")
+    rows = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
+    if max_rows is not None and rows.shape[0] > max_rows:
+        if max_rows < 1:
+            raise ValueError(f"max_rows = {max_rows}, must be >= 1")
+        keep = torch.randperm(rows.shape[0], generator=generator(seed))[:max_rows].sort().values
+        rows = rows[keep]
+    return rows
+
+
+def activation_scale(x: Tensor, scale: str) -> float:
+    """The divisor of the recipe's scaling: the RMS norm of x's non-zero rows (x [n, N]), or 1."""
+    if scale == "none":
+        return 1.0
+    sq = (x.to(torch.float64) ** 2).sum(1)
+    nz = sq > 0
+    return float(sq[nz].mean().sqrt()) if bool(nz.any()) else 1.0
+
+
+# --------------------------------------------------------------------------------------- training
+
+@dataclass
+class SAEFit:
+    """I fitted SAEs (one per seed) on one scaled activation matrix.
+
+    W_enc: [I, N, D]; b_enc: [I, D]; W_dec: [I, D, N] (unit rows); scale: the activation divisor.
+    """
+
+    W_enc: Tensor
+    b_enc: Tensor
+    W_dec: Tensor
+    scale: float
+    steps: int
+    batch: int
+    seconds: float
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Latents z [I, B, D] of scaled rows x [B, N] (or [I, B, N])."""
+        if x.ndim == 2:
+            x = x.expand(self.W_enc.shape[0], -1, -1)
+        return torch.relu(torch.baddbmm(self.b_enc[:, None, :], x, self.W_enc))
+
+
+def _init(I: int, n: int, d: int, seeds: Sequence[int], device, dtype):
+    W_dec = torch.empty(I, d, n, device=device, dtype=dtype)
+    for i, s in enumerate(seeds):
+        W_dec[i].normal_(generator=generator(s, device))
+    W_dec /= W_dec.norm(dim=2, keepdim=True).clamp_min(1e-12)
+    return W_dec.transpose(1, 2).contiguous(), torch.zeros(I, d, device=device, dtype=dtype), W_dec
+
+
+@torch.no_grad()
+def fit_saes(x: Tensor, recipe: SAERecipe, seeds: Sequence[int]) -> SAEFit:
+    """Fit one SAE per seed on the already scaled rows x [n_rows, N] (on x's device), all seeds at once
+    on an instance axis. Gradients are written out (see the module docstring for the loss):
+
+        pre = x W_enc + b          z = ReLU(pre)          x̂ = z W_dec         r = x̂ - x
+        g   = 2 r / B              gW_dec = z^T g          gz = g W_dec^T + l1 / B
+        gpre = gz [pre > 0]        gW_enc = x^T gpre       gb = sum_rows gpre
+    """
+    t0 = time.perf_counter()
+    n_rows, n = x.shape
+    I, d = len(seeds), recipe.dict_size(n)
+    steps, B = recipe.schedule(n)
+    dev, dt = x.device, x.dtype
+    W_enc, b, W_dec = _init(I, n, d, seeds, dev, dt)
+    tied = recipe.decoder == "tied"
+    params = [b, W_dec] if tied else [W_enc, b, W_dec]
+    m = [torch.zeros_like(p) for p in params]
+    v = [torch.zeros_like(p) for p in params]
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    gens = [generator(10_007 * s + 1, dev) for s in seeds]  # minibatch draws, apart from the init
+    idx = torch.empty(I, B, dtype=torch.int64, device=dev)
+    l1_term = recipe.l1 / B
+    for t in range(steps):
+        for i, g in enumerate(gens):
+            idx[i].random_(0, n_rows, generator=g)
+        xb = x[idx]  # [I, B, N]
+        W_e = W_dec.transpose(1, 2) if tied else W_enc
+        pre = torch.baddbmm(b[:, None, :], xb, W_e)  # [I, B, D]
+        z = pre.clamp_min(0)
+        r = torch.bmm(z, W_dec).sub_(xb).mul_(2.0 / B)  # dL/dx̂
+        gW_dec = torch.bmm(z.transpose(1, 2), r)  # [I, D, N]
+        if not tied:  # off the radial direction: the rows are renormalised after the step anyway
+            gW_dec -= (gW_dec * W_dec).sum(2, keepdim=True) * W_dec
+        gz = torch.bmm(r, W_dec.transpose(1, 2)).add_(l1_term).mul_(pre > 0)  # gpre [I, B, D]
+        if tied:  # the encoder use of the same matrix
+            gW_dec.baddbmm_(gz.transpose(1, 2), xb)
+            grads = [gz.sum(1), gW_dec]
+        else:
+            grads = [torch.bmm(xb.transpose(1, 2), gz), gz.sum(1), gW_dec]
+        lr = recipe.lr * 0.5 * (1.0 + math.cos(math.pi * t / steps))
+        c1, c2 = 1 - b1 ** (t + 1), 1 - b2 ** (t + 1)
+        for p, g_, m_, v_ in zip(params, grads, m, v):
+            m_.mul_(b1).add_(g_, alpha=1 - b1)
+            v_.mul_(b2).addcmul_(g_, g_, value=1 - b2)
+            p.addcdiv_(m_, v_.div(c2).sqrt_().add_(eps), value=-lr / c1)
+        if not tied:
+            W_dec /= W_dec.norm(dim=2, keepdim=True).clamp_min(1e-12)
+    if tied:
+        W_enc = W_dec.transpose(1, 2).contiguous()
+    return SAEFit(W_enc, b, W_dec, 1.0, steps, B, time.perf_counter() - t0)
+
+
+@torch.no_grad()
+def sae_stats(fit: SAEFit, x: Tensor, chunk: int = 8192, cos_min: float = 2.0) -> dict[str, Tensor]:
+    """Per-seed statistics of fitted SAEs over all scaled rows x [n_rows, N].
+
+    Returns tensors [I]: features (F, after pooling latents with decoder cosine >= cos_min; the
+    default pools nothing), features_raw (F without pooling), fvu, l0 (mean active latents per row), dead_fraction
+    (latents never active), and mass [I, D] (mean z_i; the decoder rows have unit norm).
+    """
+    I, D = fit.b_enc.shape
+    n_rows = x.shape[0]
+    mass = torch.zeros(I, D, dtype=torch.float64, device=x.device)
+    fired = torch.zeros(I, D, dtype=torch.bool, device=x.device)
+    l0 = torch.zeros(I, dtype=torch.float64, device=x.device)
+    sse = torch.zeros(I, dtype=torch.float64, device=x.device)
+    mean = x.to(torch.float64).mean(0)
+    sst = float(((x.to(torch.float64) - mean) ** 2).sum())
+    for s in range(0, n_rows, chunk):
+        xb = x[s:s + chunk]
+        z = fit.encode(xb)  # [I, b, D]
+        active = z > 0
+        mass += z.sum(1, dtype=torch.float64)
+        fired |= active.any(1)
+        l0 += active.sum((1, 2), dtype=torch.float64)
+        r = torch.bmm(z, fit.W_dec) - xb
+        sse += (r.to(torch.float64) ** 2).sum((1, 2))
+    mass /= n_rows
+    pooled = torch.stack([merge_parallel(mass[i], fit.W_dec[i].to(torch.float64), cos_min)
+                          for i in range(I)])
+    return {"features": effective_features(pooled), "features_raw": effective_features(mass), "fvu": sse / sst if sst > 0 else sse * math.nan,
+            "l0": l0 / n_rows, "dead_fraction": 1.0 - fired.to(torch.float64).mean(1), "mass": mass}
+
+
+def _as_rows(acts) -> Tensor:
+    x = torch.as_tensor(acts) if not isinstance(acts, Tensor) else acts
+    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"acts: shape {tuple(x.shape)}, expected [n_rows, N] with n_rows, N >= 1")
+    x = x.detach().to(torch.float32)
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("acts: contains NaN or infinite values")
+    return x
+
+
+def sae_measure(acts, recipe: SAERecipe | None = None, seeds: Sequence[int] = (0, 1, 2),
+                device: torch.device | str | None = None) -> dict[str, float]:
+    """The SAE measure of a layer: acts [n_rows, N] (torch or numpy) -> a dict of floats.
+
+    sae_features       F = exp(H(p)), mean over AE seeds
+    sae_features_std   its standard deviation over AE seeds (ddof = 1; 0 for one seed)
+    sae_features_raw   F before pooling parallel latents (the paper's plain count), mean over seeds
+    sae_psi            F / N
+    sae_fvu, sae_l0, sae_dead_fraction   means over AE seeds (see the module docstring)
+    sae_dict_size      D;  sae_features_over_dict  F / D (how close F is to its cap)
+    sae_seeds, sae_steps, sae_batch, sae_scale, sae_seconds   how it was fitted
+    Runs on `device` (default: acts' device).
+    """
+    recipe = recipe or SAERecipe()
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds: empty, need at least one AE seed")
+    x = _as_rows(acts)
+    if device is not None:
+        x = x.to(device)
+    scale = activation_scale(x, recipe.scale)
+    x = x / scale
+    fit = fit_saes(x, recipe, seeds)
+    fit.scale = scale
+    st = sae_stats(fit, x, cos_min=recipe.merge_cos)
+    return summarize(st, x.shape[1], fit)
+
+
+def summarize(st: dict[str, Tensor], n: int, fit: SAEFit) -> dict[str, float]:
+    """Per-seed statistics -> the sae_* dict of floats (see sae_measure)."""
+    F = st["features"].cpu().numpy()  # [I]
+    D = fit.W_dec.shape[1]
+    f = float(F.mean())
+    return {
+        "sae_features": f,
+        "sae_features_std": float(F.std(ddof=1)) if len(F) > 1 else 0.0,
+        "sae_features_raw": float(st["features_raw"].mean()),
+        "sae_psi": f / n,
+        "sae_fvu": float(st["fvu"].mean()),
+        "sae_l0": float(st["l0"].mean()),
+        "sae_dead_fraction": float(st["dead_fraction"].mean()),
+        "sae_dict_size": float(D),
+        "sae_features_over_dict": f / D,
+        "sae_seeds": float(len(F)),
+        "sae_steps": float(fit.steps),
+        "sae_batch": float(fit.batch),
+        "sae_scale": float(fit.scale),
+        "sae_seconds": float(fit.seconds),
+    }
+
+
+SAE_KEYS = ("sae_features", "sae_features_std", "sae_psi", "sae_fvu", "sae_l0", "sae_dead_fraction",
+            "sae_dict_size", "sae_features_over_dict")
+
+__all__ = ["SAERecipe", "SAEFit", "SAE_KEYS", "activation_scale", "conv_rows", "effective_features",
+           "fit_saes", "sae_measure", "sae_stats", "summarize"]
