@@ -73,7 +73,7 @@ class SAERecipe:
     dict_multiple: float = 8.0
     l1: float = 0.1
     steps: int = 3000
-    batch_size: int = 1024
+    batch_size: int = 256
     lr: float = 1e-2
     max_gflop: float = 2000.0
     min_batch: int = 128
@@ -188,9 +188,10 @@ def activation_scale(x: Tensor, scale: str) -> float:
 
 @dataclass
 class SAEFit:
-    """I fitted SAEs (one per seed) on one scaled activation matrix.
+    """I = M * S fitted SAEs: instance m * S + s fits activation matrix m with AE seed seeds[s].
 
-    W_enc: [I, N, D]; b_enc: [I, D]; W_dec: [I, D, N] (unit rows); scale: the activation divisor.
+    W_enc: [I, N, D]; b_enc: [I, D]; W_dec: [I, D, N] (unit rows for decoder "unit");
+    model: [I] which activation matrix each instance fits; scale: the activation divisor(s).
     """
 
     W_enc: Tensor
@@ -200,15 +201,18 @@ class SAEFit:
     steps: int
     batch: int
     seconds: float
+    model: Tensor | None = None
 
     def encode(self, x: Tensor) -> Tensor:
-        """Latents z [I, B, D] of scaled rows x [B, N] (or [I, B, N])."""
+        """Latents z [I, B, D] of scaled rows x: [B, N] (every instance) or [I, B, N]."""
         if x.ndim == 2:
             x = x.expand(self.W_enc.shape[0], -1, -1)
         return torch.relu(torch.baddbmm(self.b_enc[:, None, :], x, self.W_enc))
 
 
-def _init(I: int, n: int, d: int, seeds: Sequence[int], device, dtype):
+def _init(seeds: Sequence[int], n: int, d: int, device, dtype):
+    """Decoder rows uniform on the sphere from generator(seed) alone, encoder = decoder^T, b = 0."""
+    I = len(seeds)
     W_dec = torch.empty(I, d, n, device=device, dtype=dtype)
     for i, s in enumerate(seeds):
         W_dec[i].normal_(generator=generator(s, device))
@@ -216,33 +220,50 @@ def _init(I: int, n: int, d: int, seeds: Sequence[int], device, dtype):
     return W_dec.transpose(1, 2).contiguous(), torch.zeros(I, d, device=device, dtype=dtype), W_dec
 
 
+# Row indices are drawn for a block of steps at once (one generator call per instance and block):
+# at toy sizes the per-step calls would cost as much as the step.
+_BLOCK_ELEMS = 1 << 16
+
+
 @torch.no_grad()
 def fit_saes(x: Tensor, recipe: SAERecipe, seeds: Sequence[int]) -> SAEFit:
-    """Fit one SAE per seed on the already scaled rows x [n_rows, N] (on x's device), all seeds at once
-    on an instance axis. Gradients are written out (see the module docstring for the loss):
+    """Fit one SAE per (activation matrix, seed) on already scaled rows, all on one instance axis.
+
+    x: [n_rows, N] (one matrix) or [M, n_rows, N] (M matrices of the same shape, e.g. M toy models);
+    instance m * S + s fits x[m] with seeds[s], and equals a lone fit of x[m] with that seed.
+    Gradients are written out (see the module docstring for the loss):
 
         pre = x W_enc + b          z = ReLU(pre)          x̂ = z W_dec         r = x̂ - x
         g   = 2 r / B              gW_dec = z^T g          gz = g W_dec^T + l1 / B
         gpre = gz [pre > 0]        gW_enc = x^T gpre       gb = sum_rows gpre
     """
     t0 = time.perf_counter()
-    n_rows, n = x.shape
-    I, d = len(seeds), recipe.dict_size(n)
+    x3 = x if x.ndim == 3 else x[None]
+    M, n_rows, n = x3.shape
+    S, d = len(seeds), recipe.dict_size(n)
+    inst_seeds = [s for _ in range(M) for s in seeds]
+    I = M * S
     steps, B = recipe.schedule(n)
-    dev, dt = x.device, x.dtype
-    W_enc, b, W_dec = _init(I, n, d, seeds, dev, dt)
+    dev, dt = x3.device, x3.dtype
+    model = torch.arange(M, device=dev).repeat_interleave(S)  # [I]
+    flat = x3.reshape(M * n_rows, n)
+    offset = (model * n_rows)[:, None, None]  # [I, 1, 1] row offset of each instance's matrix
+    W_enc, b, W_dec = _init(inst_seeds, n, d, dev, dt)
     tied = recipe.decoder == "tied"
     params = [b, W_dec] if tied else [W_enc, b, W_dec]
     m = [torch.zeros_like(p) for p in params]
     v = [torch.zeros_like(p) for p in params]
     b1, b2, eps = 0.9, 0.999, 1e-8
-    gens = [generator(10_007 * s + 1, dev) for s in seeds]  # minibatch draws, apart from the init
-    idx = torch.empty(I, B, dtype=torch.int64, device=dev)
+    gens = [generator(10_007 * s + 1, dev) for s in inst_seeds]  # minibatches, apart from the init
+    T = max(1, min(steps, _BLOCK_ELEMS // B))
+    idx = torch.empty(I, T, B, dtype=torch.int64, device=dev)
     l1_term = recipe.l1 / B
     for t in range(steps):
-        for i, g in enumerate(gens):
-            idx[i].random_(0, n_rows, generator=g)
-        xb = x[idx]  # [I, B, N]
+        if t % T == 0:
+            for i, g in enumerate(gens):
+                idx[i].random_(0, n_rows, generator=g)
+            idx += offset
+        xb = flat[idx[:, t % T]]  # [I, B, N]
         W_e = W_dec.transpose(1, 2) if tied else W_enc
         pre = torch.baddbmm(b[:, None, :], xb, W_e)  # [I, B, D]
         z = pre.clamp_min(0)
@@ -266,27 +287,32 @@ def fit_saes(x: Tensor, recipe: SAERecipe, seeds: Sequence[int]) -> SAEFit:
             W_dec /= W_dec.norm(dim=2, keepdim=True).clamp_min(1e-12)
     if tied:
         W_enc = W_dec.transpose(1, 2).contiguous()
-    return SAEFit(W_enc, b, W_dec, 1.0, steps, B, time.perf_counter() - t0)
+    return SAEFit(W_enc, b, W_dec, 1.0, steps, B, time.perf_counter() - t0, model)
 
 
 @torch.no_grad()
 def sae_stats(fit: SAEFit, x: Tensor, chunk: int = 8192, cos_min: float = 2.0) -> dict[str, Tensor]:
-    """Per-seed statistics of fitted SAEs over all scaled rows x [n_rows, N].
+    """Per-instance statistics of fitted SAEs over all scaled rows x: [n_rows, N] or [M, n_rows, N]
+    (as given to fit_saes).
 
     Returns tensors [I]: features (F, after pooling latents with decoder cosine >= cos_min; the
-    default pools nothing), features_raw (F without pooling), fvu, l0 (mean active latents per row), dead_fraction
-    (latents never active), and mass [I, D] (mean z_i; the decoder rows have unit norm).
+    default pools nothing), features_raw (F without pooling), fvu, l0 (mean active latents per
+    row), dead_fraction (latents never active), and mass [I, D] (mean z_i; the decoder rows have
+    unit norm).
     """
     I, D = fit.b_enc.shape
-    n_rows = x.shape[0]
-    mass = torch.zeros(I, D, dtype=torch.float64, device=x.device)
-    fired = torch.zeros(I, D, dtype=torch.bool, device=x.device)
-    l0 = torch.zeros(I, dtype=torch.float64, device=x.device)
-    sse = torch.zeros(I, dtype=torch.float64, device=x.device)
-    mean = x.to(torch.float64).mean(0)
-    sst = float(((x.to(torch.float64) - mean) ** 2).sum())
+    x3 = x if x.ndim == 3 else x[None]
+    n_rows = x3.shape[1]
+    model = fit.model if fit.model is not None else torch.zeros(I, dtype=torch.int64)
+    model = model.to(x3.device)
+    mass = torch.zeros(I, D, dtype=torch.float64, device=x3.device)
+    fired = torch.zeros(I, D, dtype=torch.bool, device=x3.device)
+    l0 = torch.zeros(I, dtype=torch.float64, device=x3.device)
+    sse = torch.zeros(I, dtype=torch.float64, device=x3.device)
+    x64 = x3.to(torch.float64)
+    sst = ((x64 - x64.mean(1, keepdim=True)) ** 2).sum((1, 2))[model]  # [I]
     for s in range(0, n_rows, chunk):
-        xb = x[s:s + chunk]
+        xb = x3[model, s:s + chunk]  # [I, b, N]
         z = fit.encode(xb)  # [I, b, D]
         active = z > 0
         mass += z.sum(1, dtype=torch.float64)
@@ -297,7 +323,8 @@ def sae_stats(fit: SAEFit, x: Tensor, chunk: int = 8192, cos_min: float = 2.0) -
     mass /= n_rows
     pooled = torch.stack([merge_parallel(mass[i], fit.W_dec[i].to(torch.float64), cos_min)
                           for i in range(I)])
-    return {"features": effective_features(pooled), "features_raw": effective_features(mass), "fvu": sse / sst if sst > 0 else sse * math.nan,
+    return {"features": effective_features(pooled), "features_raw": effective_features(mass),
+            "fvu": torch.where(sst > 0, sse / sst.clamp_min(1e-300), torch.full_like(sse, math.nan)),
             "l0": l0 / n_rows, "dead_fraction": 1.0 - fired.to(torch.float64).mean(1), "mass": mass}
 
 
@@ -324,19 +351,35 @@ def sae_measure(acts, recipe: SAERecipe | None = None, seeds: Sequence[int] = (0
     sae_seeds, sae_steps, sae_batch, sae_scale, sae_seconds   how it was fitted
     Runs on `device` (default: acts' device).
     """
+    x = _as_rows(acts)
+    return sae_measure_many(x[None], recipe, seeds, device)[0]
+
+
+def sae_measure_many(acts, recipe: SAERecipe | None = None, seeds: Sequence[int] = (0, 1, 2),
+                     device: torch.device | str | None = None) -> list[dict[str, float]]:
+    """sae_measure for M layers of one shape at once (one instance axis): acts [M, n_rows, N] ->
+    M dicts; each equals sae_measure(acts[m]) (every matrix is scaled on its own)."""
     recipe = recipe or SAERecipe()
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds: empty, need at least one AE seed")
-    x = _as_rows(acts)
+    x = torch.as_tensor(acts) if not isinstance(acts, Tensor) else acts
+    if x.ndim != 3:
+        raise ValueError(f"acts: shape {tuple(x.shape)}, expected [M, n_rows, N]")
+    x = torch.stack([_as_rows(xm) for xm in x])
     if device is not None:
         x = x.to(device)
-    scale = activation_scale(x, recipe.scale)
-    x = x / scale
+    scales = [activation_scale(xm, recipe.scale) for xm in x]
+    x = x / torch.tensor(scales, dtype=x.dtype, device=x.device)[:, None, None]
     fit = fit_saes(x, recipe, seeds)
-    fit.scale = scale
     st = sae_stats(fit, x, cos_min=recipe.merge_cos)
-    return summarize(st, x.shape[1], fit)
+    S = len(seeds)
+    out = []
+    for k, scale in enumerate(scales):
+        sub = {key: v[k * S:(k + 1) * S] for key, v in st.items()}
+        fit.scale = scale
+        out.append(summarize(sub, x.shape[2], fit))
+    return out
 
 
 def summarize(st: dict[str, Tensor], n: int, fit: SAEFit) -> dict[str, float]:
@@ -362,8 +405,33 @@ def summarize(st: dict[str, Tensor], n: int, fit: SAEFit) -> dict[str, float]:
     }
 
 
+SAE_DEFINITIONS = {
+    "sae_features": "SAE feature count F = exp(H(p)), p_i = latent i's share of the mean absolute "
+                    "latent activation (unit-norm decoder rows; parallel latents pooled), of a sparse "
+                    "autoencoder fitted to the layer (Bereska et al. 2025, arXiv 2512.13568); mean over "
+                    "AE seeds (and over models where several).",
+    "sae_features_std": "Std of F over AE seeds (sae_measure) or over models (study metrics).",
+    "sae_features_ae_std": "Std of F over AE seeds, mean over models: how much F depends on the AE's "
+                           "seed alone.",
+    "sae_features_raw": "F without pooling parallel latents (the paper's plain count).",
+    "sae_psi": "Superposition ratio psi = F / N, N the layer's width.",
+    "sae_fvu": "The SAE's fraction of variance unexplained, sum ||x - x_hat||^2 / sum ||x - mean x||^2.",
+    "sae_l0": "Mean number of active SAE latents per activation row.",
+    "sae_dead_fraction": "Fraction of SAE latents never active on any row.",
+    "sae_dict_size": "SAE dictionary size D = dict_multiple x N (F <= D).",
+    "sae_features_over_dict": "F / D: how close F is to its cap (1).",
+    "sae_represented_features": "Known answer for toy models: features with ||W_i|| > 0.5 (here "
+                                "sqrt(||W_in,i|| ||W_out,i||)), mean over models.",
+    "sae_recipe": "The SAE recipe (dictionary multiple, L1, steps, batch, lr, scaling, decoder).",
+    "sae_ae_seeds": "The AE seeds each model's F is averaged over.",
+    "sae_seconds": "Seconds spent fitting the SAE measure.",
+}
+for _k in ("sae_psi", "sae_fvu", "sae_l0", "sae_dead_fraction", "sae_features_raw",
+           "sae_features_over_dict"):
+    SAE_DEFINITIONS[_k + "_std"] = f"Std over models of {_k}."
+
 SAE_KEYS = ("sae_features", "sae_features_std", "sae_psi", "sae_fvu", "sae_l0", "sae_dead_fraction",
             "sae_dict_size", "sae_features_over_dict")
 
-__all__ = ["SAERecipe", "SAEFit", "SAE_KEYS", "activation_scale", "conv_rows", "effective_features",
-           "fit_saes", "sae_measure", "sae_stats", "summarize"]
+__all__ = ["SAERecipe", "SAEFit", "SAE_DEFINITIONS", "SAE_KEYS", "activation_scale", "conv_rows", "effective_features",
+           "fit_saes", "sae_measure", "sae_measure_many", "sae_stats", "summarize"]
