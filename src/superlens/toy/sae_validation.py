@@ -71,7 +71,7 @@ GRIDS = {
     "heldout": ValidationGrid(),
     "dev": ValidationGrid(model_seeds=(0, 1)),
     # the test's grid: a few cells per family, short training, and few rows
-    "small": ValidationGrid(model_seeds=(7,), rows=4000, tms_p=(1.0, 0.1, 0.02), tms_decay=(1.0,),
+    "small": ValidationGrid(model_seeds=(7,), rows=4000, tms_p=(1.0, 0.1, 0.02), tms_decay=(1.0, 0.8),
                             tms_steps=2000, cc_widths=(5, 10), cc_p=(0.05,), cc_steps=600,
                             cc_batch=1024),
 }
