@@ -62,7 +62,9 @@ class SAERecipe:
     l1:            L1 coefficient on the scaled activations (see the module docstring)
     steps:         Adam steps
     batch_size:    rows per step (cut on wide layers to respect max_gflop)
-    lr:            Adam learning rate, cosine-decayed to 0 over the steps
+    lr:            Adam learning rate, cosine-decayed to 0 over the steps (see lr_for)
+    lr_width:      above this layer width the learning rate falls as 1 / sqrt(width) (lr_for);
+                   the validation's toy layers (5 to 20 wide) all train at lr
     max_gflop:     compute cap per AE: 10 * steps * batch * N * D flop at most
     min_batch:     the smallest minibatch the cap may cut to, before it cuts steps instead
     decoder:       "unit" (unit-norm rows, untied encoder) or "tied" (encoder = decoder^T, free norms)
@@ -75,11 +77,12 @@ class SAERecipe:
     steps: int = 3000
     batch_size: int = 256
     lr: float = 1e-2
-    max_gflop: float = 2000.0
+    max_gflop: float = 1500.0
     min_batch: int = 128
     scale: str = "nonzero-rms"
     decoder: str = "unit"
     merge_cos: float = 0.95
+    lr_width: int = 20
 
     def __post_init__(self):
         for name, lo in (("dict_multiple", 1.0), ("steps", 1), ("batch_size", 1), ("min_batch", 1)):
@@ -108,6 +111,13 @@ class SAERecipe:
             batch = max(min(self.min_batch, self.batch_size), int(rows // self.steps))
         steps = max(1, min(self.steps, int(rows // batch)))
         return steps, batch
+
+    def lr_for(self, n: int) -> float:
+        """Adam's learning rate for a layer of n neurons: lr up to lr_width neurons, then
+        lr * sqrt(lr_width / n). Adam moves every bias by ~lr per step whatever its gradient, while a
+        latent's pre-activation on a unit-norm row is ~1 / sqrt(n) before it aligns with a feature:
+        at lr = 1e-2 a 512-wide layer's latents were all dead within a few hundred steps."""
+        return self.lr * min(1.0, math.sqrt(self.lr_width / n))
 
     def as_dict(self) -> dict:
         return {**asdict(self), "decoder": "unit-norm rows, no bias", "encoder": "ReLU(x W + b)",
@@ -138,22 +148,21 @@ def merge_parallel(mass: Tensor, directions: Tensor, cos_min: float) -> Tensor:
     are one feature. Greedy in order of mass: a latent joins the first heavier group whose leading
     direction has cosine >= cos_min with its own, else it leads a new group. cos_min > 1 pools nothing.
     """
-    D = mass.shape[0]
-    order = torch.argsort(mass, descending=True).tolist()
-    live = [i for i in order if float(mass[i]) > 0]
-    out = torch.zeros_like(mass)
-    if not live or cos_min > 1:
+    order = torch.argsort(mass, descending=True)
+    live = order[mass[order] > 0]
+    if live.numel() == 0 or cos_min > 1:
         return mass.clone()
-    cos = directions[live] @ directions[live].T  # [L, L]
-    leaders: list[int] = []  # positions in live
-    for a in range(len(live)):
-        hit = next((b for b in leaders if float(cos[a, b]) >= cos_min), None)
-        if hit is None:
-            leaders.append(a)
-            out[live[a]] = mass[live[a]]
+    cos = directions[live] @ directions[live].T  # [L, L], rows and columns in order of mass
+    leader = torch.zeros(live.numel(), dtype=torch.bool)
+    group = torch.empty(live.numel(), dtype=torch.int64)  # position of each latent's leader
+    for a in range(live.numel()):
+        hit = (cos[a, :a] >= cos_min) & leader[:a]
+        if bool(hit.any()):
+            group[a] = int(hit.to(torch.int8).argmax())  # the heaviest matching leader
         else:
-            out[live[hit]] += mass[live[a]]
-    assert D == out.shape[0]
+            leader[a], group[a] = True, a
+    out = torch.zeros_like(mass)
+    out.index_add_(0, live[group], mass[live])
     return out
 
 
@@ -258,6 +267,7 @@ def fit_saes(x: Tensor, recipe: SAERecipe, seeds: Sequence[int]) -> SAEFit:
     T = max(1, min(steps, _BLOCK_ELEMS // B))
     idx = torch.empty(I, T, B, dtype=torch.int64, device=dev)
     l1_term = recipe.l1 / B
+    lr0 = recipe.lr_for(n)
     for t in range(steps):
         if t % T == 0:
             for i, g in enumerate(gens):
@@ -277,7 +287,7 @@ def fit_saes(x: Tensor, recipe: SAERecipe, seeds: Sequence[int]) -> SAEFit:
             grads = [gz.sum(1), gW_dec]
         else:
             grads = [torch.bmm(xb.transpose(1, 2), gz), gz.sum(1), gW_dec]
-        lr = recipe.lr * 0.5 * (1.0 + math.cos(math.pi * t / steps))
+        lr = lr0 * 0.5 * (1.0 + math.cos(math.pi * t / steps))
         c1, c2 = 1 - b1 ** (t + 1), 1 - b2 ** (t + 1)
         for p, g_, m_, v_ in zip(params, grads, m, v):
             m_.mul_(b1).add_(g_, alpha=1 - b1)

@@ -211,7 +211,7 @@ def spearman(a, b) -> float:
     return pearson(_rank(np.asarray(a, float)), _rank(np.asarray(b, float)))
 
 
-def correlations(models: list[dict], key: str = "F") -> dict:
+def correlations(models: list[dict], key: str = "F", known_key: str = "represented") -> dict:
     """Spearman rho and Pearson r of F (per AE seed) against the represented count, per family and
     pooled: {subset: {"n": models, "rho": [per seed], "r": [...], "rho_mean", "rho_std", "r_mean",
     "r_std"}} (std over AE seeds, ddof = 1)."""
@@ -220,7 +220,7 @@ def correlations(models: list[dict], key: str = "F") -> dict:
         sub = [e for e in models if name == "pooled" or e["family"] == name]
         if len(sub) < 3:
             continue
-        known = [e["represented"] for e in sub]
+        known = [e[known_key] for e in sub]
         S = len(sub[0][key])
         rho = [spearman([e[key][s] for e in sub], known) for s in range(S)]
         r = [pearson([e[key][s] for e in sub], known) for s in range(S)]
@@ -252,6 +252,7 @@ def run_validation(grid: ValidationGrid | str = "heldout", recipe: SAERecipe | N
     return {"grid_name": grid_name, "grid": asdict(grid), "recipe": recipe.as_dict(),
             "ae_seeds": list(ae_seeds), "represented_norm": REPRESENTED_NORM, "models": models,
             "correlations": correlations(models), "correlations_raw": correlations(models, "F_raw"),
+            "correlations_frobenius": correlations(models, known_key="frobenius_sq"),
             "train_seconds": t_train, "sae_seconds": t_sae}
 
 
@@ -297,6 +298,47 @@ def plot_validation(table: dict, path: Path) -> str:
     return save(fig, path)
 
 
+def trust_findings(table: dict) -> list[str]:
+    """Where F is and is not a count of the represented features, in words, from the table."""
+    out = []
+    for fam, name in (("tms", "classic toy model"), ("cc", "compressed-computation model")):
+        sub = [e for e in table["models"] if e["family"] == fam]
+        if not sub:
+            continue
+        ratio = np.array([e["F_mean"] / max(e["represented"], 1) for e in sub])
+        off = [e for e, r in zip(sub, ratio) if not 0.67 <= r <= 1.5]
+        c = table["correlations"].get(fam)
+        text = (f"{name}: F / represented count has median {np.median(ratio):.2f} (range "
+                f"{ratio.min():.2f}–{ratio.max():.2f})")
+        if c:
+            text += f"; ρ = {c['rho_mean']:.3f} ± {c['rho_std']:.3f}, r = {c['r_mean']:.3f} ± {c['r_std']:.3f}"
+        if off:
+            cells = sorted({(e["p"], e["importance"] if fam == "tms" else f"L{e['loss_power']:g}",
+                             e["width"]) for e in off})
+            text += ("; off by more than a factor 1.5 in " + f"{len(off)} of {len(sub)} models: " +
+                     ", ".join(f"p = {p:g} {k} width {w}" for p, k, w in cells))
+        out.append(text + ".")
+    cc = [e for e in table["models"] if e["family"] == "cc"]
+    if cc:
+        crowded = [e for e in cc if e["represented"] > 4 * e["width"]]
+        if crowded:
+            r = np.median([e["F_mean"] / e["represented"] for e in crowded])
+            out.append(f"Not trustworthy where features are crowded: compressed-computation models with more "
+                       f"than 4 represented features per neuron read F at a median {r:.2f} of the count "
+                       "(the SAE recovers about as many directions as the activations let it decode, "
+                       "growing with the width rather than with the count). Their signed inputs also give "
+                       "each feature two ReLU half-directions, so where features are resolved F can reach "
+                       "up to twice the count.")
+    dense = [e for e in table["models"] if e["family"] == "tms" and e["p"] >= 0.99]
+    if dense:
+        out.append("Dense inputs (p = 1) read " + ", ".join(
+            f"{e['F_mean']:.1f}" for e in dense) + " for " + ", ".join(
+            str(e["represented"]) for e in dense) + " represented features: dense non-negative "
+            "mixtures invite extra 'corner' latents (the L1 penalty is lower for a shared direction), "
+            "a bias upward.")
+    return out
+
+
 def _verdict(c: dict) -> str:
     ok = c["rho_mean"] >= 0.9
     return ("meets the target (pooled ρ ≥ 0.9)" if ok else
@@ -310,7 +352,7 @@ def report_markdown(table: dict, command: str) -> str:
              f"Verdict: the measure {_verdict(c['pooled'])} on this grid.", "",
              "| subset | models | Spearman ρ (mean ± std over AE seeds) | Pearson r |",
              "|---|---|---|---|"]
-    for name, v in c.items():
+    for name, v in sorted(c.items(), key=lambda kv: ["pooled", "tms", "cc"].index(kv[0])):
         lines.append(f"| {name} | {v['n']} | {v['rho_mean']:.3f} ± {v['rho_std']:.3f} | "
                      f"{v['r_mean']:.3f} ± {v['r_std']:.3f} |")
     cr = table["correlations_raw"].get("pooled")
@@ -318,6 +360,11 @@ def report_markdown(table: dict, command: str) -> str:
         lines += ["", f"Without pooling parallel latents (the paper's plain F): pooled ρ = "
                       f"{cr['rho_mean']:.3f} ± {cr['rho_std']:.3f}, r = {cr['r_mean']:.3f} ± "
                       f"{cr['r_std']:.3f}."]
+    cf = table.get("correlations_frobenius", {}).get("pooled")
+    if cf:
+        lines += ["", f"Against ‖W‖²_F instead of the count: pooled ρ = {cf['rho_mean']:.3f} ± "
+                      f"{cf['rho_std']:.3f}, r = {cf['r_mean']:.3f} ± {cf['r_std']:.3f}."]
+    lines += ["", "Where it is and is not trustworthy:", ""] + [f"- {t}" for t in trust_findings(table)]
     lines += ["", "Recipe: `" + json.dumps(table["recipe"]) + "`", "",
               "| family | p | importance | width | L | seed | represented | ‖W‖²_F | F | F std | F_raw | "
               "F / D | FVU | L0 | dead |", "|" + "---|" * 15]
@@ -338,8 +385,9 @@ def report_html(table: dict, fig: Path, command: str) -> str:
     from superlens.report.html import code_block, esc, figure, page, para, section, table as html_table
 
     c = table["correlations"]
+    order = lambda kv: ["pooled", "tms", "cc"].index(kv[0])  # noqa: E731
     rows = [(k, v["n"], f"{v['rho_mean']:.3f} ± {v['rho_std']:.3f}", f"{v['r_mean']:.3f} ± {v['r_std']:.3f}")
-            for k, v in c.items()]
+            for k, v in sorted(c.items(), key=order)]
     cr = table["correlations_raw"]
     rows_raw = [(k, v["n"], f"{v['rho_mean']:.3f} ± {v['rho_std']:.3f}",
                  f"{v['r_mean']:.3f} ± {v['r_std']:.3f}") for k, v in cr.items()]
@@ -356,8 +404,15 @@ def report_html(table: dict, fig: Path, command: str) -> str:
         html_table(["subset", "models", "Spearman ρ", "Pearson r"], rows),
         figure(fig, "Left: F against the represented count (dashed: F = count); colour: feature "
                     "probability p. Right: F over the dictionary size, so the cap (1) is visible."),
+        section("Where it is and is not trustworthy",
+                "<ul>" + "".join(f"<li>{esc(t)}</li>" for t in trust_findings(table)) + "</ul>"),
         section("Without pooling parallel latents (the paper's plain F)",
                 html_table(["subset", "models", "Spearman ρ", "Pearson r"], rows_raw)),
+        section("Against ‖W‖²_F instead of the represented count",
+                html_table(["subset", "models", "Spearman ρ", "Pearson r"], [
+                    (k, v["n"], f"{v['rho_mean']:.3f} ± {v['rho_std']:.3f}",
+                     f"{v['r_mean']:.3f} ± {v['r_std']:.3f}")
+                    for k, v in table.get("correlations_frobenius", {}).items()])),
         section("Every model", html_table(
             ["family", "p", "importance", "width", "L", "seed", "represented", "‖W‖²_F", "F",
              "F raw", "F / D", "FVU", "L0", "dead"], models)),
@@ -389,10 +444,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ae-seeds", type=int, default=3, help="AE seeds per model (>= 1)")
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--render", action="store_true",
+                    help="only redraw the figure and reports of --out from its table.json")
     ap.add_argument("--recipe", default=None, help='JSON overrides of SAERecipe, e.g. \'{"l1": 0.2}\'')
     a = ap.parse_args(argv)
-    from superlens.runs import StagedRunDir
+    from superlens.runs import StagedRunDir, read_json
 
+    if a.render:
+        table = read_json(Path(a.out) / "table.json")
+        table.setdefault("correlations_frobenius", correlations(table["models"], known_key="frobenius_sq"))
+        write_outputs(table, Path(a.out), table.get("command", "python -m superlens.toy.sae_validation"))
+        return 0
     try:
         recipe = SAERecipe(**json.loads(a.recipe)) if a.recipe else SAERecipe()
     except (TypeError, ValueError) as e:
@@ -407,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with StagedRunDir(a.out, a.force) as tmp:
             table = run_validation(a.grid, recipe, tuple(range(a.ae_seeds)))
+            table["command"] = cmd
             write_outputs(table, Path(tmp), cmd)
     except Exception as e:  # a refused output folder, most likely
         from superlens.errors import RunDirError
