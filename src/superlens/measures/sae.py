@@ -55,8 +55,9 @@ from superlens.device import generator
 
 @dataclass(frozen=True)
 class SAERecipe:
-    """How the SAE measure is fitted (the defaults are the validated recipe; see
-    superlens.toy.sae_validation).
+    """How the SAE measure is fitted. The defaults were fixed before the validation on toy models
+    (superlens.toy.sae_validation; lr_width and max_gflop leave those 5- to 20-wide layers as they
+    were) and were not changed by it.
 
     dict_multiple: latents per layer neuron (D = dict_multiple * N)
     l1:            L1 coefficient on the scaled activations (see the module docstring)
@@ -120,8 +121,12 @@ class SAERecipe:
         return self.lr * min(1.0, math.sqrt(self.lr_width / n))
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "decoder": "unit-norm rows, no bias", "encoder": "ReLU(x W + b)",
-                "loss": "mean ||x - x_hat||^2 + l1 * mean sum z", "optimizer": "Adam, cosine lr"}
+        """The fields (SAERecipe(**{k: d[k] for k in fields}) rebuilds it) and, for readers, the
+        architecture in words."""
+        arch = ("ReLU(x W_enc + b_enc) encoder, " +
+                ("unit-norm decoder rows" if self.decoder == "unit" else "tied decoder W_enc^T") +
+                ", no decoder bias; loss mean ||x - x_hat||^2 + l1 * mean sum z; Adam, cosine lr")
+        return {**asdict(self), "architecture": arch}
 
 
 # ------------------------------------------------------------------------------------------- math
@@ -148,10 +153,13 @@ def merge_parallel(mass: Tensor, directions: Tensor, cos_min: float) -> Tensor:
     are one feature. Greedy in order of mass: a latent joins the first heavier group whose leading
     direction has cosine >= cos_min with its own, else it leads a new group. cos_min > 1 pools nothing.
     """
+    if cos_min > 1:
+        return mass.clone()
+    device, mass, directions = mass.device, mass.cpu(), directions.cpu()  # a sequential loop
     order = torch.argsort(mass, descending=True)
     live = order[mass[order] > 0]
-    if live.numel() == 0 or cos_min > 1:
-        return mass.clone()
+    if live.numel() == 0:
+        return mass.to(device)
     cos = directions[live] @ directions[live].T  # [L, L], rows and columns in order of mass
     leader = torch.zeros(live.numel(), dtype=torch.bool)
     group = torch.empty(live.numel(), dtype=torch.int64)  # position of each latent's leader
@@ -163,7 +171,7 @@ def merge_parallel(mass: Tensor, directions: Tensor, cos_min: float) -> Tensor:
             leader[a], group[a] = True, a
     out = torch.zeros_like(mass)
     out.index_add_(0, live[group], mass[live])
-    return out
+    return out.to(device)
 
 
 def conv_rows(fmap, max_rows: int | None, seed: int = 0) -> Tensor:
