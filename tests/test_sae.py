@@ -97,6 +97,8 @@ def test_recipe_validation_cap_and_dict():
         SAERecipe(l1=-1.0)
     with pytest.raises(ValueError, match="decoder"):
         SAERecipe(decoder="free")
+    with pytest.raises(ValueError, match="warmup"):
+        SAERecipe(warmup=1.0)
     r = SAERecipe()
     assert r.dict_size(5) == round(r.dict_multiple * 5)
     assert r.schedule(5) == (r.steps, r.batch_size)  # tiny layers are never cut
@@ -104,7 +106,11 @@ def test_recipe_validation_cap_and_dict():
     assert 10.0 * steps * batch * 512 * r.dict_size(512) <= r.max_gflop * 1e9 * 1.001
     assert batch >= r.min_batch
     d = r.as_dict()
-    assert d["l1"] == r.l1 and d["dict_multiple"] == r.dict_multiple and "decoder" in d
+    assert d["l1"] == r.l1 and d["dict_multiple"] == r.dict_multiple and "architecture" in d
+    assert SAERecipe(**{k: v for k, v in d.items() if k != "architecture"}) == r  # round trip
+    # the learning rate is the recipe's up to lr_width neurons, then falls as 1 / sqrt(width)
+    assert r.lr_for(5) == r.lr_for(r.lr_width) == r.lr
+    assert r.lr_for(4 * r.lr_width) == pytest.approx(r.lr / 2)
 
 
 def test_bad_acts():

@@ -24,7 +24,8 @@ The recipe (SAERecipe), and why:
   so p_i compares like with like and the L1 penalty cannot be dodged by shrinking z and growing d.
 - Loss: mean_rows ||x - x̂||^2 + l1 * mean_rows sum_i z_i (on the scaled activations: a lone active
   feature of norm c is encoded as about c - l1 / 2).
-- Training: Adam with a cosine decay of the learning rate to 0 over `steps` minibatches of
+- Training: Adam (on layers wider than lr_width: a linear warm-up of the L1 coefficient and learning
+  rate over the first `warmup` of the steps), a cosine decay of the learning rate to 0, over `steps` minibatches of
   `batch_size` rows drawn with replacement; the decoder's gradient is projected off the radial
   direction and its rows renormalised after every step (Bricken et al. 2023). On wide layers the
   minibatch (then the step count) is cut so that one AE costs at most `max_gflop` (the cut is
@@ -66,6 +67,10 @@ class SAERecipe:
     lr:            Adam learning rate, cosine-decayed to 0 over the steps (see lr_for)
     lr_width:      above this layer width the learning rate falls as 1 / sqrt(width) (lr_for);
                    the validation's toy layers (5 to 20 wide) all train at lr
+    warmup:        on layers wider than lr_width, the fraction of the steps over which the L1
+                   coefficient and the learning rate ramp linearly from 0 (without it most latents of
+                   a 256- or 512-wide layer died early; on toy layers it left duplicate latents:
+                   3 orthogonal features in 8 dims read 4.4 instead of 3.0)
     max_gflop:     compute cap per AE: 10 * steps * batch * N * D flop at most
     min_batch:     the smallest minibatch the cap may cut to, before it cuts steps instead
     decoder:       "unit" (unit-norm rows, untied encoder) or "tied" (encoder = decoder^T, free norms)
@@ -84,6 +89,7 @@ class SAERecipe:
     decoder: str = "unit"
     merge_cos: float = 0.95
     lr_width: int = 20
+    warmup: float = 0.2
 
     def __post_init__(self):
         for name, lo in (("dict_multiple", 1.0), ("steps", 1), ("batch_size", 1), ("min_batch", 1)):
@@ -92,6 +98,10 @@ class SAERecipe:
         for name in ("lr", "max_gflop"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"SAERecipe.{name} = {getattr(self, name)!r}, must be > 0")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"SAERecipe.warmup = {self.warmup!r}, must be in [0, 1)")
+        if not self.lr_width >= 1:
+            raise ValueError(f"SAERecipe.lr_width = {self.lr_width!r}, must be >= 1")
         if not self.l1 >= 0:
             raise ValueError(f"SAERecipe.l1 = {self.l1!r}, must be >= 0")
         if self.decoder not in ("unit", "tied"):
@@ -274,9 +284,12 @@ def fit_saes(x: Tensor, recipe: SAERecipe, seeds: Sequence[int]) -> SAEFit:
     gens = [generator(10_007 * s + 1, dev) for s in inst_seeds]  # minibatches, apart from the init
     T = max(1, min(steps, _BLOCK_ELEMS // B))
     idx = torch.empty(I, T, B, dtype=torch.int64, device=dev)
-    l1_term = recipe.l1 / B
     lr0 = recipe.lr_for(n)
+    warm = recipe.warmup * steps if n > recipe.lr_width else 0.0
     for t in range(steps):
+        # the L1 penalty (and the learning rate) ramp up over the first `warmup` of the steps
+        ramp = min(1.0, (t + 1) / warm) if warm > 0 else 1.0
+        l1_term = ramp * recipe.l1 / B
         if t % T == 0:
             for i, g in enumerate(gens):
                 idx[i].random_(0, n_rows, generator=g)
@@ -295,7 +308,7 @@ def fit_saes(x: Tensor, recipe: SAERecipe, seeds: Sequence[int]) -> SAEFit:
             grads = [gz.sum(1), gW_dec]
         else:
             grads = [torch.bmm(xb.transpose(1, 2), gz), gz.sum(1), gW_dec]
-        lr = lr0 * 0.5 * (1.0 + math.cos(math.pi * t / steps))
+        lr = ramp * lr0 * 0.5 * (1.0 + math.cos(math.pi * t / steps))
         c1, c2 = 1 - b1 ** (t + 1), 1 - b2 ** (t + 1)
         for p, g_, m_, v_ in zip(params, grads, m, v):
             m_.mul_(b1).add_(g_, alpha=1 - b1)
