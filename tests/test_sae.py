@@ -43,7 +43,7 @@ def test_sae_stats_on_a_hand_made_identity_sae():
 
 def test_merge_parallel_pools_copies_of_one_direction():
     e = torch.eye(3, dtype=torch.float64)
-    c = torch.tensor([0.6, 0.8, 0.0], dtype=torch.float64)  # cos(c, e1) = 0.6, cos(c, e2) = 0.8: a different feature at 0.95
+    c = torch.tensor([0.6, 0.8, 0.0], dtype=torch.float64)  # cos with e1 0.6, e2 0.8
     dirs = torch.stack([e[0], e[0], e[1], c, e[2]])
     mass = torch.tensor([1.0, 0.5, 1.0, 0.25, 0.0], dtype=torch.float64)
     pooled = merge_parallel(mass, dirs, 0.95)

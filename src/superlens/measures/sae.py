@@ -24,17 +24,23 @@ The recipe (SAERecipe), and why:
   so p_i compares like with like and the L1 penalty cannot be dodged by shrinking z and growing d.
 - Loss: mean_rows ||x - x̂||^2 + l1 * mean_rows sum_i z_i (on the scaled activations: a lone active
   feature of norm c is encoded as about c - l1 / 2).
-- Training: Adam (on layers wider than lr_width: a linear warm-up of the L1 coefficient and learning
-  rate over the first `warmup` of the steps), a cosine decay of the learning rate to 0, over `steps` minibatches of
-  `batch_size` rows drawn with replacement; the decoder's gradient is projected off the radial
-  direction and its rows renormalised after every step (Bricken et al. 2023). On wide layers the
-  minibatch (then the step count) is cut so that one AE costs at most `max_gflop` (the cut is
-  reported as sae_batch / sae_steps).
+- Training: Adam (on layers wider than lr_width: a linear warm-up of the L1 coefficient and
+  learning rate over the first `warmup` of the steps), a cosine decay of the learning rate to 0,
+  over `steps` minibatches of `batch_size` rows drawn with replacement; the decoder's gradient is
+  projected off the radial direction and its rows renormalised after every step (Bricken et al.
+  2023). Above lr_width neurons the learning rate falls as 1 / sqrt(width) (SAERecipe.lr_for). On
+  wide layers the minibatch (then the step count) is cut so that one AE costs at most `max_gflop`
+  (the cut is reported as sae_batch / sae_steps).
 - Pooling: latents whose decoder rows point the same way (cosine >= merge_cos) are one feature whose
   magnitudes the SAE tiled over several copies (L1 is indifferent to that split; see merge_parallel);
   their masses are summed before the entropy. sae_features_raw is F without this pooling.
 - Seeds: each AE seed draws its own initialisation (decoder rows uniform on the sphere, encoder =
   decoder^T, b_enc = 0) and its own minibatches; several seeds train together on an instance axis.
+
+Validated where the answer is known (superlens.toy.sae_validation): on the classic toy model F tracks
+the number of represented features (held-out grid: Spearman 0.87, Pearson 0.91 over 36 models); on
+the compressed-computation model it does not where features are crowded (more than ~4 per neuron),
+and wide layers (> 20 neurons) are outside what was validated. See that module's report.
 
 Beside F the measure reports what makes it trustworthy or not: the fraction of variance unexplained
 (FVU = sum ||x - x̂||^2 / sum ||x - mean x||^2 on the scaled rows), the mean number of active latents
@@ -464,5 +470,6 @@ for _k in ("sae_psi", "sae_fvu", "sae_l0", "sae_dead_fraction", "sae_features_ra
 SAE_KEYS = ("sae_features", "sae_features_std", "sae_psi", "sae_fvu", "sae_l0", "sae_dead_fraction",
             "sae_dict_size", "sae_features_over_dict")
 
-__all__ = ["SAERecipe", "SAEFit", "SAE_DEFINITIONS", "SAE_KEYS", "activation_scale", "conv_rows", "effective_features",
+__all__ = ["SAERecipe", "SAEFit", "SAE_DEFINITIONS", "SAE_KEYS", "activation_scale", "conv_rows",
+           "effective_features",
            "fit_saes", "sae_measure", "sae_measure_many", "sae_stats", "summarize"]
