@@ -161,3 +161,12 @@ def test_seeds_reproducible_and_numpy_equals_torch():
     # instance i of a batch of seeds equals a lone fit with that seed
     assert sae_measure(x, r, seeds=(1,))["sae_features"] == pytest.approx(
         sae_measure(x, r, seeds=(0, 1))["sae_features"] * 2 - one["sae_features"], rel=1e-5)
+
+
+def test_eval_rows_subset_gives_nearly_the_same_statistics():
+    x = _sparse_features(4, 6, 0.1, rows=6000, seed=3)
+    r = SAERecipe(steps=300, batch_size=256)
+    full = sae_measure(x, r, seeds=(0,))
+    sub = sae_measure(x, SAERecipe(steps=300, batch_size=256, eval_rows=2000), seeds=(0,))
+    assert sub["sae_features"] == pytest.approx(full["sae_features"], rel=0.1)
+    assert sub["sae_l0"] == pytest.approx(full["sae_l0"], rel=0.15)

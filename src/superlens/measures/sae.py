@@ -42,10 +42,11 @@ the number of represented features (held-out grid: Spearman 0.87, Pearson 0.91 o
 the compressed-computation model it does not where features are crowded (more than ~4 per neuron),
 and wide layers (> 20 neurons) are outside what was validated. See that module's report.
 
-Beside F the measure reports what makes it trustworthy or not: the fraction of variance unexplained
-(FVU = sum ||x - x̂||^2 / sum ||x - mean x||^2 on the scaled rows), the mean number of active latents
-per row (L0, over all rows), the fraction of dead latents (never active on any row), the spread of F
-over AE seeds, and F / D (the cap: F can never exceed the dictionary size).
+Beside F the measure reports what makes it trustworthy or not (all on at most eval_rows rows): the
+fraction of variance unexplained (FVU = sum ||x - x̂||^2 / sum ||x - mean x||^2 on the scaled rows),
+the mean number of active latents per row (L0, over all rows), the fraction of dead latents (never
+active on any row), the spread of F over AE seeds, and F / D (the cap: F can never exceed the
+dictionary size).
 """
 from __future__ import annotations
 
@@ -81,6 +82,8 @@ class SAERecipe:
     min_batch:     the smallest minibatch the cap may cut to, before it cuts steps instead
     decoder:       "unit" (unit-norm rows, untied encoder) or "tied" (encoder = decoder^T, free norms)
     merge_cos:     latents whose decoder rows have cosine >= this are one feature (> 1: never)
+    eval_rows:     F, FVU, L0 and dead latents are computed on at most this many rows (a fixed
+                   random subset; the training minibatches are drawn from all rows)
     scale:         "nonzero-rms" (divide by the RMS norm of the non-zero rows) or "none"
     """
 
@@ -89,16 +92,18 @@ class SAERecipe:
     steps: int = 3000
     batch_size: int = 256
     lr: float = 1e-2
-    max_gflop: float = 1500.0
+    max_gflop: float = 1200.0
     min_batch: int = 128
     scale: str = "nonzero-rms"
     decoder: str = "unit"
     merge_cos: float = 0.95
     lr_width: int = 20
     warmup: float = 0.2
+    eval_rows: int = 20_000
 
     def __post_init__(self):
-        for name, lo in (("dict_multiple", 1.0), ("steps", 1), ("batch_size", 1), ("min_batch", 1)):
+        for name, lo in (("dict_multiple", 1.0), ("steps", 1), ("batch_size", 1), ("min_batch", 1),
+                         ("eval_rows", 1)):
             if not getattr(self, name) >= lo:
                 raise ValueError(f"SAERecipe.{name} = {getattr(self, name)!r}, must be >= {lo}")
         for name in ("lr", "max_gflop"):
@@ -409,6 +414,9 @@ def sae_measure_many(acts, recipe: SAERecipe | None = None, seeds: Sequence[int]
     scales = [activation_scale(xm, recipe.scale) for xm in x]
     x = x / torch.tensor(scales, dtype=x.dtype, device=x.device)[:, None, None]
     fit = fit_saes(x, recipe, seeds)
+    if x.shape[1] > recipe.eval_rows:  # the statistics on a fixed random subset of the rows
+        keep = torch.randperm(x.shape[1], generator=generator(0))[: recipe.eval_rows]
+        x = x[:, keep.to(x.device)]
     st = sae_stats(fit, x, cos_min=recipe.merge_cos)
     S = len(seeds)
     out = []
