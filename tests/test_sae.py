@@ -170,3 +170,53 @@ def test_eval_rows_subset_gives_nearly_the_same_statistics():
     sub = sae_measure(x, SAERecipe(steps=300, batch_size=256, eval_rows=2000), seeds=(0,))
     assert sub["sae_features"] == pytest.approx(full["sae_features"], rel=0.1)
     assert sub["sae_l0"] == pytest.approx(full["sae_l0"], rel=0.15)
+
+
+def _reference_fit(x, recipe, seed):
+    """The same SAE trained with autograd and torch.optim.Adam (same init, minibatches, schedule)."""
+    from superlens.device import generator
+    from superlens.measures.sae import _BLOCK_ELEMS
+
+    n_rows, n = x.shape
+    d = recipe.dict_size(n)
+    steps, B = recipe.schedule(n)
+    W_dec = torch.empty(d, n).normal_(generator=generator(seed))
+    W_dec /= W_dec.norm(dim=1, keepdim=True)
+    W_enc = W_dec.T.clone().requires_grad_()
+    b = torch.zeros(d, requires_grad=True)
+    V = W_dec.clone().requires_grad_()
+    opt = torch.optim.Adam([W_enc, b, V], lr=recipe.lr_for(n))
+    g = generator(10_007 * seed + 1)
+    T = max(1, min(steps, _BLOCK_ELEMS // B))
+    for t in range(steps):
+        if t % T == 0:
+            idx = torch.empty(T, B, dtype=torch.int64).random_(0, n_rows, generator=g)
+        xb = x[idx[t % T]]
+        z = torch.relu(xb @ W_enc + b)
+        loss = ((z @ V - xb) ** 2).sum(1).mean() + recipe.l1 * z.sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        with torch.no_grad():  # the decoder's gradient off the radial direction, as fit_saes
+            V.grad -= (V.grad * V).sum(1, keepdim=True) * V
+        for grp in opt.param_groups:
+            grp["lr"] = recipe.lr_for(n) * 0.5 * (1 + np.cos(np.pi * t / steps))
+        opt.step()
+        with torch.no_grad():
+            V /= V.norm(dim=1, keepdim=True)
+    return W_enc.detach(), b.detach(), V.detach()
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_fit_matches_autograd_and_torch_adam(fused, monkeypatch):
+    import superlens.measures.sae as sae
+    from superlens.measures.sae import fit_saes
+
+    monkeypatch.setattr(sae, "_FUSED_ADAM", fused and sae._FUSED_ADAM)
+    x = _sparse_features(3, 5, 0.3, rows=500, seed=1)
+    r = SAERecipe(steps=40, batch_size=64, dict_multiple=2)
+    fit = fit_saes(x, r, [4, 5])
+    for i, seed in enumerate((4, 5)):
+        W_enc, b, V = _reference_fit(x, r, seed)
+        torch.testing.assert_close(fit.W_dec[i], V, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(fit.W_enc[i], W_enc, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(fit.b_enc[i], b, rtol=1e-4, atol=1e-5)
