@@ -11,7 +11,8 @@ All in this one process:
     chunked-GEMM initialisation from the labelled set) against the blocked one: same picks? ratio?
 (3) silhouette on raw 20,000 x 512 features with 10 labels: superlens.measures.clustering vs
     sklearn.metrics.silhouette_score: same value? time ratio?
-Last line: {"coreset_seconds": X, "coreset_peak_mb": Y, "silhouette_vs_sklearn": Z}
+(4) the SAE measure (bench/sae.py) on 50,000 x 512 activations, one AE (--quick: 10,000 rows).
+Last line: {"coreset_seconds": X, "coreset_peak_mb": Y, "silhouette_vs_sklearn": Z, "sae_seconds": S}
 where Z = sklearn seconds / superlens seconds (> 1: superlens is faster).
 """
 from __future__ import annotations
@@ -205,8 +206,11 @@ def main() -> None:
         bench_scoring(device, 1_024, 256)
         secs, peak = bench_coreset(device, 50_000, 5_000, 5_000, 512, small=(20_000, 2_000, 2_000))
         ratio = bench_silhouette(device, 20_000, 512, 10)
+    from sae import bench_sae  # bench/sae.py: the SAE measure on 50,000 x 512 (one AE)
+
+    sae = bench_sae(10_000 if a.quick else 50_000, 512, 1, a.device)
     print(json.dumps({"coreset_seconds": round(secs, 2), "coreset_peak_mb": round(peak, 1),
-                      "silhouette_vs_sklearn": round(ratio, 2)}))
+                      "silhouette_vs_sklearn": round(ratio, 2), "sae_seconds": sae["sae_seconds"]}))
 
 
 if __name__ == "__main__":

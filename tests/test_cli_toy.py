@@ -44,8 +44,14 @@ def test_toy_end_to_end(tmp_path):
                  "Removing the residual", "L2 vs L4, per feature"):
         assert text in html, text
     # every number in metrics.json has a definition in the report's tables
+    from superlens.measures.sae import SAE_DEFINITIONS
     from superlens.toy.definitions import GEOMETRY_DEFINITIONS, metric_definition
-    assert not [k for k in metrics if not (metric_definition(k) or GEOMETRY_DEFINITIONS.get(k))]
+
+    assert not [k for k in metrics if not (metric_definition(k) or GEOMETRY_DEFINITIONS.get(k)
+                                           or SAE_DEFINITIONS.get(k))]
+    for k in ("sae_features", "sae_psi", "sae_fvu", "sae_l0", "sae_dead_fraction"):
+        assert isinstance(metrics[k], float) and metrics[k] >= 0, k
+    assert metrics["sae_features"] <= metrics["sae_dict_size"]
 
     # re-render without training
     (out / "report.html").unlink()
