@@ -39,12 +39,16 @@ def _toy_parser(sub) -> None:
 def _active_parser(sub) -> None:
     a = sub.add_parser("active", help="the active-learning superposition study")
     a.add_argument("--out", required=True, help="run directory to create (or resume)")
-    a.add_argument("--preset", help="digits (default), cifar10, tiny-imagenet, paper-cifar10, "
-                                     "paper-tiny-imagenet, synthetic")
+    a.add_argument("--preset", help="digits (default), cifar10-cpu, cifar10, tiny-imagenet, "
+                                     "paper-cifar10, paper-tiny-imagenet, synthetic")
     a.add_argument("--config", help="TOML file with ActiveConfig fields (over the preset)")
     a.add_argument("--dataset")
     a.add_argument("--data-dir")
     a.add_argument("--download", action="store_true", default=None)
+    a.add_argument("--cache-dir", help="folder for decoded-image caches (default: "
+                                       "$XDG_CACHE_HOME/superlens or ~/.cache/superlens)")
+    a.add_argument("--pool-size", type=int, help="class-balanced subset of the training set to use")
+    a.add_argument("--candidates", type=int, help="random unlabelled candidates scored per round")
     a.add_argument("--model")
     a.add_argument("--pretrained", action="store_true", default=None)
     a.add_argument("--weights-path")

@@ -25,7 +25,7 @@ MEASURE_KEYS = ["accuracy", "cos_mean", "cos_std", "silhouette_tsne", "davies_bo
                 "neuron_abs_cos_mean", "selectivity_mean"]
 # fields that may differ on --resume without changing any result (the paths, like the loop's
 # fingerprints, may move between machines)
-RESUME_FREE = {"device", "threads", "progress", "data_dir", "weights_path", "download"}
+RESUME_FREE = {"device", "threads", "progress", "data_dir", "weights_path", "download", "cache_dir"}
 
 
 def config_from_cli(preset_name: str | None, config_file: str | None,
@@ -37,6 +37,12 @@ def config_from_cli(preset_name: str | None, config_file: str | None,
     data.update(file_data)
     data["preset"] = name
     data.update(overrides)
+    explicit = "dataset" in file_data or "dataset" in overrides
+    if data.get("data_dir") and not explicit and Path(str(data["data_dir"])).expanduser().is_dir():
+        # a data folder is never ignored: its layout picks the data set unless one is named
+        from superlens.active.data import detect_layout
+
+        data["dataset"] = detect_layout(data["data_dir"])
     source = f"config file {config_file}" if config_file else "config"
     return ActiveConfig.build(data, source=source)
 
@@ -57,7 +63,6 @@ def _check_resume_config(out: Path, cfg: ActiveConfig) -> None:
 def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resume: bool = False,
                argv: list[str] | None = None) -> dict:
     """Run (or resume) the study into ``out``; returns metrics."""
-    from superlens.active.data import load_dataset
     from superlens.active.loop import check_resumable, run_loop, train_baseline, validate_plan
 
     t_start = time.perf_counter()
@@ -66,8 +71,7 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
     # a --resume target must be empty/missing or a superlens active run; refuse anything else early
     resuming = check_resume_dir(out, kind="active") if resume else False
     # everything that can be wrong with the input is checked before the run directory is touched
-    ds = load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download, seed=cfg.seed,
-                      test_fraction=cfg.test_fraction)
+    ds = load_study_data(cfg)
     side = cfg.image_size or ds.image_size
     # ~ activation elements of a first conv layer: small models run faster on one thread
     threads = set_threads(choose_threads(cfg.threads, cfg.batch_size * 64 * side * side))
@@ -105,12 +109,28 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
                 al_dir = out / "al" / name / f"seed{seed}"
                 res = run_loop(cfg, ds, name, seed, al_dir, device, base_dir)
                 _measure(cfg, ds, al_dir, res, name, seed, out)
+        add_sae_measures(cfg, ds, out, seeds, device)
     metrics = aggregate(out, cfg, seeds)
     write_json(out / "metrics.json", metrics)
     meta.update(status="complete", wall_seconds=time.perf_counter() - t_start)
     write_json(out / "meta.json", meta)
     render_active_report(out)
     return metrics
+
+
+def load_study_data(cfg: ActiveConfig):
+    """The data set the study trains on: cfg.dataset from cfg.data_dir (decoded into cfg.cache_dir),
+    cut to a class-balanced cfg.pool_size subset when set (drawn by cfg.seed, one subset for every
+    seed of the run)."""
+    from superlens.active.data import balanced_subset, load_dataset
+    from superlens.active.loop import derive_seed
+
+    ds = load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download, seed=cfg.seed,
+                      test_fraction=cfg.test_fraction, progress=cfg.progress, cache_dir=cfg.cache_dir,
+                      image_size=cfg.image_size)
+    if cfg.pool_size is not None:
+        ds = balanced_subset(ds, cfg.pool_size, derive_seed(cfg.seed, "pool-subset"))
+    return ds
 
 
 def preflight_model(cfg: ActiveConfig, ds) -> None:
@@ -127,16 +147,15 @@ def preflight_model(cfg: ActiveConfig, ds) -> None:
                           "layer4)")
 
 
-@torch.no_grad()
-def paper_quirk_features(cfg: ActiveConfig, ds, checkpoint: Path, device: torch.device) -> torch.Tensor:
-    """Test-set features as the paper's notebook extracted them (the last residual block applied
-    twice, then pooled), from a saved checkpoint. [M, 512] float32 on the CPU."""
-    from superlens.active.data import _one_line, normalize_batch, resolve_normalization
+def load_model_checkpoint(cfg: ActiveConfig, ds, checkpoint: Path) -> torch.nn.Module:
+    """cfg's model with the weights of a saved checkpoint, on the CPU; a missing, truncated or
+    foreign file is one CheckpointError line."""
+    from superlens.active.data import _one_line
     from superlens.active.loop import _load
-    from superlens.active.models import build_model, paper_double_block_features
+    from superlens.active.models import build_model
 
     model = build_model(cfg.model, len(ds.class_names), ds.in_channels, dropout=cfg.dropout)
-    ck = _load(Path(checkpoint))  # missing / truncated / foreign -> one CheckpointError line
+    ck = _load(Path(checkpoint))
     if not isinstance(ck, dict) or not isinstance(ck.get("model"), dict):
         raise CheckpointError(f"checkpoint {checkpoint}: not a superlens checkpoint (no model entry)")
     try:
@@ -144,6 +163,17 @@ def paper_quirk_features(cfg: ActiveConfig, ds, checkpoint: Path, device: torch.
     except (RuntimeError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"checkpoint {checkpoint}: does not fit the model "
                               f"({_one_line(e)[:200]})") from None
+    return model
+
+
+@torch.no_grad()
+def paper_quirk_features(cfg: ActiveConfig, ds, checkpoint: Path, device: torch.device) -> torch.Tensor:
+    """Test-set features as the paper's notebook extracted them (the last residual block applied
+    twice, then pooled), from a saved checkpoint. [M, 512] float32 on the CPU."""
+    from superlens.active.data import normalize_batch, resolve_normalization
+    from superlens.active.models import paper_double_block_features
+
+    model = load_model_checkpoint(cfg, ds, checkpoint)
     model.to(device).eval()
     norm = resolve_normalization(cfg.normalize, ds)
     mean, std = norm if norm is not None else (None, None)
@@ -174,7 +204,7 @@ def _measure(cfg: ActiveConfig, ds, model_dir: Path, result: dict, name: str, se
     acc = result["final_accuracy"] if "final_accuracy" in result else result["accuracy"]
     feats = torch.as_tensor(feats, dtype=torch.float32)
     scalars, arrays = feature_measures(feats, ds.test_y, n_classes=len(ds.class_names), seed=seed,
-                                       tsne_points=cfg.tsne_points)
+                                       tsne_points=cfg.tsne_points, tsne=cfg.tsne)
     scalars["accuracy"] = float(acc)
     if cfg.paper_features:
         # the paper's cosine histogram came from its quirky extractor: reproduce that, say so
@@ -195,6 +225,42 @@ def _measure(cfg: ActiveConfig, ds, model_dir: Path, result: dict, name: str, se
     np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
     atomic_write_bytes(stem.with_suffix(".npz"), buf.getvalue())
     write_json(stem.with_suffix(".json"), {"measures": scalars, "rounds": rounds})
+
+
+def _model_dirs(out: Path, name: str, seed: int) -> list[Path]:
+    """Folders of one run's saved models: the baseline's, or a loop's rounds in order."""
+    if name == "baseline":
+        return [out / "baseline" / f"seed{seed}"]
+    return sorted((out / "al" / name / f"seed{seed}").glob("round_*"))
+
+
+def add_sae_measures(cfg: ActiveConfig, ds, out: Path, seeds: list[int], device) -> bool:
+    """Add the sparse-autoencoder keys to every measures/<model>_seed<k>.json that lacks them: the
+    final model's feature layer and last conv block (sae_*, sae_conv_*), and each round's feature
+    layer for the strategies. False (nothing done) when the measure is not installed."""
+    from superlens.active.sae_measures import sae_available, sae_for_checkpoint
+    from superlens.active.loop import _say
+
+    if not sae_available():
+        return False
+    for seed in seeds:
+        for name in ["baseline", *cfg.strategies]:
+            path = out / "measures" / f"{name}_seed{seed}.json"
+            d = read_json(path)
+            if "sae_features" in d["measures"] and all("sae_features" in r for r in d["rounds"]):
+                continue
+            dirs = _model_dirs(out, name, seed)
+            t0 = time.perf_counter()
+            d["measures"].update(sae_for_checkpoint(cfg, ds, dirs[-1] / "checkpoint.pt", device))
+            for r, info in enumerate(d["rounds"]):
+                if r == len(d["rounds"]) - 1:
+                    info.update({k: v for k, v in d["measures"].items() if k.startswith("sae_")})
+                else:
+                    info.update(sae_for_checkpoint(cfg, ds, dirs[r] / "checkpoint.pt", device,
+                                                   layers=("feature",)))
+            write_json(path, d)
+            _say(f"[{name} seed {seed}] sparse-autoencoder measures, {time.perf_counter() - t0:.1f} s")
+    return True
 
 
 def aggregate(out: Path, cfg: ActiveConfig, seeds: list[int]) -> dict:
@@ -230,6 +296,13 @@ def _rounds_mean(per_seed: list[dict]) -> list[dict]:
         qs = [x.get("queried_per_class") for x in rs]
         total = (np.sum(np.asarray(qs, dtype=np.int64), axis=0)
                  if qs and all(q is not None for q in qs) else None)
+        # per-round measures (the sparse-autoencoder keys): mean and std over the seeds that have them
+        for k in sorted({k for x in rs for k in x if k.startswith("sae_")}):
+            vals = [x.get(k) for x in rs]
+            if all(isinstance(v, (int, float)) for v in vals):
+                a = np.asarray(vals, dtype=float)
+                entry[k] = float(a.mean())
+                entry[k + "_std"] = float(a.std(ddof=1)) if len(a) > 1 else 0.0
         entry["seeds"] = len(rs)
         entry["queried_per_class_sum"] = None if total is None else [int(v) for v in total]
         entry["queried_per_class"] = None if total is None else (total / len(rs)).tolist()
