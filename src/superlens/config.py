@@ -148,6 +148,10 @@ class ActiveConfig(BaseConfig):
     test_fraction: float = Field(0.2, gt=0, lt=1, description="held-out share for digits/synthetic, in (0, 1)")
     paper_features: bool = Field(False, description="compute cos_* on the paper notebook's features "
                                  "(layer4's last block applied twice), true/false")
+    sae: Literal["rounds", "final", "off"] = Field("rounds", description="sparse-autoencoder measure: "
+                                                   "rounds (final models' feature layer and last conv "
+                                                   "block, every round's feature layer), final (final "
+                                                   "models only) or off")
     tsne: Literal["opentsne", "sklearn"] = Field("opentsne", description="t-SNE implementation: "
                                                  "opentsne, or sklearn (the paper's TSNE(random_state=42))")
     tsne_points: int = Field(10_000, ge=50, description="most test points embedded by t-SNE, >= 50")

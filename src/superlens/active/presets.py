@@ -40,7 +40,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                         query_size=400, candidates=3000,
                         strategies=["least-confidence", "coreset", "random"], seeds=3,
                         round_training="scratch", dropout=0.2, normalize="dataset",
-                        eval_batch_size=1000, tsne_points=2000),
+                        eval_batch_size=1000, tsne_points=2000, sae="final"),
     "tiny-imagenet": dict(dataset="tiny-imagenet", model="resnet18", optimizer="adam", lr=1e-3,
                           epochs=30, batch_size=128, augment=True, initial_pool=10000, rounds=5,
                           query_size=10000,

@@ -25,7 +25,10 @@ MEASURE_KEYS = ["accuracy", "cos_mean", "cos_std", "silhouette_tsne", "davies_bo
                 "neuron_abs_cos_mean", "selectivity_mean"]
 # fields that may differ on --resume without changing any result (the paths, like the loop's
 # fingerprints, may move between machines)
-RESUME_FREE = {"device", "threads", "progress", "data_dir", "weights_path", "download", "cache_dir"}
+RESUME_FREE = {"device", "threads", "progress", "data_dir", "weights_path", "download", "cache_dir",
+               "sae_recipe"}
+# config.json keys beside ActiveConfig's fields (stripped before the config is rebuilt)
+EXTRA_CONFIG_KEYS = ("sae_recipe", "decode")
 
 
 def config_from_cli(preset_name: str | None, config_file: str | None,
@@ -47,11 +50,30 @@ def config_from_cli(preset_name: str | None, config_file: str | None,
     return ActiveConfig.build(data, source=source)
 
 
+def config_json(cfg: ActiveConfig) -> dict:
+    """config.json: the resolved config, the sparse-autoencoder recipe (when the measure is
+    installed) and how images were decoded (resized while decoding, or at their own size)."""
+    from superlens.active.sae_measures import sae_recipe_dict
+
+    out = cfg.model_dump(mode="json")
+    out["sae_recipe"] = sae_recipe_dict()
+    if cfg.dataset == "image-folder":
+        out["decode"] = (f"every image resized to {cfg.image_size}x{cfg.image_size} (bilinear) while "
+                         "decoding" if cfg.image_size else "every image at its own (common) size")
+    return out
+
+
+def config_from_json(data: dict, source: str) -> ActiveConfig:
+    """The ActiveConfig of a run directory's config.json."""
+    return ActiveConfig.build({k: v for k, v in data.items() if k not in EXTRA_CONFIG_KEYS},
+                              source=source)
+
+
 def _check_resume_config(out: Path, cfg: ActiveConfig) -> None:
     stored = read_json(out / "config.json")
     if not isinstance(stored, dict):
         raise RunDirError(f"{out / 'config.json'}: not a superlens config (expected a JSON object)")
-    now = cfg.model_dump(mode="json")
+    now = config_json(cfg)
     diff = [k for k in sorted(set(stored) | set(now))
             if k not in RESUME_FREE and stored.get(k) != now.get(k)]
     if diff:
@@ -97,7 +119,7 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
         meta.update(kind="active", protocol=protocol_statement(cfg), dataset=ds.name,
                     n_train=int(ds.train_y.shape[0]), n_test=int(ds.test_y.shape[0]),
                     class_names=list(ds.class_names))
-        write_json(out / "config.json", cfg.model_dump(mode="json"))
+        write_json(out / "config.json", config_json(cfg))
     write_json(out / "meta.json", meta)
 
     with sigterm_as_interrupt():  # a SIGTERM stops like Ctrl-C; finished steps stay resumable
@@ -109,12 +131,19 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
                 al_dir = out / "al" / name / f"seed{seed}"
                 res = run_loop(cfg, ds, name, seed, al_dir, device, base_dir)
                 _measure(cfg, ds, al_dir, res, name, seed, out)
-        add_sae_measures(cfg, ds, out, seeds, device)
-    metrics = aggregate(out, cfg, seeds)
-    write_json(out / "metrics.json", metrics)
-    meta.update(status="complete", wall_seconds=time.perf_counter() - t_start)
-    write_json(out / "meta.json", meta)
-    render_active_report(out)
+        metrics = aggregate(out, cfg, seeds)
+        write_json(out / "metrics.json", metrics)
+        meta.update(status="complete", wall_seconds=time.perf_counter() - t_start)
+        write_json(out / "meta.json", meta)
+        render_active_report(out, complete=False)
+        # the sparse-autoencoder pass last: the slowest measure on a CPU; the report above already
+        # holds everything else, and `superlens report` finishes this pass if it is interrupted
+        if add_sae_measures(cfg, ds, out, seeds, device):
+            metrics = aggregate(out, cfg, seeds)
+            write_json(out / "metrics.json", metrics)
+            meta.update(wall_seconds=time.perf_counter() - t_start)
+            write_json(out / "meta.json", meta)
+            render_active_report(out, complete=False)
     return metrics
 
 
@@ -217,7 +246,15 @@ def _measure(cfg: ActiveConfig, ds, model_dir: Path, result: dict, name: str, se
                        cos_p95=float(cos["percentiles"][95]))
         arrays.update(cos_hist_counts=cos["hist_counts"], cos_hist_edges=cos["hist_edges"])
         scalars["cos_features"] = "paper notebook quirk: layer4[-1] applied twice, then pooled"
-    rounds = result.get("rounds", [])
+    rounds = [dict(r) for r in result.get("rounds", [])]
+    # the cheap measures of every round's model (the claim "more rounds reduce superposition")
+    for r, info in enumerate(rounds):
+        d = _model_dirs(out, name, seed)
+        if name != "baseline" and r < len(rounds) - 1 and r < len(d):
+            info.update(round_measures(torch.load(d[r] / "test_features.pt", weights_only=True),
+                                       ds.test_y))
+        elif name != "baseline":
+            info.update({k: scalars.get(k) for k in ROUND_KEYS})
     from superlens.runs import atomic_write_bytes
     import io
 
@@ -241,13 +278,15 @@ def add_sae_measures(cfg: ActiveConfig, ds, out: Path, seeds: list[int], device)
     from superlens.active.sae_measures import sae_available, sae_for_checkpoint
     from superlens.active.loop import _say
 
-    if not sae_available():
+    if not sae_available() or cfg.sae == "off":
         return False
+    per_round = cfg.sae == "rounds"
     for seed in seeds:
         for name in ["baseline", *cfg.strategies]:
             path = out / "measures" / f"{name}_seed{seed}.json"
             d = read_json(path)
-            if "sae_features" in d["measures"] and all("sae_features" in r for r in d["rounds"]):
+            if "sae_features" in d["measures"] and (not per_round or
+                                                    all("sae_features" in r for r in d["rounds"])):
                 continue
             dirs = _model_dirs(out, name, seed)
             t0 = time.perf_counter()
@@ -255,7 +294,7 @@ def add_sae_measures(cfg: ActiveConfig, ds, out: Path, seeds: list[int], device)
             for r, info in enumerate(d["rounds"]):
                 if r == len(d["rounds"]) - 1:
                     info.update({k: v for k, v in d["measures"].items() if k.startswith("sae_")})
-                else:
+                elif per_round:
                     info.update(sae_for_checkpoint(cfg, ds, dirs[r] / "checkpoint.pt", device,
                                                    layers=("feature",)))
             write_json(path, d)
@@ -263,9 +302,29 @@ def add_sae_measures(cfg: ActiveConfig, ds, out: Path, seeds: list[int], device)
     return True
 
 
+ROUND_KEYS = ("cos_mean", "effective_rank", "participation_ratio", "davies_bouldin_raw")
+
+
+def round_measures(features: torch.Tensor, labels: torch.Tensor) -> dict:
+    """The measures recorded for every round's model (ROUND_KEYS; the same definitions as the final
+    models'), from its test features [M, d] and labels [M]. t-SNE and the exact silhouette are left
+    to the final models: they cost seconds to minutes each."""
+    from superlens.measures.clustering import davies_bouldin_score
+    from superlens.measures.cosine import sample_cosine_stats
+    from superlens.measures.spectrum import effective_rank, participation_ratio
+
+    x = torch.as_tensor(features).detach().to("cpu", torch.float64)
+    lab = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels).astype(np.int64)
+    vals = {"cos_mean": sample_cosine_stats(x, include_diagonal=True)["mean"],
+            "effective_rank": effective_rank(x), "participation_ratio": participation_ratio(x),
+            "davies_bouldin_raw": davies_bouldin_score(x, lab)}
+    return {k: (float(v) if np.isfinite(float(v)) else None) for k, v in vals.items()}
+
+
 def aggregate(out: Path, cfg: ActiveConfig, seeds: list[int]) -> dict:
     """metrics[model] = {measure: mean, measure_std: std over seeds, rounds: [...], per_seed: {...}}."""
     metrics: dict[str, Any] = {}
+    all_seeds: dict[str, list[dict]] = {}
     for name in ["baseline", *cfg.strategies]:
         per_seed = [read_json(out / "measures" / f"{name}_seed{s}.json") for s in seeds]
         entry: dict[str, Any] = {}
@@ -280,7 +339,22 @@ def aggregate(out: Path, cfg: ActiveConfig, seeds: list[int]) -> dict:
         if name != "baseline":
             entry["rounds"] = _rounds_mean(per_seed)
         metrics[name] = entry
+        all_seeds[name] = per_seed
+    metrics["verdicts"] = _verdicts(cfg, seeds, all_seeds)
     return metrics
+
+
+def _verdicts(cfg: ActiveConfig, seeds: list[int], all_seeds: dict[str, list[dict]]) -> dict:
+    """metrics["verdicts"]: the paper's claims re-tested (superlens.active.verdicts)."""
+    from superlens.active.sae_measures import SAE_VALIDATED, SAE_VALIDATION_NOTE
+    from superlens.active.verdicts import claim_rows, verdicts_json
+
+    keys = [str(s) for s in seeds]
+    per_seed = {n: {str(s): d["measures"] for s, d in zip(seeds, v)} for n, v in all_seeds.items()}
+    per_rounds = {n: {str(s): d["rounds"] for s, d in zip(seeds, v)} for n, v in all_seeds.items()
+                  if n != "baseline"}
+    rows = claim_rows(per_seed, per_rounds, list(cfg.strategies), keys, SAE_VALIDATED)
+    return verdicts_json(rows, SAE_VALIDATED, SAE_VALIDATION_NOTE)
 
 
 def _rounds_mean(per_seed: list[dict]) -> list[dict]:
@@ -296,8 +370,8 @@ def _rounds_mean(per_seed: list[dict]) -> list[dict]:
         qs = [x.get("queried_per_class") for x in rs]
         total = (np.sum(np.asarray(qs, dtype=np.int64), axis=0)
                  if qs and all(q is not None for q in qs) else None)
-        # per-round measures (the sparse-autoencoder keys): mean and std over the seeds that have them
-        for k in sorted({k for x in rs for k in x if k.startswith("sae_")}):
+        # per-round measures (ROUND_KEYS, the sparse-autoencoder keys): mean and std over seeds
+        for k in sorted({k for x in rs for k in x if k.startswith("sae_") or k in ROUND_KEYS}):
             vals = [x.get(k) for x in rs]
             if all(isinstance(v, (int, float)) for v in vals):
                 a = np.asarray(vals, dtype=float)
@@ -310,13 +384,43 @@ def _rounds_mean(per_seed: list[dict]) -> list[dict]:
     return out
 
 
-def render_active_report(out: str | Path) -> Path:
-    """(Re)draw figures and report.html from a run directory, without training."""
+def complete_measures(out: Path) -> bool:
+    """Add measures a finished run lacks (the sparse-autoencoder keys, when the measure was not
+    installed at run time) from its saved checkpoints, then rewrite metrics.json. True if changed."""
+    from superlens.active.sae_measures import sae_available
+
+    meta = read_json(out / "meta.json")
+    if meta.get("status") != "complete":
+        return False
+    cfg = config_from_json(read_json(out / "config.json"), str(out / "config.json"))
+    seeds = [int(s) for s in meta.get("seeds", [])]
+    if cfg.sae == "off" or not sae_available():
+        write_json(out / "metrics.json", aggregate(out, cfg, seeds))
+        return False
+    missing = [p for n in ["baseline", *cfg.strategies] for s in seeds
+               for p in [out / "measures" / f"{n}_seed{s}.json"]
+               if "sae_features" not in read_json(p)["measures"]]
+    if not missing:
+        # re-aggregate anyway (cheap): metrics.json then follows the current verdict rules
+        write_json(out / "metrics.json", aggregate(out, cfg, seeds))
+        return False
+    ds = load_study_data(cfg.replace(progress=False))
+    set_threads(choose_threads(cfg.threads, 1 << 30))
+    add_sae_measures(cfg, ds, out, seeds, pick_device(cfg.device))
+    write_json(out / "metrics.json", aggregate(out, cfg, seeds))
+    return True
+
+
+def render_active_report(out: str | Path, complete: bool = True) -> Path:
+    """(Re)draw figures and report.html from a run directory, without training. complete: first
+    add measures the run lacks (complete_measures: the sparse-autoencoder pass, from checkpoints)."""
     from superlens.report.active_figures import make_active_figures
     from superlens.report.active_report import active_report_html
     from superlens.runs import atomic_write_text
 
     out = Path(out)
+    if complete:
+        complete_measures(out)
     config, meta = read_json(out / "config.json"), read_json(out / "meta.json")
     metrics = read_json(out / "metrics.json")
     figures = make_active_figures(out, config, meta, metrics, out / "figures")
