@@ -35,8 +35,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                                 "random"], seeds=3, round_training="scratch", dropout=0.2,
                     normalize="dataset"),
     # CPU-sized CIFAR-10 (2 cores, <= 45 min alone): see CPU_PRESET_WHY for each choice
-    "cifar10-cpu": dict(dataset="cifar10", model="narrow-cnn", optimizer="adam", lr=2e-3, epochs=12,
-                        batch_size=64, augment=False, pool_size=10000, initial_pool=400, rounds=4,
+    "cifar10-cpu": dict(dataset="cifar10", model="narrow-cnn", optimizer="adam", lr=2e-3, epochs=10,
+                        batch_size=64, augment=False, pool_size=10000, initial_pool=400, rounds=3,
                         query_size=400, candidates=3000,
                         strategies=["least-confidence", "coreset", "random"], seeds=3,
                         round_training="scratch", dropout=0.2, normalize="dataset",
@@ -67,13 +67,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 CPU_PRESET_WHY = [
     "Pool: a class-balanced random subset of 10,000 of the 50,000 training images (1,000 per class); "
     "the baseline trains on all of it, so 'baseline' means 'every label of the pool'.",
-    "Labels: 400 random to start, 4 rounds of 400 queries, 2,000 at the end (20 % of the pool): "
+    "Labels: 400 random to start, 3 rounds of 400 queries, 1,600 at the end (16 % of the pool): "
     "small enough that what is queried can matter, large enough that accuracy is far above chance.",
     "Candidates: each round scores a fresh random 3,000 of the unlabelled pool (the same 3,000 for "
     "every strategy at a given seed and round), the usual subsampling of pool-based active learning.",
     "Model: narrow-cnn (16-32-64-128 channels, 3 max-pools, a 128-d feature), ~10x fewer "
-    "multiply-adds than small-cnn; trained from scratch every round, 12 epochs of Adam (lr 2e-3, "
-    "batch 64), no augmentation (12 epochs on <= 2,000 images gain little from it and it costs time).",
+    "multiply-adds than small-cnn; trained from scratch every round, 10 epochs of Adam (lr 2e-3, "
+    "batch 64), no augmentation (10 epochs on <= 1,600 images gain little from it and it costs time).",
     "Threads: torch on both cores; channels-last was slower for this narrow model on the CPU, so "
     "the default memory layout is kept.",
     "Strategies: least-confidence (uncertainty), core-set (diversity) and random (the control at "
