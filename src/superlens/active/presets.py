@@ -99,9 +99,13 @@ def protocol_statement(cfg) -> str:
                 + f"{cfg.seeds} seed(s).")
     how = {"scratch": "re-initialised from a fresh seeded model every round",
            "warm": "continued from the previous round's model (new optimizer) every round"}[cfg.round_training]
-    return (f"Protocol: sound. The baseline is a fresh seeded model trained on all training data; "
+    data = ("all training data" if getattr(cfg, "pool_size", None) is None else
+            f"all {cfg.pool_size:,} images of a class-balanced subset of the training set (the pool)")
+    cand = ("" if getattr(cfg, "candidates", None) is None else
+            f" (chosen among {cfg.candidates:,} random unlabelled candidates)")
+    return (f"Protocol: sound. The baseline is a fresh seeded model trained on {data}; "
             f"each strategy's model starts from {cfg.initial_pool} random labelled samples and is "
-            f"{how}, adding {cfg.query_size} queried samples per round for {cfg.rounds} rounds. "
+            f"{how}, adding {cfg.query_size} queried samples{cand} per round for {cfg.rounds} rounds. "
             f"Every number is a mean ± std over {cfg.seeds} seed(s); augmentation "
             f"{'on' if cfg.augment else 'off'}. " + _shuffle_statement(cfg).strip())
 
