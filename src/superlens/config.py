@@ -138,6 +138,9 @@ class ActiveConfig(BaseConfig):
     pool_size: int | None = Field(None, ge=2, description="use a class-balanced random subset of this "
                                   "many training images as the whole training set (baseline and "
                                   "pool), integer >= 2, or unset for all")
+    test_size: int | None = Field(None, ge=2, description="evaluate on a class-balanced random subset "
+                                  "of this many test images (the same for every model), integer >= 2, "
+                                  "or unset for all")
     candidates: int | None = Field(None, ge=1, description="score a fresh random subset of this many "
                                    "unlabelled images per round (>= query_size), or unset for all")
     round_training: RoundTraining = Field("scratch", description="scratch, warm or paper")

@@ -697,27 +697,40 @@ def load_image_folder(data_dir: str | os.PathLike, *, cache_dir: str | os.PathLi
                         index["classes"], mean, std)
 
 
-def balanced_subset(ds: ImageDataset, n: int, seed: int) -> ImageDataset:
-    """The data set with its training split cut to ``n`` images, n // K of each of the K classes
-    (the first n mod K classes one more), drawn at random by ``seed``; test split unchanged, mean
-    and std recomputed on the subset (it is all the study trains on). n >= the training set: as is."""
-    N, K = int(ds.train_y.shape[0]), ds.n_classes
+def balanced_subset(ds: ImageDataset, n: int, seed: int, split: str = "train") -> ImageDataset:
+    """The data set with one split cut to ``n`` images, n // K of each of the K classes (the first
+    n mod K classes one more), drawn at random by ``seed``; the other split unchanged. Cutting the
+    training split recomputes mean and std on the subset (it is all the study trains on).
+    n >= the split's size: as is."""
+    if split == "test":
+        T = int(ds.test_y.shape[0])
+        if n >= T:
+            return ds
+        keep = _balanced_indices(ds.test_y, ds.n_classes, n, seed, ds.class_names, "test_size")
+        return ImageDataset(ds.name, ds.train_x, ds.train_y, ds.test_x[keep].contiguous(),
+                            ds.test_y[keep].contiguous(), list(ds.class_names), ds.mean, ds.std)
+    N = int(ds.train_y.shape[0])
     if n >= N:
         return ds
-    g = torch.Generator().manual_seed(int(seed))
-    keep = []
-    for k in range(K):
-        want = n // K + (1 if k < n % K else 0)
-        idx = (ds.train_y == k).nonzero().squeeze(1)
-        if idx.numel() < want:
-            raise ConfigError(f"pool_size = {n}: class {ds.class_names[k]!r} has {idx.numel()} training "
-                              f"images, fewer than its share {want}; lower pool_size")
-        keep.append(idx[torch.randperm(idx.numel(), generator=g)[:want]])
-    keep = torch.cat(keep).sort().values
+    keep = _balanced_indices(ds.train_y, ds.n_classes, n, seed, ds.class_names, "pool_size")
     x = ds.train_x[keep].contiguous()
     mean, std = channel_stats(x)
     return ImageDataset(ds.name, x, ds.train_y[keep].contiguous(), ds.test_x, ds.test_y,
                         list(ds.class_names), mean, std)
+
+
+def _balanced_indices(y: Tensor, K: int, n: int, seed: int, names, field: str) -> Tensor:
+    """Sorted indices of n // K random members of each class (the first n mod K classes one more)."""
+    g = torch.Generator().manual_seed(int(seed))
+    keep = []
+    for k in range(K):
+        want = n // K + (1 if k < n % K else 0)
+        idx = (y == k).nonzero().squeeze(1)
+        if idx.numel() < want:
+            raise ConfigError(f"{field} = {n}: class {names[k]!r} has {idx.numel()} images, fewer "
+                              f"than its share {want}; lower {field}")
+        keep.append(idx[torch.randperm(idx.numel(), generator=g)[:want]])
+    return torch.cat(keep).sort().values
 
 
 __all__ = ["ImageDataset", "NORMALIZATIONS", "KNOWN", "load_dataset", "normalize_batch",

@@ -76,7 +76,7 @@ def fingerprint(cfg: Any, fields: tuple[str, ...], **extra: Any) -> dict:
     if "shuffle_rounds" in fields:  # the value the rounds train with (unset means: as shuffle)
         fp["shuffle_rounds"] = rounds_shuffle(cfg)
     # fields added after runs were saved: in the fingerprint only when set, so earlier runs resume
-    for f in ("pool_size",) + (("candidates",) if "initial_pool" in fields else ()):
+    for f in ("pool_size", "test_size") + (("candidates",) if "initial_pool" in fields else ()):
         if getattr(cfg, f, None) is not None:
             fp[f] = getattr(cfg, f)
     fp.update(extra)

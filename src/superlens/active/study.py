@@ -149,8 +149,8 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
 
 def load_study_data(cfg: ActiveConfig):
     """The data set the study trains on: cfg.dataset from cfg.data_dir (decoded into cfg.cache_dir),
-    cut to a class-balanced cfg.pool_size subset when set (drawn by cfg.seed, one subset for every
-    seed of the run)."""
+    cut to a class-balanced cfg.pool_size subset and its test split to a class-balanced cfg.test_size
+    subset when set (drawn by cfg.seed, the same subsets for every seed of the run)."""
     from superlens.active.data import balanced_subset, load_dataset
     from superlens.active.loop import derive_seed
 
@@ -159,6 +159,8 @@ def load_study_data(cfg: ActiveConfig):
                       image_size=cfg.image_size)
     if cfg.pool_size is not None:
         ds = balanced_subset(ds, cfg.pool_size, derive_seed(cfg.seed, "pool-subset"))
+    if cfg.test_size is not None:
+        ds = balanced_subset(ds, cfg.test_size, derive_seed(cfg.seed, "test-subset"), split="test")
     return ds
 
 
