@@ -78,6 +78,8 @@ def test_val_split_resize_and_balanced_subset(tmp_path, cache):
     assert ds.train_x.shape == (19, 3, 8, 8) and ds.test_x.shape == (9, 3, 8, 8)
     sub = balanced_subset(ds, 6, seed=0)
     assert torch.bincount(sub.train_y).tolist() == [2, 2, 2] and torch.equal(sub.test_x, ds.test_x)
+    test = balanced_subset(ds, 6, seed=0, split="test")
+    assert torch.bincount(test.test_y).tolist() == [2, 2, 2] and torch.equal(test.train_x, ds.train_x)
 
 
 def _refused(args, out: Path, capsys, match: str):
@@ -221,3 +223,21 @@ def test_verdict_rule_and_interval():
     claims = claim_verdicts(rows)
     assert claims["more-superposition"] == "reproduced"  # decided by cos_mean alone
     assert claims["clustering"] == "inconclusive" and claims["rounds"] == "inconclusive"
+
+
+def test_paper_presets_use_the_papers_tsne():
+    """Under the paper presets the *_tsne measures come from scikit-learn's TSNE(random_state=42)."""
+    from sklearn.manifold import TSNE
+
+    from superlens.active.presets import PRESETS
+    from superlens.measures.summary import feature_measures
+
+    assert PRESETS["paper-cifar10"]["tsne"] == PRESETS["paper-tiny-imagenet"]["tsne"] == "sklearn"
+    assert PRESETS["cifar10"].get("tsne", "opentsne") == "opentsne"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 5)).astype(np.float32)
+    y = np.repeat(np.arange(3), 20)
+    _, arrays = feature_measures(torch.from_numpy(x), torch.from_numpy(y), n_classes=3, seed=7,
+                                 tsne_points=100, tsne="sklearn")
+    ref = TSNE(n_components=2, random_state=42, perplexity=min(30.0, 59 / 3)).fit_transform(x)
+    assert np.allclose(arrays["tsne_embedding"], ref, atol=1e-5)
