@@ -11,19 +11,17 @@ All in this one process:
     chunked-GEMM initialisation from the labelled set) against the blocked one: same picks? ratio?
 (3) silhouette on raw 20,000 x 512 features with 10 labels: superlens.measures.clustering vs
     sklearn.metrics.silhouette_score: same value? time ratio?
-(4) decoding the real CIFAR-10 JPEG tree (../shared/data/cifar10-jpeg.tar.gz, unpacked to a temporary
+(4) the SAE measure (bench/sae.py) on 50,000 x 512 activations, one AE (--quick: 10,000 rows).
+(5) decoding the real CIFAR-10 JPEG tree (../shared/data/cifar10-jpeg.tar.gz, unpacked to a temporary
     folder first, not timed): superlens.active.data.load_image_folder into an empty cache folder
     (cold: 60,000 files decoded in worker processes, cache written) and again (warm: the cache read).
     Without the archive (a fresh clone) the script says so and reports null.
-(5) training throughput of the cifar10-cpu preset's model (narrow-cnn, batch 64, Adam, 32x32 uint8
+(6) training throughput of the cifar10-cpu preset's model (narrow-cnn, batch 64, Adam, 32x32 uint8
     images): superlens' train_epochs against a plain PyTorch loop (TensorDataset + shuffling
     DataLoader of float images normalised up front, forward, cross-entropy, backward, step) on the same
     model, batch and data; alternated, best of 3 each. train_vs_plain = superlens images/s / plain.
-(6) the sparse-autoencoder measure (when superlens.measures.sae is installed): sae_measure on
-    50,000 x 512 ReLU'd Gaussian activations with the default recipe and the study's AE seeds.
-Last line: {"coreset_seconds": X, "coreset_peak_mb": Y, "silhouette_vs_sklearn": Z,
-            "decode_cold_seconds": ..., "decode_warm_seconds": ..., "train_vs_plain": ...,
-            "sae_seconds": ...}
+Last line: {"coreset_seconds": X, "coreset_peak_mb": Y, "silhouette_vs_sklearn": Z, "sae_seconds": S,
+            "decode_cold_seconds": ..., "decode_warm_seconds": ..., "train_vs_plain": ...}
 where Z = sklearn seconds / superlens seconds (> 1: superlens is faster).
 """
 from __future__ import annotations
@@ -211,7 +209,7 @@ def bench_decode() -> tuple[float | None, float | None]:
     from superlens.active.data import load_image_folder
 
     if not os.path.isfile(REAL):
-        print(f"(4) decode: the real CIFAR-10 archive {os.path.normpath(REAL)} is absent (a fresh "
+        print(f"(5) decode: the real CIFAR-10 archive {os.path.normpath(REAL)} is absent (a fresh "
               "clone has no ../shared); decode keys are null")
         return None, None
     tmp = tempfile.mkdtemp(prefix="superlens-bench-")
@@ -228,7 +226,7 @@ def bench_decode() -> tuple[float | None, float | None]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     n = ds.train_x.shape[0] + ds.test_x.shape[0]
-    print(f"(4) decode: {n} JPEGs, cold {cold:.2f} s ({n / cold:.0f} img/s, {os.cpu_count()} cores), "
+    print(f"(5) decode: {n} JPEGs, cold {cold:.2f} s ({n / cold:.0f} img/s, {os.cpu_count()} cores), "
           f"warm {warm:.2f} s")
     return cold, warm
 
@@ -282,27 +280,9 @@ def bench_train_vs_plain(device: torch.device, n: int, epochs: int) -> float:
         a.append(ours())
         b.append(plain())
     ratio = max(a) / max(b)
-    print(f"(5) narrow-cnn training, {n} images x {epochs} epochs, batch 64: superlens "
+    print(f"(6) narrow-cnn training, {n} images x {epochs} epochs, batch 64: superlens "
           f"{max(a):.0f} img/s, plain PyTorch loop {max(b):.0f} img/s, ratio {ratio:.2f}")
     return ratio
-
-
-def bench_sae(n: int, d: int) -> float | None:
-    from superlens.active.sae_measures import SAE_SEEDS, sae_available
-
-    if not sae_available():
-        print("(6) sparse-autoencoder measure: superlens.measures.sae is not installed; sae_seconds null")
-        return None
-    from superlens.measures.sae import SAERecipe, sae_measure
-
-    g = torch.Generator().manual_seed(0)
-    acts = torch.relu(torch.randn(n, d, generator=g))
-    t0 = time.perf_counter()
-    m = sae_measure(acts, SAERecipe(), seeds=SAE_SEEDS)
-    dt = time.perf_counter() - t0
-    print(f"(6) sparse-autoencoder measure on {n} x {d}, {len(SAE_SEEDS)} AE seeds: {dt:.1f} s "
-          f"(F = {m['sae_features']:.1f}, FVU {m['sae_fvu']:.3f})")
-    return dt
 
 
 def main() -> None:
@@ -320,19 +300,20 @@ def main() -> None:
         secs, peak = bench_coreset(device, 10_000, 1_000, 1_000, 512, small=(5_000, 500, 500))
         ratio = bench_silhouette(device, 4_000, 512, 10)
         train_ratio = bench_train_vs_plain(device, 2_000, 1)
-        sae_s = bench_sae(5_000, 128)
     else:
         bench_scoring(device, 1_024, 256)
         secs, peak = bench_coreset(device, 50_000, 5_000, 5_000, 512, small=(20_000, 2_000, 2_000))
         ratio = bench_silhouette(device, 20_000, 512, 10)
         train_ratio = bench_train_vs_plain(device, 5_000, 2)
-        sae_s = bench_sae(50_000, 512)
+    from sae import bench_sae  # bench/sae.py: the SAE measure on 50,000 x 512 (one AE)
+
+    sae = bench_sae(10_000 if a.quick else 50_000, 512, 1, a.device)
     cold, warm = bench_decode()
     r = lambda v, k=2: None if v is None else round(v, k)  # noqa: E731
     print(json.dumps({"coreset_seconds": round(secs, 2), "coreset_peak_mb": round(peak, 1),
-                      "silhouette_vs_sklearn": round(ratio, 2), "decode_cold_seconds": r(cold),
-                      "decode_warm_seconds": r(warm), "train_vs_plain": r(train_ratio),
-                      "sae_seconds": r(sae_s, 1)}))
+                      "silhouette_vs_sklearn": round(ratio, 2), "sae_seconds": sae["sae_seconds"],
+                      "decode_cold_seconds": r(cold), "decode_warm_seconds": r(warm),
+                      "train_vs_plain": r(train_ratio)}))
 
 
 if __name__ == "__main__":

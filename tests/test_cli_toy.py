@@ -46,7 +46,13 @@ def test_toy_end_to_end(tmp_path):
     # every number in metrics.json has a definition in the report's tables
     from superlens.toy.analysis import metric_definition
     from superlens.toy.geometry import GEOMETRY_DEFINITIONS
-    assert not [k for k in metrics if not (metric_definition(k) or GEOMETRY_DEFINITIONS.get(k))]
+    from superlens.measures.sae import SAE_DEFINITIONS
+
+    assert not [k for k in metrics if not (metric_definition(k) or GEOMETRY_DEFINITIONS.get(k)
+                                           or SAE_DEFINITIONS.get(k))]
+    for k in ("sae_features", "sae_psi", "sae_fvu", "sae_l0", "sae_dead_fraction"):
+        assert isinstance(metrics[k], float) and metrics[k] >= 0, k
+    assert metrics["sae_features"] <= metrics["sae_dict_size"]
 
     # re-render without training
     (out / "report.html").unlink()

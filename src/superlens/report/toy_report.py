@@ -158,7 +158,9 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
     from superlens.toy.analysis import METRIC_DEFINITIONS as ANALYSIS_DEFINITIONS
     from superlens.toy.geometry import GEOMETRY_DEFINITIONS
 
-    METRIC_DEFINITIONS = {**ANALYSIS_DEFINITIONS, **GEOMETRY_DEFINITIONS}
+    from superlens.measures.sae import SAE_DEFINITIONS
+
+    METRIC_DEFINITIONS = {**ANALYSIS_DEFINITIONS, **GEOMETRY_DEFINITIONS, **SAE_DEFINITIONS}
 
     n, h, q, p = config["n_features"], config["n_hidden"], config["loss_power"], config["p"]
     default_setting = (n, h, p, float(q)) == DEFAULT_SETTING

@@ -95,6 +95,12 @@ def _run_into(cfg: ToyConfig, out: Path, device: torch.device, threads: int, pro
     geo_metrics, geo = geometry_summary(res.params.W_in.detach().cpu(), seed=cfg.seed)
     metrics.update(geo_metrics)
     write_json(out / "geometry.json", geo)
+    # the SAE measure of superposition on the hidden layer (issue 8; superlens.measures.sae)
+    from superlens.toy.sae_validation import toy_sae_metrics
+
+    t_sae = time.perf_counter()
+    metrics.update(toy_sae_metrics(res.params, cfg.p, cfg.seed))
+    metrics["sae_seconds"] = time.perf_counter() - t_sae
     metrics["train_seconds"] = train_seconds["trained"]
     metrics["l2_train_seconds"] = train_seconds.get("l2")
     write_json(out / "analysis.json", analysis.to_dict())

@@ -1,0 +1,63 @@
+"""Speed of the SAE superposition measure (superlens.measures.sae) on a wide layer.
+
+Run by hand:  .venv/bin/python bench/sae.py [--rows 50000] [--width 512] [--seeds 1] [--threads N]
+Activations: `rows` x `width` synthetic ReLU-layer-like rows, sums of sparse non-negative features
+(4 * width random unit directions, each present with probability 0.01, value U(0, 1)). The measure is
+fitted with the default SAERecipe (dictionary 8 x width, the compute cap of SAERecipe.max_gflop per
+AE) and `--seeds` AE seeds (one AE is what the issue's < 60 s target on 2 cores is about).
+Last line: {"sae_seconds": X, "sae_fvu": Y, "sae_steps": S, "sae_batch": B}
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from superlens.device import generator, pick_device
+from superlens.measures.sae import SAERecipe, sae_measure
+
+
+def synthetic_acts(rows: int, width: int, seed: int = 0) -> torch.Tensor:
+    """[rows, width]: sparse non-negative mixtures of 4 * width unit directions."""
+    g = generator(seed)
+    k = 4 * width
+    dirs = torch.nn.functional.normalize(torch.randn(k, width, generator=g), dim=1).relu_()
+    coef = (torch.rand(rows, k, generator=g) < 0.01).float() * torch.rand(rows, k, generator=g)
+    return coef @ dirs
+
+
+def bench_sae(rows: int = 50_000, width: int = 512, seeds: int = 1, device: str = "auto") -> dict:
+    dev = pick_device(device)
+    x = synthetic_acts(rows, width).to(dev)
+    recipe = SAERecipe()
+    t = time.perf_counter()
+    m = sae_measure(x, recipe, seeds=tuple(range(seeds)))
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    secs = time.perf_counter() - t
+    print(f"SAE measure on {rows} x {width}, {seeds} AE seed(s), D = {int(m['sae_dict_size'])}, "
+          f"{int(m['sae_steps'])} steps x {int(m['sae_batch'])} rows: {secs:.1f} s; F = "
+          f"{m['sae_features']:.1f}, FVU {m['sae_fvu']:.3f}, L0 {m['sae_l0']:.1f}, dead "
+          f"{m['sae_dead_fraction']:.2f}", flush=True)
+    return {"sae_seconds": round(secs, 2), "sae_fvu": round(m["sae_fvu"], 4),
+            "sae_steps": int(m["sae_steps"]), "sae_batch": int(m["sae_batch"])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=50_000)
+    ap.add_argument("--width", type=int, default=512)
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=None)
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}", flush=True)
+    print(json.dumps(bench_sae(a.rows, a.width, a.seeds, a.device)))
+
+
+if __name__ == "__main__":
+    main()

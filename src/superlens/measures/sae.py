@@ -1,0 +1,455 @@
+"""The sparse-autoencoder measure of superposition (Bereska et al. 2025, "Superposition as Lossy
+Compression", TMLR, arXiv 2512.13568; public code: leonardbereska/superposition-measurement).
+
+A sparse autoencoder (SAE) with a ReLU encoder and an L1 penalty is fitted to a layer's activations
+x [n_rows, N]; its D = dict_multiple * N latents z [n_rows, D] are the candidate features. With
+
+    p_i = E|z_i| ||d_i|| / sum_j E|z_j| ||d_j||      (latent i's share of the mean absolute code;
+                                                        ||d_i|| = 1 here, see below)
+    F   = exp(H(p)),  H(p) = -sum_i p_i log p_i      (the effective number of features, <= D)
+    psi = F / N                                       (the superposition ratio)
+
+F counts how many dictionary directions carry the layer's activity, weighted by how much.
+
+The recipe (SAERecipe), and why:
+- Scale: activations are divided by the root-mean-square norm of their non-zero rows, so that a
+  typical active row has norm 1 and the L1 coefficient means the same thing for every layer and
+  every sparsity (an all-zero row carries no feature and says nothing about the features' scale).
+- Model: z = ReLU(x W_enc + b_enc), x̂ = z W_dec, W_dec's rows (the dictionary d_i) kept at unit norm.
+  No decoder bias: the features of a ReLU network (and of the toy models) are non-negative
+  combinations of directions anchored at 0 (an absent feature contributes 0). A decoder bias that
+  centres the data turns "feature absent" into a negative offset along every direction, and the SAE
+  then spends many latents tiling a dense, centred cloud (the naive recipe read F = 12-14 instead of 5
+  for the dense toy model). Unit-norm decoder rows make |z_i| the feature's size in activation units,
+  so p_i compares like with like and the L1 penalty cannot be dodged by shrinking z and growing d.
+- Loss: mean_rows ||x - x̂||^2 + l1 * mean_rows sum_i z_i (on the scaled activations: a lone active
+  feature of norm c is encoded as about c - l1 / 2).
+- Training: Adam with a cosine decay of the learning rate to 0 over `steps` minibatches of
+  `batch_size` rows drawn with replacement; the decoder's gradient is projected off the radial
+  direction and its rows renormalised after every step (Bricken et al. 2023). On wide layers the
+  minibatch (then the step count) is cut so that one AE costs at most `max_gflop` (the cut is
+  reported as sae_batch / sae_steps).
+- Pooling: latents whose decoder rows point the same way (cosine >= merge_cos) are one feature whose
+  magnitudes the SAE tiled over several copies (L1 is indifferent to that split; see merge_parallel);
+  their masses are summed before the entropy. sae_features_raw is F without this pooling.
+- Seeds: each AE seed draws its own initialisation (decoder rows uniform on the sphere, encoder =
+  decoder^T, b_enc = 0) and its own minibatches; several seeds train together on an instance axis.
+
+Beside F the measure reports what makes it trustworthy or not: the fraction of variance unexplained
+(FVU = sum ||x - x̂||^2 / sum ||x - mean x||^2 on the scaled rows), the mean number of active latents
+per row (L0, over all rows), the fraction of dead latents (never active on any row), the spread of F
+over AE seeds, and F / D (the cap: F can never exceed the dictionary size).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from superlens.device import generator
+
+
+@dataclass(frozen=True)
+class SAERecipe:
+    """How the SAE measure is fitted. The defaults were fixed before the validation on toy models
+    (superlens.toy.sae_validation; lr_width and max_gflop leave those 5- to 20-wide layers as they
+    were) and were not changed by it.
+
+    dict_multiple: latents per layer neuron (D = dict_multiple * N)
+    l1:            L1 coefficient on the scaled activations (see the module docstring)
+    steps:         Adam steps
+    batch_size:    rows per step (cut on wide layers to respect max_gflop)
+    lr:            Adam learning rate, cosine-decayed to 0 over the steps (see lr_for)
+    lr_width:      above this layer width the learning rate falls as 1 / sqrt(width) (lr_for);
+                   the validation's toy layers (5 to 20 wide) all train at lr
+    max_gflop:     compute cap per AE: 10 * steps * batch * N * D flop at most
+    min_batch:     the smallest minibatch the cap may cut to, before it cuts steps instead
+    decoder:       "unit" (unit-norm rows, untied encoder) or "tied" (encoder = decoder^T, free norms)
+    merge_cos:     latents whose decoder rows have cosine >= this are one feature (> 1: never)
+    scale:         "nonzero-rms" (divide by the RMS norm of the non-zero rows) or "none"
+    """
+
+    dict_multiple: float = 8.0
+    l1: float = 0.1
+    steps: int = 3000
+    batch_size: int = 256
+    lr: float = 1e-2
+    max_gflop: float = 1500.0
+    min_batch: int = 128
+    scale: str = "nonzero-rms"
+    decoder: str = "unit"
+    merge_cos: float = 0.95
+    lr_width: int = 20
+
+    def __post_init__(self):
+        for name, lo in (("dict_multiple", 1.0), ("steps", 1), ("batch_size", 1), ("min_batch", 1)):
+            if not getattr(self, name) >= lo:
+                raise ValueError(f"SAERecipe.{name} = {getattr(self, name)!r}, must be >= {lo}")
+        for name in ("lr", "max_gflop"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"SAERecipe.{name} = {getattr(self, name)!r}, must be > 0")
+        if not self.l1 >= 0:
+            raise ValueError(f"SAERecipe.l1 = {self.l1!r}, must be >= 0")
+        if self.decoder not in ("unit", "tied"):
+            raise ValueError(f"SAERecipe.decoder = {self.decoder!r}, must be 'unit' or 'tied'")
+        if self.scale not in ("nonzero-rms", "none"):
+            raise ValueError(f"SAERecipe.scale = {self.scale!r}, must be 'nonzero-rms' or 'none'")
+
+    def dict_size(self, n: int) -> int:
+        """D for a layer of n neurons."""
+        return max(1, int(round(self.dict_multiple * n)))
+
+    def schedule(self, n: int) -> tuple[int, int]:
+        """(steps, batch) after the compute cap for a layer of n neurons."""
+        per_row = 10.0 * n * self.dict_size(n)  # encode, decode and their gradients: ~5 matmuls
+        rows = self.max_gflop * 1e9 / per_row  # row passes the cap allows
+        batch = self.batch_size
+        if self.steps * batch > rows:
+            batch = max(min(self.min_batch, self.batch_size), int(rows // self.steps))
+        steps = max(1, min(self.steps, int(rows // batch)))
+        return steps, batch
+
+    def lr_for(self, n: int) -> float:
+        """Adam's learning rate for a layer of n neurons: lr up to lr_width neurons, then
+        lr * sqrt(lr_width / n). Adam moves every bias by ~lr per step whatever its gradient, while a
+        latent's pre-activation on a unit-norm row is ~1 / sqrt(n) before it aligns with a feature:
+        at lr = 1e-2 a 512-wide layer's latents were all dead within a few hundred steps."""
+        return self.lr * min(1.0, math.sqrt(self.lr_width / n))
+
+    def as_dict(self) -> dict:
+        """The fields (SAERecipe(**{k: d[k] for k in fields}) rebuilds it) and, for readers, the
+        architecture in words."""
+        arch = ("ReLU(x W_enc + b_enc) encoder, " +
+                ("unit-norm decoder rows" if self.decoder == "unit" else "tied decoder W_enc^T") +
+                ", no decoder bias; loss mean ||x - x_hat||^2 + l1 * mean sum z; Adam, cosine lr")
+        return {**asdict(self), "architecture": arch}
+
+
+# ------------------------------------------------------------------------------------------- math
+
+def effective_features(mass: Tensor) -> Tensor:
+    """F = exp(H(p)), p = mass / sum(mass) over the last axis: mass [..., D] >= 0 -> [...].
+
+    0 log 0 = 0; an all-zero mass has no features: F = 0.
+    """
+    mass = mass.to(torch.float64)
+    total = mass.sum(-1, keepdim=True)
+    p = mass / total.clamp_min(1e-300)
+    h = -(p * torch.log(p.clamp_min(1e-300))).sum(-1)
+    return torch.where(total.squeeze(-1) > 0, torch.exp(h), torch.zeros_like(h))
+
+
+def merge_parallel(mass: Tensor, directions: Tensor, cos_min: float) -> Tensor:
+    """Pool the mass of latents whose decoder directions are (nearly) the same: mass [D] >= 0,
+    directions [D, N] (unit rows) -> pooled mass [D] (zeros where a latent joined another).
+
+    Why: with unit-norm decoder rows, splitting a coefficient c between two parallel latents costs the
+    same L1 (c1 + c2 = c), and a second latent with another bias lets the ReLU code fit the magnitude
+    better, so an SAE often tiles one feature's magnitudes over several copies of its direction. They
+    are one feature. Greedy in order of mass: a latent joins the first heavier group whose leading
+    direction has cosine >= cos_min with its own, else it leads a new group. cos_min > 1 pools nothing.
+    """
+    if cos_min > 1:
+        return mass.clone()
+    device, mass, directions = mass.device, mass.cpu(), directions.cpu()  # a sequential loop
+    order = torch.argsort(mass, descending=True)
+    live = order[mass[order] > 0]
+    if live.numel() == 0:
+        return mass.to(device)
+    cos = directions[live] @ directions[live].T  # [L, L], rows and columns in order of mass
+    leader = torch.zeros(live.numel(), dtype=torch.bool)
+    group = torch.empty(live.numel(), dtype=torch.int64)  # position of each latent's leader
+    for a in range(live.numel()):
+        hit = (cos[a, :a] >= cos_min) & leader[:a]
+        if bool(hit.any()):
+            group[a] = int(hit.to(torch.int8).argmax())  # the heaviest matching leader
+        else:
+            leader[a], group[a] = True, a
+    out = torch.zeros_like(mass)
+    out.index_add_(0, live[group], mass[live])
+    return out.to(device)
+
+
+def conv_rows(fmap, max_rows: int | None, seed: int = 0) -> Tensor:
+    """One row per spatial position over channels: fmap [n, C, H, W] -> [min(n*H*W, max_rows), C].
+
+    When there are more rows than max_rows, a uniform random subset (without replacement, from
+    seed) is kept, in their original order.
+    """
+    f = torch.as_tensor(fmap)
+    if f.ndim != 4:
+        raise ValueError(f"fmap: shape {tuple(f.shape)}, expected [n, C, H, W]")
+    rows = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
+    if max_rows is not None and rows.shape[0] > max_rows:
+        if max_rows < 1:
+            raise ValueError(f"max_rows = {max_rows}, must be >= 1")
+        keep = torch.randperm(rows.shape[0], generator=generator(seed))[:max_rows].sort().values
+        rows = rows[keep]
+    return rows
+
+
+def activation_scale(x: Tensor, scale: str) -> float:
+    """The divisor of the recipe's scaling: the RMS norm of x's non-zero rows (x [n, N]), or 1."""
+    if scale == "none":
+        return 1.0
+    sq = (x.to(torch.float64) ** 2).sum(1)
+    nz = sq > 0
+    return float(sq[nz].mean().sqrt()) if bool(nz.any()) else 1.0
+
+
+# --------------------------------------------------------------------------------------- training
+
+@dataclass
+class SAEFit:
+    """I = M * S fitted SAEs: instance m * S + s fits activation matrix m with AE seed seeds[s].
+
+    W_enc: [I, N, D]; b_enc: [I, D]; W_dec: [I, D, N] (unit rows for decoder "unit");
+    model: [I] which activation matrix each instance fits; scale: the activation divisor(s).
+    """
+
+    W_enc: Tensor
+    b_enc: Tensor
+    W_dec: Tensor
+    scale: float
+    steps: int
+    batch: int
+    seconds: float
+    model: Tensor | None = None
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Latents z [I, B, D] of scaled rows x: [B, N] (every instance) or [I, B, N]."""
+        if x.ndim == 2:
+            x = x.expand(self.W_enc.shape[0], -1, -1)
+        return torch.relu(torch.baddbmm(self.b_enc[:, None, :], x, self.W_enc))
+
+
+def _init(seeds: Sequence[int], n: int, d: int, device, dtype):
+    """Decoder rows uniform on the sphere from generator(seed) alone, encoder = decoder^T, b = 0."""
+    I = len(seeds)
+    W_dec = torch.empty(I, d, n, device=device, dtype=dtype)
+    for i, s in enumerate(seeds):
+        W_dec[i].normal_(generator=generator(s, device))
+    W_dec /= W_dec.norm(dim=2, keepdim=True).clamp_min(1e-12)
+    return W_dec.transpose(1, 2).contiguous(), torch.zeros(I, d, device=device, dtype=dtype), W_dec
+
+
+# Row indices are drawn for a block of steps at once (one generator call per instance and block):
+# at toy sizes the per-step calls would cost as much as the step.
+_BLOCK_ELEMS = 1 << 16
+
+
+@torch.no_grad()
+def fit_saes(x: Tensor, recipe: SAERecipe, seeds: Sequence[int]) -> SAEFit:
+    """Fit one SAE per (activation matrix, seed) on already scaled rows, all on one instance axis.
+
+    x: [n_rows, N] (one matrix) or [M, n_rows, N] (M matrices of the same shape, e.g. M toy models);
+    instance m * S + s fits x[m] with seeds[s], and equals a lone fit of x[m] with that seed.
+    Gradients are written out (see the module docstring for the loss):
+
+        pre = x W_enc + b          z = ReLU(pre)          x̂ = z W_dec         r = x̂ - x
+        g   = 2 r / B              gW_dec = z^T g          gz = g W_dec^T + l1 / B
+        gpre = gz [pre > 0]        gW_enc = x^T gpre       gb = sum_rows gpre
+    """
+    t0 = time.perf_counter()
+    x3 = x if x.ndim == 3 else x[None]
+    M, n_rows, n = x3.shape
+    S, d = len(seeds), recipe.dict_size(n)
+    inst_seeds = [s for _ in range(M) for s in seeds]
+    I = M * S
+    steps, B = recipe.schedule(n)
+    dev, dt = x3.device, x3.dtype
+    model = torch.arange(M, device=dev).repeat_interleave(S)  # [I]
+    flat = x3.reshape(M * n_rows, n)
+    offset = (model * n_rows)[:, None, None]  # [I, 1, 1] row offset of each instance's matrix
+    W_enc, b, W_dec = _init(inst_seeds, n, d, dev, dt)
+    tied = recipe.decoder == "tied"
+    params = [b, W_dec] if tied else [W_enc, b, W_dec]
+    m = [torch.zeros_like(p) for p in params]
+    v = [torch.zeros_like(p) for p in params]
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    gens = [generator(10_007 * s + 1, dev) for s in inst_seeds]  # minibatches, apart from the init
+    T = max(1, min(steps, _BLOCK_ELEMS // B))
+    idx = torch.empty(I, T, B, dtype=torch.int64, device=dev)
+    l1_term = recipe.l1 / B
+    lr0 = recipe.lr_for(n)
+    for t in range(steps):
+        if t % T == 0:
+            for i, g in enumerate(gens):
+                idx[i].random_(0, n_rows, generator=g)
+            idx += offset
+        xb = flat[idx[:, t % T]]  # [I, B, N]
+        W_e = W_dec.transpose(1, 2) if tied else W_enc
+        pre = torch.baddbmm(b[:, None, :], xb, W_e)  # [I, B, D]
+        z = pre.clamp_min(0)
+        r = torch.bmm(z, W_dec).sub_(xb).mul_(2.0 / B)  # dL/dx̂
+        gW_dec = torch.bmm(z.transpose(1, 2), r)  # [I, D, N]
+        if not tied:  # off the radial direction: the rows are renormalised after the step anyway
+            gW_dec -= (gW_dec * W_dec).sum(2, keepdim=True) * W_dec
+        gz = torch.bmm(r, W_dec.transpose(1, 2)).add_(l1_term).mul_(pre > 0)  # gpre [I, B, D]
+        if tied:  # the encoder use of the same matrix
+            gW_dec.baddbmm_(gz.transpose(1, 2), xb)
+            grads = [gz.sum(1), gW_dec]
+        else:
+            grads = [torch.bmm(xb.transpose(1, 2), gz), gz.sum(1), gW_dec]
+        lr = lr0 * 0.5 * (1.0 + math.cos(math.pi * t / steps))
+        c1, c2 = 1 - b1 ** (t + 1), 1 - b2 ** (t + 1)
+        for p, g_, m_, v_ in zip(params, grads, m, v):
+            m_.mul_(b1).add_(g_, alpha=1 - b1)
+            v_.mul_(b2).addcmul_(g_, g_, value=1 - b2)
+            p.addcdiv_(m_, v_.div(c2).sqrt_().add_(eps), value=-lr / c1)
+        if not tied:
+            W_dec /= W_dec.norm(dim=2, keepdim=True).clamp_min(1e-12)
+    if tied:
+        W_enc = W_dec.transpose(1, 2).contiguous()
+    return SAEFit(W_enc, b, W_dec, 1.0, steps, B, time.perf_counter() - t0, model)
+
+
+@torch.no_grad()
+def sae_stats(fit: SAEFit, x: Tensor, chunk: int = 8192, cos_min: float = 2.0) -> dict[str, Tensor]:
+    """Per-instance statistics of fitted SAEs over all scaled rows x: [n_rows, N] or [M, n_rows, N]
+    (as given to fit_saes).
+
+    Returns tensors [I]: features (F, after pooling latents with decoder cosine >= cos_min; the
+    default pools nothing), features_raw (F without pooling), fvu, l0 (mean active latents per
+    row), dead_fraction (latents never active), and mass [I, D] (mean z_i; the decoder rows have
+    unit norm).
+    """
+    I, D = fit.b_enc.shape
+    x3 = x if x.ndim == 3 else x[None]
+    n_rows = x3.shape[1]
+    model = fit.model if fit.model is not None else torch.zeros(I, dtype=torch.int64)
+    model = model.to(x3.device)
+    mass = torch.zeros(I, D, dtype=torch.float64, device=x3.device)
+    fired = torch.zeros(I, D, dtype=torch.bool, device=x3.device)
+    l0 = torch.zeros(I, dtype=torch.float64, device=x3.device)
+    sse = torch.zeros(I, dtype=torch.float64, device=x3.device)
+    x64 = x3.to(torch.float64)
+    sst = ((x64 - x64.mean(1, keepdim=True)) ** 2).sum((1, 2))[model]  # [I]
+    for s in range(0, n_rows, chunk):
+        xb = x3[model, s:s + chunk]  # [I, b, N]
+        z = fit.encode(xb)  # [I, b, D]
+        active = z > 0
+        mass += z.sum(1, dtype=torch.float64)
+        fired |= active.any(1)
+        l0 += active.sum((1, 2), dtype=torch.float64)
+        r = torch.bmm(z, fit.W_dec) - xb
+        sse += (r.to(torch.float64) ** 2).sum((1, 2))
+    mass /= n_rows
+    pooled = torch.stack([merge_parallel(mass[i], fit.W_dec[i].to(torch.float64), cos_min)
+                          for i in range(I)])
+    return {"features": effective_features(pooled), "features_raw": effective_features(mass),
+            "fvu": torch.where(sst > 0, sse / sst.clamp_min(1e-300), torch.full_like(sse, math.nan)),
+            "l0": l0 / n_rows, "dead_fraction": 1.0 - fired.to(torch.float64).mean(1), "mass": mass}
+
+
+def _as_rows(acts) -> Tensor:
+    x = torch.as_tensor(acts) if not isinstance(acts, Tensor) else acts
+    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"acts: shape {tuple(x.shape)}, expected [n_rows, N] with n_rows, N >= 1")
+    x = x.detach().to(torch.float32)
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("acts: contains NaN or infinite values")
+    return x
+
+
+def sae_measure(acts, recipe: SAERecipe | None = None, seeds: Sequence[int] = (0, 1, 2),
+                device: torch.device | str | None = None) -> dict[str, float]:
+    """The SAE measure of a layer: acts [n_rows, N] (torch or numpy) -> a dict of floats.
+
+    sae_features       F = exp(H(p)), mean over AE seeds
+    sae_features_std   its standard deviation over AE seeds (ddof = 1; 0 for one seed)
+    sae_features_raw   F before pooling parallel latents (the paper's plain count), mean over seeds
+    sae_psi            F / N
+    sae_fvu, sae_l0, sae_dead_fraction   means over AE seeds (see the module docstring)
+    sae_dict_size      D;  sae_features_over_dict  F / D (how close F is to its cap)
+    sae_seeds, sae_steps, sae_batch, sae_scale, sae_seconds   how it was fitted
+    Runs on `device` (default: acts' device).
+    """
+    x = _as_rows(acts)
+    return sae_measure_many(x[None], recipe, seeds, device)[0]
+
+
+def sae_measure_many(acts, recipe: SAERecipe | None = None, seeds: Sequence[int] = (0, 1, 2),
+                     device: torch.device | str | None = None) -> list[dict[str, float]]:
+    """sae_measure for M layers of one shape at once (one instance axis): acts [M, n_rows, N] ->
+    M dicts; each equals sae_measure(acts[m]) (every matrix is scaled on its own)."""
+    recipe = recipe or SAERecipe()
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds: empty, need at least one AE seed")
+    x = torch.as_tensor(acts) if not isinstance(acts, Tensor) else acts
+    if x.ndim != 3:
+        raise ValueError(f"acts: shape {tuple(x.shape)}, expected [M, n_rows, N]")
+    x = torch.stack([_as_rows(xm) for xm in x])
+    if device is not None:
+        x = x.to(device)
+    scales = [activation_scale(xm, recipe.scale) for xm in x]
+    x = x / torch.tensor(scales, dtype=x.dtype, device=x.device)[:, None, None]
+    fit = fit_saes(x, recipe, seeds)
+    st = sae_stats(fit, x, cos_min=recipe.merge_cos)
+    S = len(seeds)
+    out = []
+    for k, scale in enumerate(scales):
+        sub = {key: v[k * S:(k + 1) * S] for key, v in st.items()}
+        fit.scale = scale
+        out.append(summarize(sub, x.shape[2], fit))
+    return out
+
+
+def summarize(st: dict[str, Tensor], n: int, fit: SAEFit) -> dict[str, float]:
+    """Per-seed statistics -> the sae_* dict of floats (see sae_measure)."""
+    F = st["features"].cpu().numpy()  # [I]
+    D = fit.W_dec.shape[1]
+    f = float(F.mean())
+    return {
+        "sae_features": f,
+        "sae_features_std": float(F.std(ddof=1)) if len(F) > 1 else 0.0,
+        "sae_features_raw": float(st["features_raw"].mean()),
+        "sae_psi": f / n,
+        "sae_fvu": float(st["fvu"].mean()),
+        "sae_l0": float(st["l0"].mean()),
+        "sae_dead_fraction": float(st["dead_fraction"].mean()),
+        "sae_dict_size": float(D),
+        "sae_features_over_dict": f / D,
+        "sae_seeds": float(len(F)),
+        "sae_steps": float(fit.steps),
+        "sae_batch": float(fit.batch),
+        "sae_scale": float(fit.scale),
+        "sae_seconds": float(fit.seconds),
+    }
+
+
+SAE_DEFINITIONS = {
+    "sae_features": "SAE feature count F = exp(H(p)), p_i = latent i's share of the mean absolute "
+                    "latent activation (unit-norm decoder rows; parallel latents pooled), of a sparse "
+                    "autoencoder fitted to the layer (Bereska et al. 2025, arXiv 2512.13568); mean over "
+                    "AE seeds (and over models where several).",
+    "sae_features_std": "Std of F over AE seeds (sae_measure) or over models (study metrics).",
+    "sae_features_ae_std": "Std of F over AE seeds, mean over models: how much F depends on the AE's "
+                           "seed alone.",
+    "sae_features_raw": "F without pooling parallel latents (the paper's plain count).",
+    "sae_psi": "Superposition ratio psi = F / N, N the layer's width.",
+    "sae_fvu": "The SAE's fraction of variance unexplained, sum ||x - x_hat||^2 / sum ||x - mean x||^2.",
+    "sae_l0": "Mean number of active SAE latents per activation row.",
+    "sae_dead_fraction": "Fraction of SAE latents never active on any row.",
+    "sae_dict_size": "SAE dictionary size D = dict_multiple x N (F <= D).",
+    "sae_features_over_dict": "F / D: how close F is to its cap (1).",
+    "sae_represented_features": "Known answer for toy models: features with ||W_i|| > 0.5 (here "
+                                "sqrt(||W_in,i|| ||W_out,i||)), mean over models.",
+    "sae_recipe": "The SAE recipe (dictionary multiple, L1, steps, batch, lr, scaling, decoder).",
+    "sae_ae_seeds": "The AE seeds each model's F is averaged over.",
+    "sae_seconds": "Seconds spent fitting the SAE measure.",
+}
+for _k in ("sae_psi", "sae_fvu", "sae_l0", "sae_dead_fraction", "sae_features_raw",
+           "sae_features_over_dict"):
+    SAE_DEFINITIONS[_k + "_std"] = f"Std over models of {_k}."
+
+SAE_KEYS = ("sae_features", "sae_features_std", "sae_psi", "sae_fvu", "sae_l0", "sae_dead_fraction",
+            "sae_dict_size", "sae_features_over_dict")
+
+__all__ = ["SAERecipe", "SAEFit", "SAE_DEFINITIONS", "SAE_KEYS", "activation_scale", "conv_rows", "effective_features",
+           "fit_saes", "sae_measure", "sae_measure_many", "sae_stats", "summarize"]

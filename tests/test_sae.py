@@ -1,0 +1,157 @@
+"""The SAE measure (superlens.measures.sae): closed forms, shapes, and known feature counts."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from superlens.measures.sae import (SAEFit, SAERecipe, activation_scale, conv_rows, effective_features,
+                                    merge_parallel, sae_measure, sae_stats)
+
+torch.set_num_threads(1)
+
+
+# ---- F = exp(H(p)) on masses whose p is known
+def test_effective_features_closed_forms():
+    # uniform over k -> exactly k; one-hot -> 1; all zero -> 0 (no features)
+    assert float(effective_features(torch.ones(7))) == pytest.approx(7.0)
+    assert float(effective_features(torch.tensor([0.0, 3.0, 0.0]))) == pytest.approx(1.0)
+    assert float(effective_features(torch.zeros(4))) == 0.0
+    # p = (1/2, 1/4, 1/4): H = 1.5 log 2, F = 2^1.5
+    assert float(effective_features(torch.tensor([2.0, 1.0, 1.0]))) == pytest.approx(2 ** 1.5)
+    # batched over leading axes, scale-free
+    m = torch.tensor([[1.0, 1.0, 0.0], [5.0, 5.0, 5.0]])
+    np.testing.assert_allclose(effective_features(m).numpy(), [2.0, 3.0])
+
+
+def test_sae_stats_on_a_hand_made_identity_sae():
+    """W_enc = W_dec = I, b = 0: z = ReLU(x) = x for x >= 0, so p = mean(x) / sum, FVU = 0, L0 is the
+    mean count of non-zero entries, and a column that is never positive is a dead latent."""
+    x = torch.tensor([[1.0, 0.0, 0.0, 0.0],
+                      [0.0, 1.0, 0.0, 0.0],
+                      [1.0, 1.0, 0.0, 0.0],
+                      [2.0, 0.0, 2.0, 0.0]])
+    eye = torch.eye(4)[None]
+    fit = SAEFit(eye.clone(), torch.zeros(1, 4), eye.clone(), 1.0, 0, 0, 0.0)
+    st = sae_stats(fit, x, chunk=3)  # chunking must not change anything
+    # mean z = (1, 0.5, 0.5, 0) -> p = (1/2, 1/4, 1/4, 0) -> F = 2^1.5
+    assert float(st["features"][0]) == pytest.approx(2 ** 1.5)
+    assert float(st["fvu"][0]) == pytest.approx(0.0, abs=1e-12)
+    assert float(st["l0"][0]) == pytest.approx(6 / 4)
+    assert float(st["dead_fraction"][0]) == pytest.approx(1 / 4)
+
+
+def test_merge_parallel_pools_copies_of_one_direction():
+    e = torch.eye(3, dtype=torch.float64)
+    c = torch.tensor([0.6, 0.8, 0.0], dtype=torch.float64)  # cos(c, e1) = 0.6, cos(c, e2) = 0.8: a different feature at 0.95
+    dirs = torch.stack([e[0], e[0], e[1], c, e[2]])
+    mass = torch.tensor([1.0, 0.5, 1.0, 0.25, 0.0], dtype=torch.float64)
+    pooled = merge_parallel(mass, dirs, 0.95)
+    np.testing.assert_allclose(pooled.numpy(), [1.5, 0.0, 1.0, 0.25, 0.0])
+    assert float(pooled.sum()) == pytest.approx(float(mass.sum()))
+    np.testing.assert_allclose(merge_parallel(mass, dirs, 0.75).numpy(), [1.5, 0.0, 1.25, 0.0, 0.0])
+    np.testing.assert_allclose(merge_parallel(mass, dirs, 2.0).numpy(), mass.numpy())
+    # two copies of one feature plus one other, equal mass -> F = 2 after pooling, 3 before
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    W_dec = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])[None]
+    W_enc = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])[None]
+    fit = SAEFit(W_enc, torch.zeros(1, 3), W_dec, 1.0, 0, 0, 0.0)
+    st = sae_stats(fit, x, cos_min=0.95)
+    assert float(st["features"][0]) == pytest.approx(2.0)
+    assert float(st["features_raw"][0]) == pytest.approx(2 ** 1.5)
+    assert float(st["fvu"][0]) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_activation_scale():
+    x = torch.tensor([[3.0, 4.0], [0.0, 0.0], [0.0, 0.0], [6.0, 8.0]])
+    # non-zero rows have norms 5 and 10: RMS = sqrt((25 + 100) / 2)
+    assert activation_scale(x, "nonzero-rms") == pytest.approx(math.sqrt(62.5))
+    assert activation_scale(x, "none") == 1.0
+    assert activation_scale(torch.zeros(3, 2), "nonzero-rms") == 1.0
+
+
+# ---- conv_rows
+def test_conv_rows_layout_and_subset():
+    f = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)  # [n, C, H, W]
+    r = conv_rows(f, None)
+    assert r.shape == (2 * 4 * 5, 3)
+    # row (n, h, w) holds that position's channel vector
+    n, h, w = 1, 2, 3
+    np.testing.assert_array_equal(r[n * 20 + h * 5 + w].numpy(), f[n, :, h, w].numpy())
+    s1, s2 = conv_rows(f, 7, seed=1), conv_rows(f.numpy(), 7, seed=1)
+    assert s1.shape == (7, 3)
+    np.testing.assert_array_equal(s1.numpy(), s2.numpy())
+    # a subset of the rows, each one intact
+    rows = {tuple(v) for v in r.tolist()}
+    assert all(tuple(v) in rows for v in s1.tolist())
+    assert conv_rows(f, 1000).shape == (40, 3)
+    with pytest.raises(ValueError, match="fmap"):
+        conv_rows(torch.zeros(2, 3, 4), 5)
+
+
+# ---- the recipe
+def test_recipe_validation_cap_and_dict():
+    with pytest.raises(ValueError, match="dict_multiple"):
+        SAERecipe(dict_multiple=0.5)
+    with pytest.raises(ValueError, match="l1"):
+        SAERecipe(l1=-1.0)
+    with pytest.raises(ValueError, match="decoder"):
+        SAERecipe(decoder="free")
+    r = SAERecipe()
+    assert r.dict_size(5) == round(r.dict_multiple * 5)
+    assert r.schedule(5) == (r.steps, r.batch_size)  # tiny layers are never cut
+    steps, batch = r.schedule(512)  # a wide layer is cut to the compute cap
+    assert 10.0 * steps * batch * 512 * r.dict_size(512) <= r.max_gflop * 1e9 * 1.001
+    assert batch >= r.min_batch
+    d = r.as_dict()
+    assert d["l1"] == r.l1 and d["dict_multiple"] == r.dict_multiple and "decoder" in d
+
+
+def test_bad_acts():
+    with pytest.raises(ValueError, match="acts"):
+        sae_measure(torch.zeros(5))
+    with pytest.raises(ValueError, match="acts"):
+        sae_measure(torch.tensor([[1.0, float("nan")]]))
+    with pytest.raises(ValueError, match="seeds"):
+        sae_measure(torch.ones(4, 2), seeds=())
+
+
+# ---- known feature counts
+def _sparse_features(k, n_dims, p, rows=6000, seed=0):
+    """k orthonormal directions in n_dims, each present with probability p, value U(0, 1)."""
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(n_dims, n_dims, generator=g))
+    coef = (torch.rand(rows, k, generator=g) < p).float() * torch.rand(rows, k, generator=g)
+    return coef @ q[:k]
+
+
+def test_orthogonal_sparse_features_are_counted():
+    """k = 3 and k = 6 orthogonal sparse features in 8 dims: F near k, and the larger set reads larger
+    (a monotone count is what the validation needs)."""
+    small = SAERecipe(steps=2000, batch_size=512)
+    m3 = sae_measure(_sparse_features(3, 8, 0.1), small, seeds=(0, 1))
+    m6 = sae_measure(_sparse_features(6, 8, 0.1), small, seeds=(0, 1))
+    assert 2.5 < m3["sae_features"] < 5.0
+    assert 5.0 < m6["sae_features"] < 9.5
+    assert m6["sae_features"] > m3["sae_features"] + 1.5
+    for m in (m3, m6):
+        assert m["sae_fvu"] < 0.2 and 0 <= m["sae_dead_fraction"] < 1
+        assert m["sae_features"] <= m["sae_dict_size"]
+        assert m["sae_psi"] == pytest.approx(m["sae_features"] / 8)
+        assert m["sae_features_over_dict"] == pytest.approx(m["sae_features"] / m["sae_dict_size"])
+
+
+def test_seeds_reproducible_and_numpy_equals_torch():
+    x = _sparse_features(3, 4, 0.2, rows=1000)
+    r = SAERecipe(steps=50, batch_size=128)
+    a = sae_measure(x, r, seeds=(0, 1))
+    b = sae_measure(x.numpy(), r, seeds=(0, 1))
+    c = sae_measure(x, r, seeds=(1, 2))
+    for k in ("sae_features", "sae_fvu", "sae_l0"):
+        assert a[k] == pytest.approx(b[k], rel=1e-6)
+    assert a["sae_features"] != c["sae_features"]
+    one = sae_measure(x, r, seeds=(0,))
+    assert one["sae_features_std"] == 0.0
+    # instance i of a batch of seeds equals a lone fit with that seed
+    assert sae_measure(x, r, seeds=(1,))["sae_features"] == pytest.approx(
+        sae_measure(x, r, seeds=(0, 1))["sae_features"] * 2 - one["sae_features"], rel=1e-5)
