@@ -137,9 +137,18 @@ def test_generated_dataset_with_data_dir_is_refused(tmp_path, capsys):
              "reads no data folder")
 
 
-def test_active_runs_on_an_image_folder(tmp_path, capsys):
-    """--data-dir with no dataset named: the layout picks image-folder; the existing flags work and
-    the resize is recorded in config.json."""
+def test_active_runs_on_an_image_folder(tmp_path, capsys, monkeypatch):
+    """--data-dir with no dataset named: the layout picks image-folder; the existing flags work, the
+    resize is recorded in config.json, and the sparse-autoencoder measure runs on every model
+    (feature layer and last conv block, and every round's feature layer; a cheap recipe here, the
+    validated one in real runs)."""
+    from superlens.active import sae_measures
+
+    if sae_measures.sae_available():
+        from superlens.measures.sae import SAERecipe
+
+        monkeypatch.setattr(sae_measures, "study_recipe",
+                            lambda: SAERecipe(dict_multiple=2.0, steps=30, batch_size=64))
     root = make_tree(tmp_path / "data", n_train=10, n_test=4, size=10)
     out = tmp_path / "run"
     code = main(["active", "--out", str(out), "--data-dir", str(root), "--cache-dir",
@@ -159,6 +168,15 @@ def test_active_runs_on_an_image_folder(tmp_path, capsys):
     assert {r["claim"] for r in v["rows"]} == {"more-superposition", "overlap", "clustering",
                                                 "rounds"}
     assert set(v["claims"].values()) <= {"reproduced", "contradicted", "inconclusive"}
+    if sae_measures.sae_available():
+        for name in ("baseline", "least-confidence", "random"):
+            for k in ("sae_features", "sae_psi", "sae_fvu", "sae_l0", "sae_dead_fraction",
+                      "sae_conv_features", "sae_conv_psi"):
+                assert isinstance(m[name][k], float) and k + "_std" in m[name], (name, k)
+            assert 0 < m[name]["sae_features"] <= m[name]["sae_dict_size"]
+            assert m[name]["sae_psi"] == pytest.approx(m[name]["sae_features"] / 128)  # 128 wide
+        assert all("sae_features" in r for r in m["random"]["rounds"])
+        assert cfg["sae_recipe"]["steps"] == 30
     html = (out / "report.html").read_text()
     assert "The paper&#x27;s claims, re-tested" in html and html.index("re-tested") < html.index(
         "side by side")
@@ -241,3 +259,4 @@ def test_paper_presets_use_the_papers_tsne():
                                  tsne_points=100, tsne="sklearn")
     ref = TSNE(n_components=2, random_state=42, perplexity=min(30.0, 59 / 3)).fit_transform(x)
     assert np.allclose(arrays["tsne_embedding"], ref, atol=1e-5)
+

@@ -36,13 +36,19 @@ def sae_available() -> bool:
     return True
 
 
-def sae_recipe_dict() -> dict | None:
-    """The recipe (dictionary multiple, L1, steps, ...) as a dict for config.json / meta.json."""
-    if not sae_available():
-        return None
+def study_recipe():
+    """The recipe the study fits: SAERecipe()'s defaults, the validated recipe (tests swap in a
+    cheaper one)."""
     from superlens.measures.sae import SAERecipe
 
-    return dict(SAERecipe().as_dict(), seeds=list(SAE_SEEDS), conv_max_rows=CONV_MAX_ROWS)
+    return SAERecipe()
+
+
+def sae_recipe_dict() -> dict | None:
+    """The recipe (dictionary multiple, L1, steps, ...) as a dict for config.json."""
+    if not sae_available():
+        return None
+    return dict(study_recipe().as_dict(), seeds=list(SAE_SEEDS), conv_max_rows=CONV_MAX_ROWS)
 
 
 @torch.no_grad()
@@ -90,12 +96,12 @@ def sae_for_checkpoint(cfg: Any, ds, checkpoint: Path, device: torch.device,
                        layers: tuple[str, ...] = ("feature", "conv")) -> dict:
     """sae_* (feature layer) and sae_conv_* (last conv block) values of one saved model, cached in
     the checkpoint's folder as sae.json (keyed by the recipe, so a changed recipe recomputes)."""
-    from superlens.measures.sae import SAERecipe, conv_rows, sae_measure
+    from superlens.measures.sae import conv_rows, sae_measure
     from superlens.runs import read_json, write_json
 
     checkpoint = Path(checkpoint)
     cache = checkpoint.parent / SAE_FILE
-    recipe = SAERecipe()
+    recipe = study_recipe()
     key = sae_recipe_dict()
     if cache.is_file():
         try:
