@@ -50,6 +50,7 @@ def _active_parser(sub) -> None:
     a.add_argument("--pool-size", type=int, help="class-balanced subset of the training set to use")
     a.add_argument("--candidates", type=int, help="random unlabelled candidates scored per round")
     a.add_argument("--test-size", type=int, help="class-balanced subset of the test set to evaluate on")
+    a.add_argument("--sae", help="sparse-autoencoder measure: rounds, final or off")
     a.add_argument("--model")
     a.add_argument("--pretrained", action="store_true", default=None)
     a.add_argument("--weights-path")

@@ -26,7 +26,7 @@ MEASURE_KEYS = ["accuracy", "cos_mean", "cos_std", "silhouette_tsne", "davies_bo
 # fields that may differ on --resume without changing any result (the paths, like the loop's
 # fingerprints, may move between machines)
 RESUME_FREE = {"device", "threads", "progress", "data_dir", "weights_path", "download", "cache_dir",
-               "sae_recipe"}
+               "sae_recipe", "sae"}
 # config.json keys beside ActiveConfig's fields (stripped before the config is rebuilt)
 EXTRA_CONFIG_KEYS = ("sae_recipe", "decode")
 
@@ -114,6 +114,9 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
         meta["resumed_at"] = [*(prev if isinstance(prev, list) else [prev]),
                               time.strftime("%Y-%m-%dT%H:%M:%S%z")]
         meta["status"] = "running"
+        # the settings that may change on resume (paths, device, the sparse-autoencoder pass) are
+        # this session's: config.json follows them
+        write_json(out / "config.json", config_json(cfg))
     else:
         meta = base_meta(str(device), threads, seeds, argv)
         meta.update(kind="active", protocol=protocol_statement(cfg), dataset=ds.name,
