@@ -166,8 +166,9 @@ def _subset_statement(config: dict, meta: dict) -> str:
         parts.append(f"Each round scores a fresh random subset of {config['candidates']:,} unlabelled "
                      "images (the same subset for every strategy at a given seed and round) and "
                      "queries from those.")
-    if config.get("preset") == "cifar10-cpu":
-        from superlens.active.presets import CPU_PRESET_WHY
+    from superlens.active.presets import CPU_PRESET_WHY, PRESETS
 
+    if config.get("preset") == "cifar10-cpu" and all(config.get(k) == v for k, v in
+                                                      PRESETS["cifar10-cpu"].items()):
         parts.append("Why this preset is sized as it is: " + " ".join(CPU_PRESET_WHY))
     return " ".join(parts)
