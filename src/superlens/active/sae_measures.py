@@ -20,9 +20,14 @@ import torch
 
 # Whether the measure passed its validation on models with a known answer (issue 8 part 2: the toy
 # model and compressed-computation grid, target Spearman rho >= 0.9 pooled). None: not known here.
-SAE_VALIDATED: bool | None = None
-SAE_VALIDATION_NOTE = ("the sparse-autoencoder measure's validation on toy models was not available "
-                       "to this run, so its rows are shown but do not decide a verdict")
+# Its held-out result (superlens.toy.sae_validation, 48 toy models, 3 AE seeds): pooled Spearman
+# rho 0.718 +- 0.036 (TMS alone 0.872 +- 0.017, compressed computation 0.466 +- 0.040): not met.
+SAE_VALIDATED: bool | None = False
+SAE_VALIDATION_NOTE = ("not validated. On toy models whose number of represented features is known "
+                       "(superlens.toy.sae_validation, held-out grid of 48 models, 3 autoencoder "
+                       "seeds) its F ranks them with Spearman rho 0.718 ± 0.036 pooled (classic toy "
+                       "model 0.872 ± 0.017, compressed computation 0.466 ± 0.040), short of the 0.9 "
+                       "target, so its rows are shown but never decide a verdict.")
 SAE_SEEDS = (0, 1, 2)
 CONV_MAX_ROWS = 20_000   # rows (spatial positions) of the last conv block given to the autoencoder
 SAE_FILE = "sae.json"    # per model folder: the cached values, with the recipe that made them
