@@ -5,7 +5,8 @@ Activations: `rows` x `width` synthetic ReLU-layer-like rows, sums of sparse non
 (4 * width random unit directions, each present with probability 0.01, value U(0, 1)). The measure is
 fitted with the default SAERecipe (dictionary 8 x width, the compute cap of SAERecipe.max_gflop per
 AE) and `--seeds` AE seeds (one AE is what the issue's < 60 s target on 2 cores is about).
-Last line: {"sae_seconds": X, "sae_fvu": Y, "sae_steps": S, "sae_batch": B}
+Last line: {"sae_seconds": X, "sae_fvu": Y, "matmul_gflops": G, "sae_steps": S, "sae_batch": B}
+(G: the machine's rate on the SAE's main matrix product just before the fit, for context.)
 """
 from __future__ import annotations
 
@@ -28,9 +29,24 @@ def synthetic_acts(rows: int, width: int, seed: int = 0) -> torch.Tensor:
     return coef @ dirs
 
 
+def matmul_gflops(width: int, dict_size: int, device) -> float:
+    """The machine's rate on the SAE's main product, [128, width] @ [width, D], right now (a shared
+    machine's load moves every timing; this puts sae_seconds in context)."""
+    a = torch.randn(128, width, device=device)
+    w = torch.randn(width, dict_size, device=device)
+    a @ w
+    t = time.perf_counter()
+    for _ in range(20):
+        a @ w
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 20 * 2 * 128 * width * dict_size / (time.perf_counter() - t) / 1e9
+
+
 def bench_sae(rows: int = 50_000, width: int = 512, seeds: int = 1, device: str = "auto") -> dict:
     dev = pick_device(device)
     x = synthetic_acts(rows, width).to(dev)
+    rate = matmul_gflops(width, SAERecipe().dict_size(width), dev)
     recipe = SAERecipe()
     t = time.perf_counter()
     m = sae_measure(x, recipe, seeds=tuple(range(seeds)))
@@ -41,7 +57,9 @@ def bench_sae(rows: int = 50_000, width: int = 512, seeds: int = 1, device: str 
           f"{int(m['sae_steps'])} steps x {int(m['sae_batch'])} rows: {secs:.1f} s; F = "
           f"{m['sae_features']:.1f}, FVU {m['sae_fvu']:.3f}, L0 {m['sae_l0']:.1f}, dead "
           f"{m['sae_dead_fraction']:.2f}", flush=True)
+    print(f"matmul rate before the fit: {rate:.1f} GFLOP/s", flush=True)
     return {"sae_seconds": round(secs, 2), "sae_fvu": round(m["sae_fvu"], 4),
+            "matmul_gflops": round(rate, 1),
             "sae_steps": int(m["sae_steps"]), "sae_batch": int(m["sae_batch"])}
 
 

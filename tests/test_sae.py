@@ -43,7 +43,7 @@ def test_sae_stats_on_a_hand_made_identity_sae():
 
 def test_merge_parallel_pools_copies_of_one_direction():
     e = torch.eye(3, dtype=torch.float64)
-    c = torch.tensor([0.6, 0.8, 0.0], dtype=torch.float64)  # cos(c, e1) = 0.6, cos(c, e2) = 0.8: a different feature at 0.95
+    c = torch.tensor([0.6, 0.8, 0.0], dtype=torch.float64)  # cos with e1 0.6, e2 0.8
     dirs = torch.stack([e[0], e[0], e[1], c, e[2]])
     mass = torch.tensor([1.0, 0.5, 1.0, 0.25, 0.0], dtype=torch.float64)
     pooled = merge_parallel(mass, dirs, 0.95)
@@ -97,6 +97,8 @@ def test_recipe_validation_cap_and_dict():
         SAERecipe(l1=-1.0)
     with pytest.raises(ValueError, match="decoder"):
         SAERecipe(decoder="free")
+    with pytest.raises(ValueError, match="warmup"):
+        SAERecipe(warmup=1.0)
     r = SAERecipe()
     assert r.dict_size(5) == round(r.dict_multiple * 5)
     assert r.schedule(5) == (r.steps, r.batch_size)  # tiny layers are never cut
@@ -104,7 +106,11 @@ def test_recipe_validation_cap_and_dict():
     assert 10.0 * steps * batch * 512 * r.dict_size(512) <= r.max_gflop * 1e9 * 1.001
     assert batch >= r.min_batch
     d = r.as_dict()
-    assert d["l1"] == r.l1 and d["dict_multiple"] == r.dict_multiple and "decoder" in d
+    assert d["l1"] == r.l1 and d["dict_multiple"] == r.dict_multiple and "architecture" in d
+    assert SAERecipe(**{k: v for k, v in d.items() if k != "architecture"}) == r  # round trip
+    # the learning rate is the recipe's up to lr_width neurons, then falls as 1 / sqrt(width)
+    assert r.lr_for(5) == r.lr_for(r.lr_width) == r.lr
+    assert r.lr_for(4 * r.lr_width) == pytest.approx(r.lr / 2)
 
 
 def test_bad_acts():
@@ -155,3 +161,62 @@ def test_seeds_reproducible_and_numpy_equals_torch():
     # instance i of a batch of seeds equals a lone fit with that seed
     assert sae_measure(x, r, seeds=(1,))["sae_features"] == pytest.approx(
         sae_measure(x, r, seeds=(0, 1))["sae_features"] * 2 - one["sae_features"], rel=1e-5)
+
+
+def test_eval_rows_subset_gives_nearly_the_same_statistics():
+    x = _sparse_features(4, 6, 0.1, rows=6000, seed=3)
+    r = SAERecipe(steps=300, batch_size=256)
+    full = sae_measure(x, r, seeds=(0,))
+    sub = sae_measure(x, SAERecipe(steps=300, batch_size=256, eval_rows=2000), seeds=(0,))
+    assert sub["sae_features"] == pytest.approx(full["sae_features"], rel=0.1)
+    assert sub["sae_l0"] == pytest.approx(full["sae_l0"], rel=0.15)
+
+
+def _reference_fit(x, recipe, seed):
+    """The same SAE trained with autograd and torch.optim.Adam (same init, minibatches, schedule)."""
+    from superlens.device import generator
+    from superlens.measures.sae import _BLOCK_ELEMS
+
+    n_rows, n = x.shape
+    d = recipe.dict_size(n)
+    steps, B = recipe.schedule(n)
+    W_dec = torch.empty(d, n).normal_(generator=generator(seed))
+    W_dec /= W_dec.norm(dim=1, keepdim=True)
+    W_enc = W_dec.T.clone().requires_grad_()
+    b = torch.zeros(d, requires_grad=True)
+    V = W_dec.clone().requires_grad_()
+    opt = torch.optim.Adam([W_enc, b, V], lr=recipe.lr_for(n))
+    g = generator(10_007 * seed + 1)
+    T = max(1, min(steps, _BLOCK_ELEMS // B))
+    for t in range(steps):
+        if t % T == 0:
+            idx = torch.empty(T, B, dtype=torch.int64).random_(0, n_rows, generator=g)
+        xb = x[idx[t % T]]
+        z = torch.relu(xb @ W_enc + b)
+        loss = ((z @ V - xb) ** 2).sum(1).mean() + recipe.l1 * z.sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        with torch.no_grad():  # the decoder's gradient off the radial direction, as fit_saes
+            V.grad -= (V.grad * V).sum(1, keepdim=True) * V
+        for grp in opt.param_groups:
+            grp["lr"] = recipe.lr_for(n) * 0.5 * (1 + np.cos(np.pi * t / steps))
+        opt.step()
+        with torch.no_grad():
+            V /= V.norm(dim=1, keepdim=True)
+    return W_enc.detach(), b.detach(), V.detach()
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_fit_matches_autograd_and_torch_adam(fused, monkeypatch):
+    import superlens.measures.sae as sae
+    from superlens.measures.sae import fit_saes
+
+    monkeypatch.setattr(sae, "_FUSED_ADAM", fused and sae._FUSED_ADAM)
+    x = _sparse_features(3, 5, 0.3, rows=500, seed=1)
+    r = SAERecipe(steps=40, batch_size=64, dict_multiple=2)
+    fit = fit_saes(x, r, [4, 5])
+    for i, seed in enumerate((4, 5)):
+        W_enc, b, V = _reference_fit(x, r, seed)
+        torch.testing.assert_close(fit.W_dec[i], V, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(fit.W_enc[i], W_enc, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(fit.b_enc[i], b, rtol=1e-4, atol=1e-5)

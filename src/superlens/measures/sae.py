@@ -24,21 +24,29 @@ The recipe (SAERecipe), and why:
   so p_i compares like with like and the L1 penalty cannot be dodged by shrinking z and growing d.
 - Loss: mean_rows ||x - x̂||^2 + l1 * mean_rows sum_i z_i (on the scaled activations: a lone active
   feature of norm c is encoded as about c - l1 / 2).
-- Training: Adam with a cosine decay of the learning rate to 0 over `steps` minibatches of
-  `batch_size` rows drawn with replacement; the decoder's gradient is projected off the radial
-  direction and its rows renormalised after every step (Bricken et al. 2023). On wide layers the
-  minibatch (then the step count) is cut so that one AE costs at most `max_gflop` (the cut is
-  reported as sae_batch / sae_steps).
+- Training: Adam (on layers wider than lr_width: a linear warm-up of the L1 coefficient and
+  learning rate over the first `warmup` of the steps), a cosine decay of the learning rate to 0,
+  over `steps` minibatches of `batch_size` rows drawn with replacement; the decoder's gradient is
+  projected off the radial direction and its rows renormalised after every step (Bricken et al.
+  2023). Above lr_width neurons the learning rate falls as 1 / sqrt(width) (SAERecipe.lr_for). On
+  wide layers the minibatch (then the step count) is cut so that one AE costs at most `max_gflop`
+  (the cut is reported as sae_batch / sae_steps).
 - Pooling: latents whose decoder rows point the same way (cosine >= merge_cos) are one feature whose
   magnitudes the SAE tiled over several copies (L1 is indifferent to that split; see merge_parallel);
   their masses are summed before the entropy. sae_features_raw is F without this pooling.
 - Seeds: each AE seed draws its own initialisation (decoder rows uniform on the sphere, encoder =
   decoder^T, b_enc = 0) and its own minibatches; several seeds train together on an instance axis.
 
-Beside F the measure reports what makes it trustworthy or not: the fraction of variance unexplained
-(FVU = sum ||x - x̂||^2 / sum ||x - mean x||^2 on the scaled rows), the mean number of active latents
-per row (L0, over all rows), the fraction of dead latents (never active on any row), the spread of F
-over AE seeds, and F / D (the cap: F can never exceed the dictionary size).
+Validated where the answer is known (superlens.toy.sae_validation): on the classic toy model F tracks
+the number of represented features (held-out grid: Spearman 0.87, Pearson 0.91 over 36 models); on
+the compressed-computation model it does not where features are crowded (more than ~4 per neuron),
+and wide layers (> 20 neurons) are outside what was validated. See that module's report.
+
+Beside F the measure reports what makes it trustworthy or not (all on at most eval_rows rows): the
+fraction of variance unexplained (FVU = sum ||x - x̂||^2 / sum ||x - mean x||^2 on the scaled rows),
+the mean number of active latents per row (L0, over all rows), the fraction of dead latents (never
+active on any row), the spread of F over AE seeds, and F / D (the cap: F can never exceed the
+dictionary size).
 """
 from __future__ import annotations
 
@@ -66,10 +74,16 @@ class SAERecipe:
     lr:            Adam learning rate, cosine-decayed to 0 over the steps (see lr_for)
     lr_width:      above this layer width the learning rate falls as 1 / sqrt(width) (lr_for);
                    the validation's toy layers (5 to 20 wide) all train at lr
+    warmup:        on layers wider than lr_width, the fraction of the steps over which the L1
+                   coefficient and the learning rate ramp linearly from 0 (without it most latents of
+                   a 256- or 512-wide layer died early; on toy layers it left duplicate latents:
+                   3 orthogonal features in 8 dims read 4.4 instead of 3.0)
     max_gflop:     compute cap per AE: 10 * steps * batch * N * D flop at most
     min_batch:     the smallest minibatch the cap may cut to, before it cuts steps instead
     decoder:       "unit" (unit-norm rows, untied encoder) or "tied" (encoder = decoder^T, free norms)
     merge_cos:     latents whose decoder rows have cosine >= this are one feature (> 1: never)
+    eval_rows:     F, FVU, L0 and dead latents are computed on at most this many rows (a fixed
+                   random subset; the training minibatches are drawn from all rows)
     scale:         "nonzero-rms" (divide by the RMS norm of the non-zero rows) or "none"
     """
 
@@ -78,20 +92,27 @@ class SAERecipe:
     steps: int = 3000
     batch_size: int = 256
     lr: float = 1e-2
-    max_gflop: float = 1500.0
+    max_gflop: float = 1200.0
     min_batch: int = 128
     scale: str = "nonzero-rms"
     decoder: str = "unit"
     merge_cos: float = 0.95
     lr_width: int = 20
+    warmup: float = 0.2
+    eval_rows: int = 20_000
 
     def __post_init__(self):
-        for name, lo in (("dict_multiple", 1.0), ("steps", 1), ("batch_size", 1), ("min_batch", 1)):
+        for name, lo in (("dict_multiple", 1.0), ("steps", 1), ("batch_size", 1), ("min_batch", 1),
+                         ("eval_rows", 1)):
             if not getattr(self, name) >= lo:
                 raise ValueError(f"SAERecipe.{name} = {getattr(self, name)!r}, must be >= {lo}")
         for name in ("lr", "max_gflop"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"SAERecipe.{name} = {getattr(self, name)!r}, must be > 0")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"SAERecipe.warmup = {self.warmup!r}, must be in [0, 1)")
+        if not self.lr_width >= 1:
+            raise ValueError(f"SAERecipe.lr_width = {self.lr_width!r}, must be >= 1")
         if not self.l1 >= 0:
             raise ValueError(f"SAERecipe.l1 = {self.l1!r}, must be >= 0")
         if self.decoder not in ("unit", "tied"):
@@ -237,6 +258,9 @@ def _init(seeds: Sequence[int], n: int, d: int, device, dtype):
     return W_dec.transpose(1, 2).contiguous(), torch.zeros(I, d, device=device, dtype=dtype), W_dec
 
 
+# Adam as torch.optim.Adam(fused=True) runs it, when this torch has the kernel (CPU and CUDA)
+_FUSED_ADAM = hasattr(torch, "_fused_adam_")
+
 # Row indices are drawn for a block of steps at once (one generator call per instance and block):
 # at toy sizes the per-step calls would cost as much as the step.
 _BLOCK_ELEMS = 1 << 16
@@ -271,12 +295,16 @@ def fit_saes(x: Tensor, recipe: SAERecipe, seeds: Sequence[int]) -> SAEFit:
     m = [torch.zeros_like(p) for p in params]
     v = [torch.zeros_like(p) for p in params]
     b1, b2, eps = 0.9, 0.999, 1e-8
+    t_state = [torch.zeros((), device=dev) for _ in params]  # the fused kernel's step counters
     gens = [generator(10_007 * s + 1, dev) for s in inst_seeds]  # minibatches, apart from the init
     T = max(1, min(steps, _BLOCK_ELEMS // B))
     idx = torch.empty(I, T, B, dtype=torch.int64, device=dev)
-    l1_term = recipe.l1 / B
     lr0 = recipe.lr_for(n)
+    warm = recipe.warmup * steps if n > recipe.lr_width else 0.0
     for t in range(steps):
+        # the L1 penalty (and the learning rate) ramp up over the first `warmup` of the steps
+        ramp = min(1.0, (t + 1) / warm) if warm > 0 else 1.0
+        l1_term = ramp * recipe.l1 / B
         if t % T == 0:
             for i, g in enumerate(gens):
                 idx[i].random_(0, n_rows, generator=g)
@@ -295,12 +323,17 @@ def fit_saes(x: Tensor, recipe: SAERecipe, seeds: Sequence[int]) -> SAEFit:
             grads = [gz.sum(1), gW_dec]
         else:
             grads = [torch.bmm(xb.transpose(1, 2), gz), gz.sum(1), gW_dec]
-        lr = lr0 * 0.5 * (1.0 + math.cos(math.pi * t / steps))
-        c1, c2 = 1 - b1 ** (t + 1), 1 - b2 ** (t + 1)
-        for p, g_, m_, v_ in zip(params, grads, m, v):
-            m_.mul_(b1).add_(g_, alpha=1 - b1)
-            v_.mul_(b2).addcmul_(g_, g_, value=1 - b2)
-            p.addcdiv_(m_, v_.div(c2).sqrt_().add_(eps), value=-lr / c1)
+        lr = ramp * lr0 * 0.5 * (1.0 + math.cos(math.pi * t / steps))
+        if _FUSED_ADAM:  # torch.optim.Adam's fused kernel: ~8x faster than the loop below at 512 x 4096
+            torch._foreach_add_(t_state, 1.0)  # the kernel reads the step, torch.optim counts it
+            torch._fused_adam_(params, grads, m, v, [], t_state, lr=lr, beta1=b1, beta2=b2,
+                               weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
+        else:
+            c1, c2 = 1 - b1 ** (t + 1), 1 - b2 ** (t + 1)
+            for p, g_, m_, v_ in zip(params, grads, m, v):
+                m_.mul_(b1).add_(g_, alpha=1 - b1)
+                v_.mul_(b2).addcmul_(g_, g_, value=1 - b2)
+                p.addcdiv_(m_, v_.div(c2).sqrt_().add_(eps), value=-lr / c1)
         if not tied:
             W_dec /= W_dec.norm(dim=2, keepdim=True).clamp_min(1e-12)
     if tied:
@@ -390,6 +423,9 @@ def sae_measure_many(acts, recipe: SAERecipe | None = None, seeds: Sequence[int]
     scales = [activation_scale(xm, recipe.scale) for xm in x]
     x = x / torch.tensor(scales, dtype=x.dtype, device=x.device)[:, None, None]
     fit = fit_saes(x, recipe, seeds)
+    if x.shape[1] > recipe.eval_rows:  # the statistics on a fixed random subset of the rows
+        keep = torch.randperm(x.shape[1], generator=generator(0))[: recipe.eval_rows]
+        x = x[:, keep.to(x.device)]
     st = sae_stats(fit, x, cos_min=recipe.merge_cos)
     S = len(seeds)
     out = []
@@ -451,5 +487,6 @@ for _k in ("sae_psi", "sae_fvu", "sae_l0", "sae_dead_fraction", "sae_features_ra
 SAE_KEYS = ("sae_features", "sae_features_std", "sae_psi", "sae_fvu", "sae_l0", "sae_dead_fraction",
             "sae_dict_size", "sae_features_over_dict")
 
-__all__ = ["SAERecipe", "SAEFit", "SAE_DEFINITIONS", "SAE_KEYS", "activation_scale", "conv_rows", "effective_features",
+__all__ = ["SAERecipe", "SAEFit", "SAE_DEFINITIONS", "SAE_KEYS", "activation_scale", "conv_rows",
+           "effective_features",
            "fit_saes", "sae_measure", "sae_measure_many", "sae_stats", "summarize"]
