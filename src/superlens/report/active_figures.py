@@ -86,7 +86,7 @@ def make_active_figures(out: Path, config: dict, meta: dict, metrics: dict,
                 color="black" if control else colors(i + 1), ls="--" if control else "-",
                 lw=2.2 if control else 1.5, zorder=3 if control else 2)
         ax.fill_between(x, y - s, y + s, alpha=0.15, color="black" if control else colors(i + 1))
-    ax.axhline(metrics["baseline"]["accuracy"], color=colors(0), ls="--", label="baseline (all data)")
+    ax.axhline(metrics["baseline"]["accuracy"], color=colors(0), ls="--", label="baseline (every label)")
     ax.set(xlabel="labelled samples", ylabel="test accuracy", title="Accuracy per round (mean ± std over seeds)")
     ax.legend(fontsize=8)
     figs.append((save(fig, fig_dir / "accuracy_per_round.png"),

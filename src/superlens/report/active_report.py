@@ -144,8 +144,9 @@ def active_report_html(config: dict, meta: dict, metrics: dict, fig_dir: Path,
         rows.append([key, *cells, defs[key]])
     side = section("Baseline and strategies side by side (mean ± std over seeds)",
                    table(["measure", *names, "definition"], rows))
-    ref_rows = [(ds, key, al, base) for (ds, key), (al, base) in PAPER.items()
-                if ds == config["dataset"]]
+    # an image-folder tree is matched by its folder's name (meta "dataset"), e.g. a cifar10/ tree
+    data_key = meta.get("dataset") if config["dataset"] == "image-folder" else config["dataset"]
+    ref_rows = [(ds, key, al, base) for (ds, key), (al, base) in PAPER.items() if ds == data_key]
     paper = section("The paper's published numbers (for comparison)",
                     table(["data set", "measure", "active learning", "baseline"], ref_rows)
                     if ref_rows else para("The paper published numbers for CIFAR-10 and Tiny "
