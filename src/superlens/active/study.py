@@ -114,6 +114,9 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
         meta["resumed_at"] = [*(prev if isinstance(prev, list) else [prev]),
                               time.strftime("%Y-%m-%dT%H:%M:%S%z")]
         meta["status"] = "running"
+        # wall_seconds adds up the finished sessions: this one's is added to what they took
+        meta["wall_seconds_before"] = float(meta.get("wall_seconds")
+                                            or meta.get("wall_seconds_before") or 0.0)
         # the settings that may change on resume (paths, device, the sparse-autoencoder pass) are
         # this session's: config.json follows them
         write_json(out / "config.json", config_json(cfg))
@@ -136,7 +139,8 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
                 _measure(cfg, ds, al_dir, res, name, seed, out)
         metrics = aggregate(out, cfg, seeds)
         write_json(out / "metrics.json", metrics)
-        meta.update(status="complete", wall_seconds=time.perf_counter() - t_start)
+        before = float(meta.get("wall_seconds_before", 0.0))
+        meta.update(status="complete", wall_seconds=before + time.perf_counter() - t_start)
         write_json(out / "meta.json", meta)
         render_active_report(out, complete=False)
         # the sparse-autoencoder pass last: the slowest measure on a CPU; the report above already
@@ -144,7 +148,7 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
         if add_sae_measures(cfg, ds, out, seeds, device):
             metrics = aggregate(out, cfg, seeds)
             write_json(out / "metrics.json", metrics)
-            meta.update(wall_seconds=time.perf_counter() - t_start)
+            meta.update(wall_seconds=before + time.perf_counter() - t_start)
             write_json(out / "meta.json", meta)
             render_active_report(out, complete=False)
     return metrics
