@@ -155,7 +155,7 @@ def test_active_runs_on_an_image_folder(tmp_path, capsys, monkeypatch):
                  str(tmp_path / "c"), "--model", "small-cnn", "--epochs", "1", "--initial-pool", "9",
                  "--rounds", "1", "--query-size", "6", "--candidates", "12", "--strategies",
                  "least-confidence,random", "--seeds", "1", "--image-size", "8", "--tsne-points", "50",
-                 "--quiet"])
+                 "--sae", "rounds", "--quiet"])
     assert code == 0, capsys.readouterr().err
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["dataset"] == "image-folder" and "resized to 8x8" in cfg["decode"]

@@ -151,7 +151,9 @@ class ActiveConfig(BaseConfig):
     test_fraction: float = Field(0.2, gt=0, lt=1, description="held-out share for digits/synthetic, in (0, 1)")
     paper_features: bool = Field(False, description="compute cos_* on the paper notebook's features "
                                  "(layer4's last block applied twice), true/false")
-    sae: Literal["rounds", "final", "off"] = Field("rounds", description="sparse-autoencoder measure: "
+    # off by default: the validated recipe costs ~1-3 min per autoencoder on a CPU core (seconds
+    # on a GPU); the GPU-sized presets turn it on
+    sae: Literal["rounds", "final", "off"] = Field("off", description="sparse-autoencoder measure: "
                                                    "rounds (final models' feature layer and last conv "
                                                    "block, every round's feature layer), final (final "
                                                    "models only) or off")

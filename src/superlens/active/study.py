@@ -56,7 +56,7 @@ def config_json(cfg: ActiveConfig) -> dict:
     from superlens.active.sae_measures import sae_recipe_dict
 
     out = cfg.model_dump(mode="json")
-    out["sae_recipe"] = sae_recipe_dict()
+    out["sae_recipe"] = sae_recipe_dict() if cfg.sae != "off" else None
     if cfg.dataset == "image-folder":
         out["decode"] = (f"every image resized to {cfg.image_size}x{cfg.image_size} (bilinear) while "
                          "decoding" if cfg.image_size else "every image at its own (common) size")
