@@ -12,7 +12,16 @@ All in this one process:
 (3) silhouette on raw 20,000 x 512 features with 10 labels: superlens.measures.clustering vs
     sklearn.metrics.silhouette_score: same value? time ratio?
 (4) the SAE measure (bench/sae.py) on 50,000 x 512 activations, one AE (--quick: 10,000 rows).
-Last line: {"coreset_seconds": X, "coreset_peak_mb": Y, "silhouette_vs_sklearn": Z, "sae_seconds": S}
+(5) decoding the real CIFAR-10 JPEG tree (../shared/data/cifar10-jpeg.tar.gz, unpacked to a temporary
+    folder first, not timed): superlens.active.data.load_image_folder into an empty cache folder
+    (cold: 60,000 files decoded in worker processes, cache written) and again (warm: the cache read).
+    Without the archive (a fresh clone) the script says so and reports null.
+(6) training throughput of the cifar10-cpu preset's model (narrow-cnn, batch 64, Adam, 32x32 uint8
+    images): superlens' train_epochs against a plain PyTorch loop (TensorDataset + shuffling
+    DataLoader of float images normalised up front, forward, cross-entropy, backward, step) on the same
+    model, batch and data; alternated, best of 3 each. train_vs_plain = superlens images/s / plain.
+Last line: {"coreset_seconds": X, "coreset_peak_mb": Y, "silhouette_vs_sklearn": Z, "sae_seconds": S,
+            "decode_cold_seconds": ..., "decode_warm_seconds": ..., "train_vs_plain": ...}
 where Z = sklearn seconds / superlens seconds (> 1: superlens is faster).
 """
 from __future__ import annotations
@@ -188,6 +197,94 @@ def bench_silhouette(device: torch.device, n: int, d: int, n_labels: int) -> flo
     return t_ref / t_ours
 
 
+REAL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
+                    "cifar10-jpeg.tar.gz")
+
+
+def bench_decode() -> tuple[float | None, float | None]:
+    import shutil
+    import subprocess
+    import tempfile
+
+    from superlens.active.data import load_image_folder
+
+    if not os.path.isfile(REAL):
+        print(f"(5) decode: the real CIFAR-10 archive {os.path.normpath(REAL)} is absent (a fresh "
+              "clone has no ../shared); decode keys are null")
+        return None, None
+    tmp = tempfile.mkdtemp(prefix="superlens-bench-")
+    try:
+        subprocess.run(["tar", "xzf", REAL, "-C", tmp], check=True)
+        root = next(os.path.join(d, "") for d, sub, _ in os.walk(tmp) if "train" in sub and "test" in sub)
+        cache = os.path.join(tmp, "cache")
+        t0 = time.perf_counter()
+        ds = load_image_folder(root, cache_dir=cache, progress=False)
+        cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        load_image_folder(root, cache_dir=cache, progress=False)
+        warm = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    n = ds.train_x.shape[0] + ds.test_x.shape[0]
+    print(f"(5) decode: {n} JPEGs, cold {cold:.2f} s ({n / cold:.0f} img/s, {os.cpu_count()} cores), "
+          f"warm {warm:.2f} s")
+    return cold, warm
+
+
+def bench_train_vs_plain(device: torch.device, n: int, epochs: int) -> float:
+    from types import SimpleNamespace
+
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from superlens.active.models import build_model
+    from superlens.active.train import make_optimizer, train_epochs
+    from superlens.device import generator
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    mean, std = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+    cfg = SimpleNamespace(epochs=epochs, batch_size=64, augment=False, amp=True, shuffle=True,
+                          image_size=None, progress=False, optimizer="adam", lr=2e-3, weight_decay=0.0)
+
+    def ours() -> float:
+        torch.manual_seed(0)
+        m = build_model("narrow-cnn", 10, 3, dropout=0.2).to(device)
+        t0 = time.perf_counter()
+        train_epochs(m, make_optimizer(m, cfg), x, y, cfg=cfg, norm=(mean, std), device=device,
+                     generator=generator(0))
+        return n * epochs / (time.perf_counter() - t0)
+
+    def plain() -> float:
+        torch.manual_seed(0)
+        m = build_model("narrow-cnn", 10, 3, dropout=0.2).to(device)
+        opt = torch.optim.Adam(m.parameters(), lr=2e-3)
+        t0 = time.perf_counter()
+        xf = ((x.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1))
+        loader = DataLoader(TensorDataset(xf, y), batch_size=64, shuffle=True)
+        m.train()
+        for _ in range(epochs):
+            for xb, yb in loader:
+                xb, yb = xb.to(device), yb.to(device)
+                loss = F.cross_entropy(m(xb), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return n * epochs / (time.perf_counter() - t0)
+
+    a, b = [], []
+    for _ in range(3):  # alternated, so a busy neighbour slows both alike
+        a.append(ours())
+        b.append(plain())
+    ratio = max(a) / max(b)
+    print(f"(6) narrow-cnn training, {n} images x {epochs} epochs, batch 64: superlens "
+          f"{max(a):.0f} img/s, plain PyTorch loop {max(b):.0f} img/s, ratio {ratio:.2f}")
+    return ratio
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run, ~1 min on 2 cores)")
@@ -202,15 +299,21 @@ def main() -> None:
         bench_scoring(device, 256, 128)
         secs, peak = bench_coreset(device, 10_000, 1_000, 1_000, 512, small=(5_000, 500, 500))
         ratio = bench_silhouette(device, 4_000, 512, 10)
+        train_ratio = bench_train_vs_plain(device, 2_000, 1)
     else:
         bench_scoring(device, 1_024, 256)
         secs, peak = bench_coreset(device, 50_000, 5_000, 5_000, 512, small=(20_000, 2_000, 2_000))
         ratio = bench_silhouette(device, 20_000, 512, 10)
+        train_ratio = bench_train_vs_plain(device, 5_000, 2)
     from sae import bench_sae  # bench/sae.py: the SAE measure on 50,000 x 512 (one AE)
 
     sae = bench_sae(10_000 if a.quick else 50_000, 512, 1, a.device)
+    cold, warm = bench_decode()
+    r = lambda v, k=2: None if v is None else round(v, k)  # noqa: E731
     print(json.dumps({"coreset_seconds": round(secs, 2), "coreset_peak_mb": round(peak, 1),
-                      "silhouette_vs_sklearn": round(ratio, 2), "sae_seconds": sae["sae_seconds"]}))
+                      "silhouette_vs_sklearn": round(ratio, 2), "sae_seconds": sae["sae_seconds"],
+                      "decode_cold_seconds": r(cold), "decode_warm_seconds": r(warm),
+                      "train_vs_plain": r(train_ratio)}))
 
 
 if __name__ == "__main__":

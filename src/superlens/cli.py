@@ -93,9 +93,18 @@ def _active_parser(sub, strategies: list[str] | None) -> None:
                    "the preset, e.g. epochs = 5 (default: none)")
     a.add_argument("--dataset", help=h("dataset", "one of: " + ", ".join(get_args(Dataset))))
     a.add_argument("--data-dir", metavar="DIR", help=h("data_dir", "folder holding the data set "
-                   "(cifar10, tiny-imagenet)"))
+                   "(an image-folder tree train/<class>/*.jpg + test/ or val/, cifar10, tiny-imagenet)"))
     a.add_argument("--download", action="store_true", default=None,
                    help="download the data set where the network allows (default: no)")
+    a.add_argument("--cache-dir", metavar="DIR", help="folder for decoded-image caches (default: "
+                   "$XDG_CACHE_HOME/superlens or ~/.cache/superlens; never inside the data folder)")
+    a.add_argument("--pool-size", type=int, help=h("pool_size", "class-balanced subset of the "
+                                                   "training set used as the pool"))
+    a.add_argument("--candidates", type=int, help=h("candidates", "random unlabelled candidates "
+                                                    "scored per round"))
+    a.add_argument("--test-size", type=int, help=h("test_size", "class-balanced subset of the test "
+                                                   "set evaluated on"))
+    a.add_argument("--sae", help=h("sae", "sparse-autoencoder measure: rounds, final or off"))
     a.add_argument("--model", help=h("model", "one of: " + ", ".join(get_args(ModelName))))
     a.add_argument("--pretrained", action="store_true", default=None,
                    help="ImageNet weights for resnet18 (default: no)")

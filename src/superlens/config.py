@@ -92,8 +92,8 @@ class ToyConfig(BaseConfig):
     log_every: int = Field(50, ge=1, description="integer >= 1")
 
 
-Dataset = Literal["digits", "cifar10", "tiny-imagenet", "synthetic"]
-ModelName = Literal["small-cnn", "resnet18-cifar", "resnet18"]
+Dataset = Literal["digits", "cifar10", "tiny-imagenet", "image-folder", "synthetic"]
+ModelName = Literal["small-cnn", "narrow-cnn", "resnet18-cifar", "resnet18"]
 RoundTraining = Literal["scratch", "warm", "paper"]
 
 
@@ -102,11 +102,15 @@ class ActiveConfig(BaseConfig):
     active-learning loop, compared by measures on test-set features."""
 
     preset: str | None = Field(None, description="a preset name (see superlens.active.presets)")
-    dataset: Dataset = Field("digits", description="digits, cifar10, tiny-imagenet or synthetic")
+    dataset: Dataset = Field("digits", description="digits, cifar10, tiny-imagenet, image-folder or "
+                             "synthetic")
     data_dir: str | None = Field(None, description="folder holding the data set")
+    cache_dir: str | None = Field(None, description="folder for decoded-image caches (unset: "
+                                  "$XDG_CACHE_HOME/superlens or ~/.cache/superlens)")
     download: bool = Field(False, description="download the data set where the network allows")
     image_size: int | None = Field(None, ge=8, description="resize images to this side (>= 8), or unset")
-    model: ModelName = Field("small-cnn", description="small-cnn, resnet18-cifar or resnet18")
+    model: ModelName = Field("small-cnn", description="small-cnn, narrow-cnn, resnet18-cifar or "
+                             "resnet18")
     pretrained: bool = Field(False, description="ImageNet weights for resnet18 (true/false)")
     weights_path: str | None = Field(None, description="a local torchvision resnet18 state_dict file")
     feature_layer: str | None = Field(None, description="module name whose output is the feature "
@@ -130,6 +134,14 @@ class ActiveConfig(BaseConfig):
     query_size: int = Field(100, ge=1, description="samples queried per round, integer >= 1")
     strategies: list[str] = Field(["least-confidence", "entropy", "coreset", "random"],
                                   min_length=1, description="registered strategy names")
+    pool_size: int | None = Field(None, ge=2, description="use a class-balanced random subset of this "
+                                  "many training images as the whole training set (baseline and "
+                                  "pool), integer >= 2, or unset for all")
+    test_size: int | None = Field(None, ge=2, description="evaluate on a class-balanced random subset "
+                                  "of this many test images (the same for every model), integer >= 2, "
+                                  "or unset for all")
+    candidates: int | None = Field(None, ge=1, description="score a fresh random subset of this many "
+                                   "unlabelled images per round (>= query_size), or unset for all")
     round_training: RoundTraining = Field("scratch", description="scratch, warm or paper")
     dropout: float = Field(0.2, ge=0, lt=1, description="dropout before the classifier, in [0, 1)")
     bald_samples: int = Field(10, ge=2, description="MC-dropout passes for bald, integer >= 2")
@@ -138,6 +150,14 @@ class ActiveConfig(BaseConfig):
     test_fraction: float = Field(0.2, gt=0, lt=1, description="held-out share for digits/synthetic, in (0, 1)")
     paper_features: bool = Field(False, description="compute cos_* on the paper notebook's features "
                                  "(layer4's last block applied twice), true/false")
+    # off by default: the validated recipe costs ~1-3 min per autoencoder on a CPU core (seconds
+    # on a GPU); the GPU-sized presets turn it on
+    sae: Literal["rounds", "final", "off"] = Field("off", description="sparse-autoencoder measure: "
+                                                   "rounds (final models' feature layer and last conv "
+                                                   "block, every round's feature layer), final (final "
+                                                   "models only) or off")
+    tsne: Literal["opentsne", "sklearn"] = Field("opentsne", description="t-SNE implementation: "
+                                                 "opentsne, or sklearn (the paper's TSNE(random_state=42))")
     tsne_points: int = Field(10_000, ge=50, description="most test points embedded by t-SNE, >= 50")
     device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'")
     threads: int | None = Field(None, ge=1, description="torch threads >= 1, or unset for all cores")

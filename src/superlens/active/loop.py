@@ -75,6 +75,10 @@ def fingerprint(cfg: ActiveConfig, fields: tuple[str, ...], **extra: Any) -> dic
     fp = {f: getattr(cfg, f) for f in fields}
     if "shuffle_rounds" in fields:  # the value the rounds train with (unset means: as shuffle)
         fp["shuffle_rounds"] = rounds_shuffle(cfg)
+    # fields added after runs were saved: in the fingerprint only when set, so earlier runs resume
+    for f in ("pool_size", "test_size") + (("candidates",) if "initial_pool" in fields else ()):
+        if getattr(cfg, f, None) is not None:
+            fp[f] = getattr(cfg, f)
     fp.update(extra)
     return fp
 
@@ -152,6 +156,10 @@ def validate_plan(cfg: ActiveConfig, n_train: int) -> None:
             f"query_size = {cfg.query_size}: initial_pool + rounds * query_size = {cfg.initial_pool} + "
             f"{cfg.rounds} * {cfg.query_size} = {need} exceeds the {n_train} training images (the last "
             f"round's unlabelled pool holds {max(left, 0)}); lower rounds or query_size")
+    cand = getattr(cfg, "candidates", None)
+    if cand is not None and cand < cfg.query_size:
+        raise ConfigError(f"candidates = {cand}: fewer than query_size = {cfg.query_size}; each round "
+                          "queries from its candidates")
     seen = set()
     for name in cfg.strategies:
         if name in seen:
@@ -408,6 +416,11 @@ def run_loop(cfg: ActiveConfig, ds: ImageDataset, strategy: str, seed: int, out_
         per_class = [0] * ds.n_classes
         t_query = time.perf_counter()
         if r < cfg.rounds:
+            cand = getattr(cfg, "candidates", None)
+            if cand is not None and cand < pool.numel():
+                # a random candidate subset, the same for every strategy at (seed, round)
+                pick = torch.randperm(pool.numel(), generator=generator(derive_seed(seed, "candidates", r)))
+                pool = pool[pick[:cand].sort().values]
             view = _pool_view(cfg, strat.needs, model, x_train, labelled, pool, norm, device, pool_layer,
                               mc_seed=derive_seed(seed, strategy, "mc", r))
             sel = strat.select(view, cfg.query_size,

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from superlens.errors import CheckpointError, ConfigError, one_line
 
-KNOWN = ("small-cnn", "resnet18-cifar", "resnet18")
+KNOWN = ("small-cnn", "narrow-cnn", "resnet18-cifar", "resnet18")
 
 
 def _head(in_features: int, n_classes: int, dropout: float) -> nn.Sequential:
@@ -61,6 +61,31 @@ class SmallCNN(nn.Module):
         return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
+class NarrowCNN(nn.Module):
+    """The CPU-sized CIFAR model: four 3x3 conv+BN+ReLU layers of 16, 32, 64 and 128 channels, a 2x2
+    max-pool after each of the first three (32x32 -> 4x4 before the last conv), global average
+    pooling to a 128-d feature, dropout and a Linear classifier. About 4 M multiply-adds per 32x32
+    image against small-cnn's 40 M: on 2 CPU cores it trains ~4x faster (bench/active.py)."""
+
+    feature_dim = 128
+
+    def __init__(self, in_channels: int, n_classes: int, dropout: float = 0.0):
+        super().__init__()
+        self.features = nn.Sequential(
+            _conv_bn_relu(in_channels, 16), nn.MaxPool2d(2, ceil_mode=True), _conv_bn_relu(16, 32),
+            nn.MaxPool2d(2, ceil_mode=True), _conv_bn_relu(32, 64), nn.MaxPool2d(2, ceil_mode=True),
+            _conv_bn_relu(64, 128))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = _head(self.feature_dim, n_classes, dropout)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                _conv_init(m)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x [B, C, H, W] -> logits [B, n_classes]."""
+        return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
 def build_model(name: str, n_classes: int, in_channels: int, *, pretrained: bool = False,
                 weights_path: str | None = None, dropout: float = 0.0) -> nn.Module:
     """A classifier by name.
@@ -86,6 +111,8 @@ def build_model(name: str, n_classes: int, in_channels: int, *, pretrained: bool
                           "pretrained = false and leave weights_path unset")
     if name == "small-cnn":
         return SmallCNN(in_channels, n_classes, dropout)
+    if name == "narrow-cnn":
+        return NarrowCNN(in_channels, n_classes, dropout)
 
     from torchvision.models import resnet18
 
@@ -152,6 +179,14 @@ def default_feature_layer(name: str) -> str:
     return "avgpool"
 
 
+def last_conv_layer(name: str) -> str:
+    """The module whose output is the last convolutional block's map [B, C, H, W] (after its ReLU):
+    "features" for the small CNNs, "layer4" for the resnets."""
+    if name not in KNOWN:
+        raise ConfigError(f"model = {name!r}: unknown (known: {', '.join(KNOWN)})")
+    return "features" if name in ("small-cnn", "narrow-cnn") else "layer4"
+
+
 class FeatureHook:
     """Reads one module's output during ordinary forward passes (the network is never rebuilt).
 
@@ -214,5 +249,5 @@ def paper_double_block_features(model: nn.Module, x: Tensor) -> Tensor:
     return again.float().mean(dim=(2, 3))
 
 
-__all__ = ["KNOWN", "SmallCNN", "build_model", "default_feature_layer", "FeatureHook",
+__all__ = ["KNOWN", "SmallCNN", "NarrowCNN", "last_conv_layer", "build_model", "default_feature_layer", "FeatureHook",
            "paper_double_block_features"]

@@ -19,14 +19,17 @@ from superlens.config import ActiveConfig, load_toml
 from superlens.active.train import _amp
 from superlens.device import choose_threads, pick_device, set_threads
 from superlens.errors import CheckpointError, ConfigError
-from superlens.runs import base_meta, check_resume_dir, sigterm_as_interrupt, write_json
+from superlens.runs import base_meta, check_resume_dir, read_json, sigterm_as_interrupt, write_json
 
 MEASURE_KEYS = ["accuracy", "cos_mean", "cos_std", "silhouette_tsne", "davies_bouldin_tsne",
                 "silhouette_raw", "davies_bouldin_raw", "effective_rank", "participation_ratio",
                 "neuron_abs_cos_mean", "selectivity_mean"]
 # fields that may differ on --resume without changing any result (the paths, like the loop's
 # fingerprints, may move between machines)
-RESUME_FREE = {"device", "threads", "progress", "data_dir", "weights_path", "download"}
+RESUME_FREE = {"device", "threads", "progress", "data_dir", "weights_path", "download", "cache_dir",
+               "sae_recipe", "sae"}
+# config.json keys beside ActiveConfig's fields (stripped before the config is rebuilt)
+EXTRA_CONFIG_KEYS = ("sae_recipe", "decode")
 
 
 def config_from_cli(preset_name: str | None, config_file: str | None,
@@ -38,15 +41,44 @@ def config_from_cli(preset_name: str | None, config_file: str | None,
     data.update(file_data)
     data["preset"] = name
     data.update(overrides)
+    explicit = "dataset" in file_data or "dataset" in overrides
+    if data.get("data_dir") and not explicit and Path(str(data["data_dir"])).expanduser().is_dir():
+        # a data folder is never ignored: its layout picks the data set unless one is named
+        from superlens.active.data import detect_layout
+
+        data["dataset"] = detect_layout(data["data_dir"])
     source = f"config file {config_file}" if config_file else "config"
     return ActiveConfig.build(data, source=source)
+
+
+def config_json(cfg: ActiveConfig, device: torch.device | None = None,
+                threads: int | None = None) -> dict:
+    """config.json: the resolved config (with the device, thread count and mixed precision the run
+    used, as meta.json), the sparse-autoencoder recipe (when the measure is on) and how images were
+    decoded (resized while decoding, or at their own size)."""
+    from superlens.active.sae_measures import sae_recipe_dict
+
+    out = cfg.model_dump(mode="json")
+    if device is not None:
+        out.update(device=str(device), threads=threads, amp=_amp(device, cfg.amp))
+    out["sae_recipe"] = sae_recipe_dict() if cfg.sae != "off" else None
+    if cfg.dataset == "image-folder":
+        out["decode"] = (f"every image resized to {cfg.image_size}x{cfg.image_size} (bilinear) while "
+                         "decoding" if cfg.image_size else "every image at its own (common) size")
+    return out
+
+
+def config_from_json(data: dict, source: str) -> ActiveConfig:
+    """The ActiveConfig of a run directory's config.json."""
+    return ActiveConfig.build({k: v for k, v in data.items() if k not in EXTRA_CONFIG_KEYS},
+                              source=source)
 
 
 def _check_resume_config(out: Path, cfg: ActiveConfig) -> None:
     from superlens.readers import read_object
 
     stored = read_object(out / "config.json")
-    now = cfg.model_dump(mode="json")
+    now = config_json(cfg)
     # amp as it acts on this device: config.json stores the resolved value (false on the CPU), and
     # an older one may hold the flag as given
     dev = pick_device(cfg.device)
@@ -71,7 +103,6 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
     is held throughout (one writer per run directory). A fresh run writes ``out`` in place (an
     interrupted one stays there to --resume); ``force`` over an existing run builds the new one
     beside it and swaps it in only when complete."""
-    from superlens.active.data import load_dataset
     from superlens.active.loop import check_resumable, validate_plan
     from superlens.runs import RunLock, check_out, check_run_dir, open_run_dir
 
@@ -83,8 +114,8 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
     out = check_out(out, force=force, inputs=(*inputs, cfg.data_dir, cfg.weights_path))
     # a --resume target must be empty/missing or a superlens active run; refuse anything else early
     check_resume_dir(out, kind="active") if resume else check_run_dir(out, force)
-    ds = load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download, seed=cfg.seed,
-                      test_fraction=cfg.test_fraction, progress=cfg.progress)
+    # everything that can be wrong with the input is checked before the run directory is touched
+    ds = load_study_data(cfg)
     side = cfg.image_size or ds.image_size
     # ~ activation elements of a first conv layer: small models run faster on one thread
     threads = set_threads(choose_threads(cfg.threads, cfg.batch_size * 64 * side * side))
@@ -110,26 +141,41 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
                 meta["resumed_at"] = [*(prev if isinstance(prev, list) else [prev]),
                                       time.strftime("%Y-%m-%dT%H:%M:%S%z")]
                 meta["status"] = "running"
+                # wall_seconds adds up the finished sessions: this one's is added to what they took
+                meta["wall_seconds_before"] = float(meta.get("wall_seconds")
+                                                    or meta.get("wall_seconds_before") or 0.0)
+                # the settings that may change on resume (paths, device, the sparse-autoencoder
+                # pass) are this session's: config.json follows them
+                write_json(work / "config.json", config_json(cfg, device, threads))
             else:
                 meta = base_meta(str(device), threads, seeds, argv)
                 meta.update(kind="active", protocol=protocol_statement(cfg), dataset=ds.name,
                             n_train=int(ds.train_y.shape[0]), n_test=int(ds.test_y.shape[0]),
                             class_names=list(ds.class_names))
-                # resolved, as meta.json: the device, thread count and mixed precision this run used
-                write_json(work / "config.json", {**cfg.model_dump(mode="json"), "device": str(device),
-                                                  "threads": threads, "amp": _amp(device, cfg.amp)})
+                write_json(work / "config.json", config_json(cfg, device, threads))
             write_json(work / "meta.json", meta)
+            before = float(meta.get("wall_seconds_before", 0.0))
             try:
                 metrics = _run_into(cfg, ds, work, seeds, device)
+                meta.update(wall_seconds=before + time.perf_counter() - t_start)
+                write_json(work / "meta.json", meta)
+                if render is not None:
+                    render(work)
+                # the sparse-autoencoder pass last: the slowest measure on a CPU; the report above
+                # already holds everything else
+                with sigterm_as_interrupt():
+                    if add_sae_measures(cfg, ds, work, seeds, device):
+                        metrics = aggregate(work, cfg, seeds)
+                        write_json(work / "metrics.json", metrics)
+                        meta.update(wall_seconds=before + time.perf_counter() - t_start)
+                        write_json(work / "meta.json", meta)
+                        if render is not None:
+                            render(work)
             except KeyboardInterrupt:  # finished steps stay; --resume continues after them
                 meta["status"] = "interrupted"
                 with contextlib.suppress(OSError):
                     write_json(work / "meta.json", meta)
                 raise
-            meta.update(wall_seconds=time.perf_counter() - t_start)
-            write_json(work / "meta.json", meta)
-            if render is not None:
-                render(work)
             meta["status"] = "complete"  # set last: a run whose report failed is not complete
             write_json(work / "meta.json", meta)
     return metrics
@@ -150,6 +196,23 @@ def _run_into(cfg: ActiveConfig, ds, out: Path, seeds: list[int], device: torch.
     metrics = aggregate(out, cfg, seeds)
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def load_study_data(cfg: ActiveConfig):
+    """The data set the study trains on: cfg.dataset from cfg.data_dir (decoded into cfg.cache_dir),
+    cut to a class-balanced cfg.pool_size subset and its test split to a class-balanced cfg.test_size
+    subset when set (drawn by cfg.seed, the same subsets for every seed of the run)."""
+    from superlens.active.data import balanced_subset, load_dataset
+    from superlens.active.loop import derive_seed
+
+    ds = load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download, seed=cfg.seed,
+                      test_fraction=cfg.test_fraction, progress=cfg.progress, cache_dir=cfg.cache_dir,
+                      image_size=cfg.image_size)
+    if cfg.pool_size is not None:
+        ds = balanced_subset(ds, cfg.pool_size, derive_seed(cfg.seed, "pool-subset"))
+    if cfg.test_size is not None:
+        ds = balanced_subset(ds, cfg.test_size, derive_seed(cfg.seed, "test-subset"), split="test")
+    return ds
 
 
 def preflight_model(cfg: ActiveConfig, ds) -> None:
@@ -174,17 +237,15 @@ def preflight_model(cfg: ActiveConfig, ds) -> None:
                           "layer4)")
 
 
-@torch.no_grad()
-def paper_quirk_features(cfg: ActiveConfig, ds, checkpoint: Path, device: torch.device) -> torch.Tensor:
-    """Test-set features as the paper's notebook extracted them (the last residual block applied
-    twice, then pooled), from a saved checkpoint. [M, 512] float32 on the CPU."""
-    from superlens.active.data import normalize_batch, resolve_normalization
+def load_model_checkpoint(cfg: ActiveConfig, ds, checkpoint: Path) -> torch.nn.Module:
+    """cfg's model with the weights of a saved checkpoint, on the CPU; a missing, truncated or
+    foreign file is one CheckpointError line."""
     from superlens.errors import one_line
     from superlens.active.loop import _load
-    from superlens.active.models import build_model, paper_double_block_features
+    from superlens.active.models import build_model
 
     model = build_model(cfg.model, len(ds.class_names), ds.in_channels, dropout=cfg.dropout)
-    ck = _load(Path(checkpoint))  # missing / truncated / foreign -> one CheckpointError line
+    ck = _load(Path(checkpoint))
     if not isinstance(ck, dict) or not isinstance(ck.get("model"), dict):
         raise CheckpointError(f"checkpoint {checkpoint}: not a superlens checkpoint (no model entry)")
     try:
@@ -192,6 +253,17 @@ def paper_quirk_features(cfg: ActiveConfig, ds, checkpoint: Path, device: torch.
     except (RuntimeError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"checkpoint {checkpoint}: does not fit the model "
                               f"({one_line(e)[:200]})") from None
+    return model
+
+
+@torch.no_grad()
+def paper_quirk_features(cfg: ActiveConfig, ds, checkpoint: Path, device: torch.device) -> torch.Tensor:
+    """Test-set features as the paper's notebook extracted them (the last residual block applied
+    twice, then pooled), from a saved checkpoint. [M, 512] float32 on the CPU."""
+    from superlens.active.data import normalize_batch, resolve_normalization
+    from superlens.active.models import paper_double_block_features
+
+    model = load_model_checkpoint(cfg, ds, checkpoint)
     model.to(device).eval()
     norm = resolve_normalization(cfg.normalize, ds)
     mean, std = norm if norm is not None else (None, None)
@@ -222,7 +294,7 @@ def _measure(cfg: ActiveConfig, ds, model_dir: Path, result: dict, name: str, se
     acc = result["final_accuracy"] if "final_accuracy" in result else result["accuracy"]
     feats = torch.as_tensor(feats, dtype=torch.float32)
     scalars, arrays = feature_measures(feats, ds.test_y, n_classes=len(ds.class_names), seed=seed,
-                                       tsne_points=cfg.tsne_points)
+                                       tsne_points=cfg.tsne_points, tsne=cfg.tsne)
     scalars["accuracy"] = float(acc)
     if cfg.paper_features:
         # the paper's cosine histogram came from its quirky extractor: reproduce that, say so
@@ -235,7 +307,15 @@ def _measure(cfg: ActiveConfig, ds, model_dir: Path, result: dict, name: str, se
                        cos_p95=float(cos["percentiles"][95]))
         arrays.update(cos_hist_counts=cos["hist_counts"], cos_hist_edges=cos["hist_edges"])
         scalars["cos_features"] = "paper notebook quirk: layer4[-1] applied twice, then pooled"
-    rounds = result.get("rounds", [])
+    rounds = [dict(r) for r in result.get("rounds", [])]
+    # the cheap measures of every round's model (the claim "more rounds reduce superposition")
+    for r, info in enumerate(rounds):
+        d = _model_dirs(out, name, seed)
+        if name != "baseline" and r < len(rounds) - 1 and r < len(d):
+            info.update(round_measures(torch.load(d[r] / "test_features.pt", weights_only=True),
+                                       ds.test_y))
+        elif name != "baseline":
+            info.update({k: scalars.get(k) for k in ROUND_KEYS})
     from superlens.runs import atomic_write_bytes
     import io
 
@@ -245,11 +325,69 @@ def _measure(cfg: ActiveConfig, ds, model_dir: Path, result: dict, name: str, se
     write_json(stem.with_suffix(".json"), {"measures": scalars, "rounds": rounds})
 
 
+def _model_dirs(out: Path, name: str, seed: int) -> list[Path]:
+    """Folders of one run's saved models: the baseline's, or a loop's rounds in order."""
+    if name == "baseline":
+        return [out / "baseline" / f"seed{seed}"]
+    return sorted((out / "al" / name / f"seed{seed}").glob("round_*"))
+
+
+def add_sae_measures(cfg: ActiveConfig, ds, out: Path, seeds: list[int], device) -> bool:
+    """Add the sparse-autoencoder keys to every measures/<model>_seed<k>.json that lacks them: the
+    final model's feature layer and last conv block (sae_*, sae_conv_*), and each round's feature
+    layer for the strategies. False (nothing done) when the measure is not installed."""
+    from superlens.active.sae_measures import sae_available, sae_for_checkpoint
+    from superlens.active.loop import _say
+
+    if not sae_available() or cfg.sae == "off":
+        return False
+    per_round = cfg.sae == "rounds"
+    for seed in seeds:
+        for name in ["baseline", *cfg.strategies]:
+            path = out / "measures" / f"{name}_seed{seed}.json"
+            d = read_json(path)
+            if "sae_features" in d["measures"] and (not per_round or
+                                                    all("sae_features" in r for r in d["rounds"])):
+                continue
+            dirs = _model_dirs(out, name, seed)
+            t0 = time.perf_counter()
+            d["measures"].update(sae_for_checkpoint(cfg, ds, dirs[-1] / "checkpoint.pt", device))
+            for r, info in enumerate(d["rounds"]):
+                if r == len(d["rounds"]) - 1:
+                    info.update({k: v for k, v in d["measures"].items() if k.startswith("sae_")})
+                elif per_round:
+                    info.update(sae_for_checkpoint(cfg, ds, dirs[r] / "checkpoint.pt", device,
+                                                   layers=("feature",)))
+            write_json(path, d)
+            _say(f"[{name} seed {seed}] sparse-autoencoder measures, {time.perf_counter() - t0:.1f} s")
+    return True
+
+
+ROUND_KEYS = ("cos_mean", "effective_rank", "participation_ratio", "davies_bouldin_raw")
+
+
+def round_measures(features: torch.Tensor, labels: torch.Tensor) -> dict:
+    """The measures recorded for every round's model (ROUND_KEYS; the same definitions as the final
+    models'), from its test features [M, d] and labels [M]. t-SNE and the exact silhouette are left
+    to the final models: they cost seconds to minutes each."""
+    from superlens.measures.clustering import davies_bouldin_score
+    from superlens.measures.cosine import sample_cosine_stats
+    from superlens.measures.spectrum import effective_rank, participation_ratio
+
+    x = torch.as_tensor(features).detach().to("cpu", torch.float64)
+    lab = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels).astype(np.int64)
+    vals = {"cos_mean": sample_cosine_stats(x, include_diagonal=True)["mean"],
+            "effective_rank": effective_rank(x), "participation_ratio": participation_ratio(x),
+            "davies_bouldin_raw": davies_bouldin_score(x, lab)}
+    return {k: (float(v) if np.isfinite(float(v)) else None) for k, v in vals.items()}
+
+
 def aggregate(out: Path, cfg: ActiveConfig, seeds: list[int]) -> dict:
     """metrics[model] = {measure: mean, measure_std: std over seeds, rounds: [...], per_seed: {...}}."""
     from superlens.readers import read_object
 
     metrics: dict[str, Any] = {}
+    all_seeds: dict[str, list[dict]] = {}
     for name in ["baseline", *cfg.strategies]:
         per_seed = [read_object(out / "measures" / f"{name}_seed{s}.json",
                                 {"measures": dict, "rounds": list}) for s in seeds]
@@ -265,7 +403,22 @@ def aggregate(out: Path, cfg: ActiveConfig, seeds: list[int]) -> dict:
         if name != "baseline":
             entry["rounds"] = _rounds_mean(per_seed)
         metrics[name] = entry
+        all_seeds[name] = per_seed
+    metrics["verdicts"] = _verdicts(cfg, seeds, all_seeds)
     return metrics
+
+
+def _verdicts(cfg: ActiveConfig, seeds: list[int], all_seeds: dict[str, list[dict]]) -> dict:
+    """metrics["verdicts"]: the paper's claims re-tested (superlens.active.verdicts)."""
+    from superlens.active.sae_measures import SAE_VALIDATED, SAE_VALIDATION_NOTE
+    from superlens.active.verdicts import claim_rows, verdicts_json
+
+    keys = [str(s) for s in seeds]
+    per_seed = {n: {str(s): d["measures"] for s, d in zip(seeds, v)} for n, v in all_seeds.items()}
+    per_rounds = {n: {str(s): d["rounds"] for s, d in zip(seeds, v)} for n, v in all_seeds.items()
+                  if n != "baseline"}
+    rows = claim_rows(per_seed, per_rounds, list(cfg.strategies), keys, SAE_VALIDATED)
+    return verdicts_json(rows, SAE_VALIDATED, SAE_VALIDATION_NOTE)
 
 
 def _rounds_mean(per_seed: list[dict]) -> list[dict]:
@@ -281,8 +434,42 @@ def _rounds_mean(per_seed: list[dict]) -> list[dict]:
         qs = [x.get("queried_per_class") for x in rs]
         total = (np.sum(np.asarray(qs, dtype=np.int64), axis=0)
                  if qs and all(q is not None for q in qs) else None)
+        # per-round measures (ROUND_KEYS, the sparse-autoencoder keys): mean and std over seeds
+        for k in sorted({k for x in rs for k in x if k.startswith("sae_") or k in ROUND_KEYS}):
+            vals = [x.get(k) for x in rs]
+            if all(isinstance(v, (int, float)) for v in vals):
+                a = np.asarray(vals, dtype=float)
+                entry[k] = float(a.mean())
+                entry[k + "_std"] = float(a.std(ddof=1)) if len(a) > 1 else 0.0
         entry["seeds"] = len(rs)
         entry["queried_per_class_sum"] = None if total is None else [int(v) for v in total]
         entry["queried_per_class"] = None if total is None else (total / len(rs)).tolist()
         out.append(entry)
     return out
+
+
+def complete_measures(out: Path) -> bool:
+    """Add measures a finished run lacks (the sparse-autoencoder keys, when the measure was not
+    installed at run time) from its saved checkpoints, then rewrite metrics.json. True if changed."""
+    from superlens.active.sae_measures import sae_available
+
+    meta = read_json(out / "meta.json")
+    if meta.get("status") != "complete":
+        return False
+    cfg = config_from_json(read_json(out / "config.json"), str(out / "config.json"))
+    seeds = [int(s) for s in meta.get("seeds", [])]
+    if cfg.sae == "off" or not sae_available():
+        write_json(out / "metrics.json", aggregate(out, cfg, seeds))
+        return False
+    missing = [p for n in ["baseline", *cfg.strategies] for s in seeds
+               for p in [out / "measures" / f"{n}_seed{s}.json"]
+               if "sae_features" not in read_json(p)["measures"]]
+    if not missing:
+        # re-aggregate anyway (cheap): metrics.json then follows the current verdict rules
+        write_json(out / "metrics.json", aggregate(out, cfg, seeds))
+        return False
+    ds = load_study_data(cfg.replace(progress=False))
+    set_threads(choose_threads(cfg.threads, 1 << 30))
+    add_sae_measures(cfg, ds, out, seeds, pick_device(cfg.device))
+    write_json(out / "metrics.json", aggregate(out, cfg, seeds))
+    return True

@@ -45,3 +45,18 @@ def tsne_embedding(X, *, seed: int = 0, perplexity: float = 30.0, n_jobs: int = 
     tsne = TSNE(n_components=2, perplexity=perp, negative_gradient_method=method,
                 random_state=int(seed), n_jobs=int(n_jobs), verbose=False)
     return np.asarray(tsne.fit(x), dtype=np.float64)
+
+
+def paper_tsne_embedding(X) -> np.ndarray:
+    """X: [N, d] -> [N, 2] float64 as the paper's code computed it: scikit-learn's
+    TSNE(n_components=2, random_state=42) with its defaults (Barnes-Hut, perplexity 30, PCA init in
+    scikit-learn >= 1.2). The seed is the paper's fixed 42 whatever the run's seed."""
+    from sklearn.manifold import TSNE as SkTSNE
+
+    x = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 2 or x.shape[0] < 4:
+        raise ValueError(f"X: shape {x.shape}, expected [N >= 4, d]")
+    perp = min(30.0, (x.shape[0] - 1) / 3.0)
+    return np.asarray(SkTSNE(n_components=2, random_state=42, perplexity=perp).fit_transform(x),
+                      dtype=np.float64)

@@ -72,8 +72,10 @@ def make_active_figures(out: Path, config: dict, meta: dict, metrics: dict,
             ax.axis("off")
         if len(classes) <= 20:
             axes.flat[0].legend(fontsize=6, markerscale=3, loc="best")
+        how = ("scikit-learn TSNE(random_state=42), the paper's" if config.get("tsne") == "sklearn"
+               else "openTSNE")
         figs.append((save(fig, fig_dir / "tsne.png"),
-                     f"openTSNE embeddings of the test features, coloured by class (seed {seed})."))
+                     f"t-SNE ({how}) embeddings of the test features, coloured by class (seed {seed})."))
 
     # 3. accuracy per round
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -82,13 +84,42 @@ def make_active_figures(out: Path, config: dict, meta: dict, metrics: dict,
         x = [e["labelled"] for e in r]
         y = np.array([e["accuracy"] for e in r])
         s = np.array([e.get("accuracy_std", 0.0) for e in r])
-        ax.plot(x, y, marker="o", label=n, color=colors(i + 1))
-        ax.fill_between(x, y - s, y + s, alpha=0.15, color=colors(i + 1))
-    ax.axhline(metrics["baseline"]["accuracy"], color=colors(0), ls="--", label="baseline (all data)")
+        control = n == "random"  # the control at equal labels: drawn so it stands out
+        ax.plot(x, y, marker="o", label="random (control, equal labels)" if control else n,
+                color="black" if control else colors(i + 1), ls="--" if control else "-",
+                lw=2.2 if control else 1.5, zorder=3 if control else 2)
+        ax.fill_between(x, y - s, y + s, alpha=0.15, color="black" if control else colors(i + 1))
+    ax.axhline(metrics["baseline"]["accuracy"], color=colors(0), ls="--", label="baseline (every label)")
     ax.set(xlabel="labelled samples", ylabel="test accuracy", title="Accuracy per round (mean ± std over seeds)")
     ax.legend(fontsize=8)
     figs.append((save(fig, fig_dir / "accuracy_per_round.png"),
-                 "Test accuracy after each round's training against the number of labelled samples."))
+                 "Test accuracy after each round's training against the number of labelled samples; "
+                 "random sampling (black, dashed) is the control at equal labels."))
+
+    # 3b. the per-round measures (the claim "more rounds reduce superposition")
+    round_keys = [k for k in ("cos_mean", "sae_features", "effective_rank", "davies_bouldin_raw")
+                  if any(k in e for n in config["strategies"] for e in metrics[n]["rounds"])]
+    if round_keys:
+        fig, axes = plt.subplots(1, len(round_keys), figsize=(4.6 * len(round_keys), 3.8),
+                                 squeeze=False)
+        for ax, key in zip(axes[0], round_keys):
+            for i, n in enumerate(config["strategies"]):
+                pts = [(e["labelled"], e[key], e.get(key + "_std") or 0.0)
+                       for e in metrics[n]["rounds"] if e.get(key) is not None]
+                if not pts:
+                    continue
+                x, y, sd = (np.array(v, dtype=float) for v in zip(*pts))
+                control = n == "random"
+                ax.errorbar(x, y, yerr=sd, marker="o", capsize=3, label=n,
+                            color="black" if control else colors(i + 1), ls="--" if control else "-")
+            if metrics["baseline"].get(key) is not None:
+                ax.axhline(metrics["baseline"][key], color=colors(0), ls=":", label="baseline")
+            ax.set(title=key, xlabel="labelled samples")
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        figs.append((save(fig, fig_dir / "measures_per_round.png"),
+                     "Measures of every round's model against the labels it saw (mean ± std over "
+                     "seeds); random sampling (black, dashed) is the control at equal labels."))
 
     # 4. per-class counts of what was queried, per round (many classes: the TOP_K most queried + other)
     strategies = config["strategies"]
@@ -138,7 +169,9 @@ def make_active_figures(out: Path, config: dict, meta: dict, metrics: dict,
     # 5. the measures side by side
     keys = ["accuracy", "cos_mean", "silhouette_tsne", "davies_bouldin_tsne", "silhouette_raw",
             "davies_bouldin_raw", "effective_rank", "neuron_abs_cos_mean"]
-    fig, axes = plt.subplots(2, 4, figsize=(15, 6.5))
+    keys += [k for k in ("sae_features", "sae_conv_features") if k in metrics["baseline"]]
+    fig, axes = plt.subplots(2, (len(keys) + 1) // 2, figsize=(3.75 * ((len(keys) + 1) // 2), 6.5),
+                             squeeze=False)
     for ax, key in zip(axes.flat, keys):
         vals = [metrics[n].get(key) for n in names]
         errs = [metrics[n].get(key + "_std") or 0.0 for n in names]

@@ -71,11 +71,48 @@ def _rounds_section(config: dict, meta: dict, metrics: dict) -> str:
                                      note + table(header, rows)))
 
 
+def _ci(d: dict | None) -> str:
+    """'effect [low, high]' of a verdicts.t_interval dict."""
+    if not d or d.get("effect") is None:
+        return "—"
+    if d.get("ci_low") is None:
+        return f"{fmt(d['effect'])} (one seed: no interval)"
+    return f"{fmt(d['effect'])} [{fmt(d['ci_low'], 3)}, {fmt(d['ci_high'], 3)}]"
+
+
+def verdict_section(metrics: dict) -> str:
+    """"The paper's claims, re-tested": one row per (claim, measure), the claim's verdict, the rule."""
+    v = metrics.get("verdicts")
+    if not v:
+        return ""
+    claims = v.get("claims", {})
+    rows = []
+    for r in v.get("rows", []):
+        other = r.get("vs_baseline") or r.get("vs_random")
+        other_label = ("vs baseline: " if "vs_baseline" in r else "change minus random's: "
+                       if "vs_random" in r else "")
+        word = r["verdict"] + ("" if r.get("validated", True) else " (not deciding)")
+        rows.append([r["text"], claims.get(r["claim"], ""), r["measure_text"],
+                     f"{r['comparison']} (paper: {r['direction']})", _ci(r),
+                     (other_label + _ci(other)) if other else "—", word + (
+                         f" — {r['note']}" if r.get("note") else "")])
+    sae = v.get("sae_validation") or ""
+    return section(
+        "The paper's claims, re-tested",
+        para("Each row tests one claim of arXiv 2412.16168 on one measure; the claim's verdict "
+             "combines its rows. Rule: " + v.get("rule", ""), "def"),
+        table(["claim", "claim's verdict", "measure", "primary comparison", "effect [95 % CI]",
+               "also", "row's verdict"], rows),
+        para("Sparse-autoencoder measure: " + sae, "note") if sae else "")
+
+
 def active_report_html(config: dict, meta: dict, metrics: dict, fig_dir: Path,
                        figures: list[tuple[str, str]]) -> str:
+    from superlens.active.sae_measures import SAE_DEFINITIONS
     from superlens.measures.summary import METRIC_DEFINITIONS
 
-    defs = {"accuracy": "Top-1 accuracy of the final model on the test set.", **METRIC_DEFINITIONS}
+    defs = {"accuracy": "Top-1 accuracy of the final model on the test set.", **METRIC_DEFINITIONS,
+            **SAE_DEFINITIONS}
     names = ["baseline", *config["strategies"]]
     intro = section(
         "What ran",
@@ -91,10 +128,15 @@ def active_report_html(config: dict, meta: dict, metrics: dict, fig_dir: Path,
         if config.get("paper_features") else "",
         para("Measures marked 'paper's definition' reproduce what the paper's code computed (a sample × "
              "sample cosine, and silhouette / Davies–Bouldin of a 2-D t-SNE embedding); the sound "
-             "ones are computed on the raw features. t-SNE is openTSNE (FFT gradients from 10,000 "
-             "points up, its Barnes–Hut below, where that is faster), not the paper's "
-             "scikit-learn Barnes–Hut, so the *_tsne values are comparable in kind, not digit for "
-             "digit.", "def"),
+             "ones are computed on the raw features. "
+             + ("t-SNE is the paper's own: scikit-learn TSNE(n_components=2, random_state=42)."
+                if config.get("tsne") == "sklearn" else
+                "t-SNE here is openTSNE (FFT gradients from 10,000 points up, its Barnes–Hut below, "
+                "where that is faster), not the paper's scikit-learn TSNE(random_state=42), so the "
+                "*_tsne values are comparable in kind, not digit for digit (the paper presets use "
+                "scikit-learn's)."), "def"),
+        para(_subset_statement(config, meta), "note") if config.get("pool_size") or
+        config.get("candidates") else "",
     )
     rows = []
     for key in defs:
@@ -104,8 +146,9 @@ def active_report_html(config: dict, meta: dict, metrics: dict, fig_dir: Path,
         rows.append([label(key), *cells, rich(defs[key])])
     side = section("Baseline and strategies side by side (mean ± std over seeds)",
                    table(["measure", *names, "definition"], rows, raw=True))
-    ref_rows = [(ds, key, al, base) for (ds, key), (al, base) in PAPER.items()
-                if ds == config["dataset"]]
+    # an image-folder tree is matched by its folder's name (meta "dataset"), e.g. a cifar10/ tree
+    data_key = meta.get("dataset") if config["dataset"] == "image-folder" else config["dataset"]
+    ref_rows = [(ds, key, al, base) for (ds, key), (al, base) in PAPER.items() if ds == data_key]
     paper = section("The paper's published numbers (for comparison)",
                     table(["data set", "measure", "active learning", "baseline"], ref_rows)
                     if ref_rows else para("The paper published numbers for CIFAR-10 and Tiny "
@@ -113,4 +156,22 @@ def active_report_html(config: dict, meta: dict, metrics: dict, fig_dir: Path,
     rounds = _rounds_section(config, meta, metrics)
     figs = section("Figures", *[figure(fig_dir / f, c) for f, c in figures])
     return page("superlens — active learning and superposition",
-                [intro, side, paper, figs, rounds, run_info(config, meta)])
+                [intro, verdict_section(metrics), side, paper, figs, rounds, run_info(config, meta)])
+
+
+def _subset_statement(config: dict, meta: dict) -> str:
+    parts = []
+    if config.get("pool_size"):
+        parts.append(f"The training set is a class-balanced random subset of {config['pool_size']:,} "
+                     "training images (the same for every seed); the baseline trains on all of it "
+                     "and the strategies query from it.")
+    if config.get("candidates"):
+        parts.append(f"Each round scores a fresh random subset of {config['candidates']:,} unlabelled "
+                     "images (the same subset for every strategy at a given seed and round) and "
+                     "queries from those.")
+    from superlens.active.presets import CPU_PRESET_WHY, PRESETS
+
+    if config.get("preset") == "cifar10-cpu" and all(config.get(k) == v for k, v in
+                                                      PRESETS["cifar10-cpu"].items()):
+        parts.append("Why this preset is sized as it is: " + " ".join(CPU_PRESET_WHY))
+    return " ".join(parts)

@@ -12,9 +12,12 @@ from superlens.runs import atomic_write_text
 from superlens.studies.base import SweepStudy, rows_base
 
 
-def render_active_report(out: str | Path) -> Path:
+def render_active_report(out: str | Path, complete: bool = True) -> Path:
     """(Re)draw figures and report.html from a run directory, without training; every file is read
-    and checked (one line naming the file on a wrong shape) before the first figure is drawn."""
+    and checked (one line naming the file on a wrong shape) before the first figure is drawn.
+    complete: first add measures a finished run lacks (superlens.active.study.complete_measures:
+    the sparse-autoencoder pass, from its checkpoints)."""
+    from superlens.active.study import complete_measures
     from superlens.readers import check_object, file_contents, read_meta, read_object
     from superlens.report.active_figures import make_active_figures
     from superlens.report.active_report import active_report_html
@@ -26,6 +29,8 @@ def render_active_report(out: str | Path) -> Path:
     metrics = read_object(out / "metrics.json", {"baseline": dict})
     for name in config["strategies"]:
         check_object(out / "metrics.json", metrics, {str(name): dict})
+    if complete and complete_measures(out):
+        metrics = read_object(out / "metrics.json", {"baseline": dict})
     with file_contents(out / "metrics.json", "not the metrics of this run"):
         figures = make_active_figures(out, config, meta, metrics, out / "figures")
         html = active_report_html(config, meta, metrics, out / "figures", figures)
