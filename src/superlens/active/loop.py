@@ -196,9 +196,9 @@ def _evaluate(cfg: ActiveConfig, model: nn.Module, x_test: Tensor, y_test: Tenso
     return accuracy(probs, y_test), probs, feats
 
 
-def _say(cfg: Any, msg: str) -> None:
+def _say(cfg: ActiveConfig, msg: str) -> None:
     """A status line on stderr, unless the run is quiet (progress = false: --quiet, sweeps)."""
-    if getattr(cfg, "progress", True):
+    if cfg.progress:
         tqdm.write(msg, file=sys.stderr)
 
 

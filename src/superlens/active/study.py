@@ -359,7 +359,7 @@ def add_sae_measures(cfg: ActiveConfig, ds, out: Path, seeds: list[int], device)
                     info.update(sae_for_checkpoint(cfg, ds, dirs[r] / "checkpoint.pt", device,
                                                    layers=("feature",)))
             write_json(path, d)
-            _say(f"[{name} seed {seed}] sparse-autoencoder measures, {time.perf_counter() - t0:.1f} s")
+            _say(cfg, f"[{name} seed {seed}] sparse-autoencoder measures, {time.perf_counter() - t0:.1f} s")
     return True
 
 
