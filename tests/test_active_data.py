@@ -73,7 +73,7 @@ def test_synthetic_is_seeded_and_has_its_class_structure():
 
 
 def test_unknown_name_and_missing_data_dir():
-    with pytest.raises(ConfigError, match="known: cifar10, tiny-imagenet, digits, synthetic"):
+    with pytest.raises(ConfigError, match="known: cifar10, tiny-imagenet, image-folder, digits, synthetic"):
         load_dataset("mnist")
     for name in ("cifar10", "tiny-imagenet"):
         with pytest.raises(DataError, match="--data-dir") as e:

@@ -33,7 +33,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                     batch_size=128, augment=True, initial_pool=5000, rounds=5, query_size=5000,
                     strategies=["least-confidence", "margin", "entropy", "coreset", "badge",
                                 "random"], seeds=3, round_training="scratch", dropout=0.2,
-                    normalize="dataset", sae="rounds"),
+                    normalize="dataset"),
     # CPU-sized CIFAR-10 (2 cores, <= 45 min alone): see CPU_PRESET_WHY for each choice
     "cifar10-cpu": dict(dataset="cifar10", model="narrow-cnn", optimizer="adam", lr=2e-3, epochs=10,
                         batch_size=64, augment=False, pool_size=10000, initial_pool=400, rounds=4,
@@ -46,14 +46,13 @@ PRESETS: dict[str, dict[str, Any]] = {
                           query_size=10000,
                           strategies=["least-confidence", "margin", "entropy", "coreset", "badge",
                                       "random"], seeds=3, round_training="scratch", dropout=0.2,
-                          normalize="dataset", sae="rounds"),
+                          normalize="dataset"),
     "paper-cifar10": dict(dataset="cifar10", model="resnet18", pretrained=True, optimizer="adam",
                           lr=1e-3, epochs=20, batch_size=128, augment=False, shuffle=False,
                           shuffle_rounds=True, amp=True,
                           normalize="cifar-paper", initial_pool=5000, rounds=9, query_size=5000,
                           strategies=["least-confidence"], seeds=1, round_training="paper",
-                          dropout=0.0, paper_features=True, tsne="sklearn",
-                          sae="rounds"),
+                          dropout=0.0, paper_features=True, tsne="sklearn"),
     "paper-tiny-imagenet": dict(dataset="tiny-imagenet", model="resnet18", pretrained=True,
                                 image_size=224, optimizer="adam", lr=1e-3, epochs=20,
                                 batch_size=128, augment=False, shuffle=False, shuffle_rounds=True,
@@ -61,7 +60,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                                 normalize="imagenet", initial_pool=10000, rounds=9,
                                 query_size=10000, strategies=["least-confidence"], seeds=1,
                                 round_training="paper", dropout=0.0, paper_features=True,
-                                tsne="sklearn", sae="rounds"),
+                                tsne="sklearn"),
 }
 
 
