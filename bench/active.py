@@ -13,7 +13,7 @@ All in this one process:
     sklearn.metrics.silhouette_score: same value? time ratio?
 (4) the SAE measure (bench/sae.py) on 50,000 x 512 activations, one AE (--quick: 10,000 rows).
 (5) decoding the real CIFAR-10 JPEG tree (../shared/data/cifar10-jpeg.tar.gz, unpacked to a temporary
-    folder first, not timed): superlens.active.data.load_image_folder into an empty cache folder
+    folder first, not timed): superlens.active.folders.load_image_folder into an empty cache folder
     (cold: 60,000 files decoded in worker processes, cache written) and again (warm: the cache read).
     Without the archive (a fresh clone) the script says so and reports null.
 (6) training throughput of the cifar10-cpu preset's model (narrow-cnn, batch 64, Adam, 32x32 uint8
@@ -206,7 +206,7 @@ def bench_decode() -> tuple[float | None, float | None]:
     import subprocess
     import tempfile
 
-    from superlens.active.data import load_image_folder
+    from superlens.active.folders import load_image_folder
 
     if not os.path.isfile(REAL):
         print(f"(5) decode: the real CIFAR-10 archive {os.path.normpath(REAL)} is absent (a fresh "

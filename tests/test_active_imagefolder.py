@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-import superlens.active.data as D
-from superlens.active.data import (balanced_subset, detect_layout, image_folder_cache_path,
-                                   image_folder_index, load_image_folder)
+import superlens.active.folders as FO
+from superlens.active.data import balanced_subset, detect_layout
+from superlens.active.folders import image_folder_cache_path, image_folder_index, load_image_folder
 from superlens.cli import main
 from superlens.errors import DataError
 
@@ -57,7 +57,7 @@ def test_load_cache_and_refresh(tmp_path, cache, monkeypatch):
         raise AssertionError("decoded again although the cache matches the folder")
 
     with monkeypatch.context() as mp:
-        mp.setattr(D, "_decode_files", no_decoding)
+        mp.setattr(FO, "_decode_files", no_decoding)
         again = load_image_folder(root, progress=False)
     assert torch.equal(again.train_x, ds.train_x) and again.mean == ds.mean
 

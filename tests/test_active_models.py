@@ -204,7 +204,7 @@ def test_bad_weights_files(tmp_path):
 
 
 def test_config_errors():
-    with pytest.raises(ConfigError, match="known: small-cnn, resnet18-cifar, resnet18"):
+    with pytest.raises(ConfigError, match="known: small-cnn, narrow-cnn, resnet18-cifar, resnet18"):
         build_model("vgg16", 10, 3)
     with pytest.raises(ConfigError, match="only for resnet18"):
         build_model("small-cnn", 10, 3, pretrained=True)

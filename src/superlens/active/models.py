@@ -37,7 +37,28 @@ def _conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
                          nn.ReLU(inplace=True))
 
 
-class SmallCNN(nn.Module):
+class _PooledCNN(nn.Module):
+    """``features`` (a conv stack ending in ``feature_dim`` channels), global average pooling to a
+    feature_dim vector and the dropout + Linear head; the convs get ResNet's initialisation. The
+    small CNNs differ only in their conv stack, which subclasses pass in."""
+
+    feature_dim = 128
+
+    def __init__(self, features: nn.Sequential, n_classes: int, dropout: float):
+        super().__init__()
+        self.features = features
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = _head(self.feature_dim, n_classes, dropout)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                _conv_init(m)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x [B, C, H, W] -> logits [B, n_classes]."""
+        return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+class SmallCNN(_PooledCNN):
     """Four 3x3 conv+BN+ReLU layers (32, 64, 128, 128 channels), a 2x2 max-pool after each of the
     first two, global average pooling to a 128-d feature, dropout and a Linear classifier. Sized for
     8x8 to 32x32 inputs: an 8x8 digit reaches the pooling as 2x2, a 32x32 image as 8x8. Pooling
@@ -46,22 +67,13 @@ class SmallCNN(nn.Module):
     feature_dim = 128
 
     def __init__(self, in_channels: int, n_classes: int, dropout: float = 0.0):
-        super().__init__()
-        self.features = nn.Sequential(
+        super().__init__(nn.Sequential(
             _conv_bn_relu(in_channels, 32), nn.MaxPool2d(2, ceil_mode=True), _conv_bn_relu(32, 64),
-            nn.MaxPool2d(2, ceil_mode=True), _conv_bn_relu(64, 128), _conv_bn_relu(128, 128))
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = _head(self.feature_dim, n_classes, dropout)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                _conv_init(m)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """x [B, C, H, W] -> logits [B, n_classes]."""
-        return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
+            nn.MaxPool2d(2, ceil_mode=True), _conv_bn_relu(64, 128), _conv_bn_relu(128, 128)),
+            n_classes, dropout)
 
 
-class NarrowCNN(nn.Module):
+class NarrowCNN(_PooledCNN):
     """The CPU-sized CIFAR model: four 3x3 conv+BN+ReLU layers of 16, 32, 64 and 128 channels, a 2x2
     max-pool after each of the first three (32x32 -> 4x4 before the last conv), global average
     pooling to a 128-d feature, dropout and a Linear classifier. About 4 M multiply-adds per 32x32
@@ -70,20 +82,10 @@ class NarrowCNN(nn.Module):
     feature_dim = 128
 
     def __init__(self, in_channels: int, n_classes: int, dropout: float = 0.0):
-        super().__init__()
-        self.features = nn.Sequential(
+        super().__init__(nn.Sequential(
             _conv_bn_relu(in_channels, 16), nn.MaxPool2d(2, ceil_mode=True), _conv_bn_relu(16, 32),
             nn.MaxPool2d(2, ceil_mode=True), _conv_bn_relu(32, 64), nn.MaxPool2d(2, ceil_mode=True),
-            _conv_bn_relu(64, 128))
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = _head(self.feature_dim, n_classes, dropout)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                _conv_init(m)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """x [B, C, H, W] -> logits [B, n_classes]."""
-        return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
+            _conv_bn_relu(64, 128)), n_classes, dropout)
 
 
 def build_model(name: str, n_classes: int, in_channels: int, *, pretrained: bool = False,
