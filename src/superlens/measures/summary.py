@@ -29,10 +29,10 @@ METRIC_DEFINITIONS: dict[str, str] = {
     "cos_p95": "95th percentile of the N x N sample cosine entries (histogram, resolution 0.001). "
                "Paper's definition.",
     "silhouette_tsne": "Euclidean silhouette score of the 2-D t-SNE embedding of (a seeded subset "
-                       "of) the test features, true classes as clusters. Under the paper presets "
-                       "(tsne = sklearn) the embedding is the paper's scikit-learn "
-                       "TSNE(random_state=42): paper's definition; elsewhere openTSNE (FFT gradients "
-                       "from 10,000 points up, Barnes-Hut below), the same kind of embedding.",
+                       "of) the test features, true classes as clusters. Paper's definition: under the "
+                       "paper presets (tsne = sklearn) the embedding is the paper's scikit-learn "
+                       "TSNE(random_state=42); elsewhere openTSNE (FFT gradients from 10,000 points "
+                       "up, Barnes-Hut below), the same kind of embedding.",
     "davies_bouldin_tsne": "Davies-Bouldin index of the same 2-D t-SNE embedding with the true "
                            "classes as clusters (lower is better). Paper's definition.",
     "silhouette_raw": "Exact euclidean silhouette score of the raw test features with the true "
