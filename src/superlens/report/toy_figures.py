@@ -41,6 +41,21 @@ def _heat(ax, M: np.ndarray, title: str, fig, xlabel: str | None = None,
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
 
 
+def _label(ax, xlabel: str | None = None, ylabel: str | None = None, title: str | None = None, *,
+           title_size: float | None = None, legend: bool = True) -> None:
+    """The axis set-up every panel repeats: the labels and title given, then the legend at fontsize 8
+    (legend=False: none, or the caller's own). title_size None keeps matplotlib's title size."""
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    if title is not None:
+        # set_title(fontsize=None) would mean the body font size, not the title default: omit it
+        ax.set_title(title, **({} if title_size is None else {"fontsize": title_size}))
+    if legend:
+        ax.legend(fontsize=8)
+
+
 def fig_per_feature_mse(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
     mse = a.mse_active[0]
     order = np.argsort(mse)
@@ -50,19 +65,14 @@ def fig_per_feature_mse(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
     ax.bar(np.arange(a.n_features), mse[order], color=C_TRAINED, width=1.0, label="trained (instance 0)")
     ax.axhline(1 / 6, color=C_REF, ls="--", lw=1, label="ignored feature, 1/6")
     ax.axhline(np.nanmean(mse), color="k", lw=1, label=f"mean {np.nanmean(mse):.4f}")
-    ax.set_xlabel("feature (sorted by MSE)")
-    ax.set_ylabel("MSE over samples where the feature is active")
-    ax.set_title("Trained model, sorted")
-    ax.legend(fontsize=8)
+    _label(ax, "feature (sorted by MSE)", "MSE over samples where the feature is active", "Trained model, sorted")
     ax = axes[1]
     naive_order = np.argsort(a.naive_mse_active, kind="stable")
     ax.bar(np.arange(a.n_features), a.naive_mse_active[naive_order], color=C_NAIVE, alpha=0.45,
            width=1.0, label=f"naive (mean {np.nanmean(a.naive_mse_active):.4f})")
     ax.bar(np.arange(a.n_features), mse[naive_order], color=C_TRAINED, alpha=0.8, width=0.6,
            label="trained")
-    ax.set_xlabel("feature (naive model's order)")
-    ax.set_title("Naive vs trained, same ordering")
-    ax.legend(fontsize=8)
+    _label(ax, "feature (naive model's order)", title="Naive vs trained, same ordering")
     ax = axes[2]
     mse_all = a.mse_all[0]
     order_all = np.argsort(mse_all)
@@ -71,10 +81,7 @@ def fig_per_feature_mse(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
     ax.plot(np.arange(a.n_features), np.sort(a.naive_mse_all), color=C_NAIVE, lw=1.5,
             label=f"naive, sorted (mean {a.naive_mse_all.mean():.3g})")
     ax.axhline(a.p / 6, color=C_REF, ls="--", lw=1, label=f"ignored feature, p/6 = {a.p / 6:.3g}")
-    ax.set_xlabel("feature (sorted by MSE)")
-    ax.set_ylabel("MSE over all samples")
-    ax.set_title("Over all samples (active or not)")
-    ax.legend(fontsize=8)
+    _label(ax, "feature (sorted by MSE)", "MSE over all samples", "Over all samples (active or not)")
     m = a.per_instance()
     cap = (f"Per-feature MSE over samples where the feature is active (instance 0; {a.eval_samples:,} "
            f"evaluation samples at p = {a.p:g}). Trained: mean {np.mean(m['mse_active_mean']):.4f}, "
@@ -99,10 +106,7 @@ def fig_response_overlay(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
     ax.plot(t[t >= 0], g.mean() * t[t >= 0], color=C_NAIVE, lw=1.5,
             label=f"mean gain {g.mean():.3f} × t")
     ax.axhline(0, color=C_REF, lw=0.5)
-    ax.set_xlabel("input x_i (feature alone)")
-    ax.set_ylabel("output y_i")
-    ax.set_title(f"All {a.n_features} self-responses (instance 0)")
-    ax.legend(fontsize=8)
+    _label(ax, "input x_i (feature alone)", "output y_i", f"All {a.n_features} self-responses (instance 0)")
     ax = axes[1]
     idx = np.arange(a.n_features)
     ax.bar(idx, a.gain.mean(0), yerr=_err(a.gain), color=C_TRAINED, width=1.0, label="gain (t > 0)",
@@ -110,10 +114,8 @@ def fig_response_overlay(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
     ax.bar(idx, a.negative_residual.mean(0), yerr=_err(a.negative_residual), color=C_NAIVE, width=1.0,
            label="negative residual (mean over t < 0)", error_kw={"lw": 0.5})
     ax.axhline(1, color="k", ls="--", lw=1)
-    ax.set_xlabel("feature")
-    ax.set_title("Per-feature gain and negative residual" + (" (± std over instances)"
-                                                            if a.instances > 1 else ""))
-    ax.legend(fontsize=8)
+    _label(ax, "feature", title="Per-feature gain and negative residual"
+           + (" (± std over instances)" if a.instances > 1 else ""))
     m = a.per_instance()
     cap = (f"Response curves: each feature swept alone over [−1, 1], output of the same feature. Gain "
            f"(least-squares slope on t > 0) {np.mean(m['gain_mean']):.3f} ± {np.mean(m['gain_std']):.3f} "
@@ -172,9 +174,7 @@ def fig_geometry(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
     wb = welch_bound(a.n_features, a.n_hidden)
     for s in (-1, 1):
         ax.axvline(s * wb, color="k", ls="--", lw=1, label="± Welch bound on max |cos|" if s > 0 else None)
-    ax.set_xlabel("cos between feature directions (pairs i < j)")
-    ax.set_ylabel("density")
-    ax.legend(fontsize=8)
+    _label(ax, "cos between feature directions (pairs i < j)", "density")
     m = a.per_instance()
     cap = (f"Pairwise cosines of W_in's columns. Mean |cos| {np.mean(m['abs_cos_mean']):.4f} vs "
            f"{theory.random_abs_cos_mean(a.n_hidden):.4f} for random directions in R^{a.n_hidden} "
@@ -197,9 +197,7 @@ def fig_sparsity(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
     ax.axvline(a.p, color=C_REF, ls=":", lw=1, label=f"training p = {a.p:g}")
     ax.axhline(1 / 6, color=C_REF, ls="--", lw=0.8, label="1/6")
     ax.set_xscale("log")
-    ax.set_xlabel("p (feature probability at evaluation)")
-    ax.set_ylabel("mean active-conditioned per-feature MSE")
-    ax.legend(fontsize=8)
+    _label(ax, "p (feature probability at evaluation)", "mean active-conditioned per-feature MSE")
     j = int(np.argmin(np.abs(ps - a.p)))
     cap = (f"Sparsity sweep: the trained model evaluated at other p (each feature forced active in "
            f"1/n of the samples, the others active w.p. p). MSE {np.nanmean(a.sweep_mse[:, 0]):.4f} at "
@@ -258,20 +256,15 @@ def fig_l2_strategy(a: ToyAnalysis, outdir: Path) -> tuple[str, str] | None:
             label=f"trained L{a.loss_power:g} (instance 0)")
     ax.plot(idx, naive_gain, color=C_NAIVE, lw=1.2, ls="--", label="naive")
     ax.axhline(GAIN_IGNORED, color=C_REF, ls=":", lw=1, label=f"ignored below {GAIN_IGNORED}")
-    ax.set_xlabel("feature (sorted by gain, descending)")
-    ax.set_ylabel("gain (slope on t > 0)")
-    ax.set_title("Per-feature gain", fontsize=10)
-    ax.legend(fontsize=8)
+    _label(ax, "feature (sorted by gain, descending)", "gain (slope on t > 0)", "Per-feature gain", title_size=10)
     ax = axes[1]
     ax.plot(idx, np.sort(a.l2_mse_active[0]), color=C_L2, marker=".", ms=4, lw=1, label=l2_name)
     ax.plot(idx, np.sort(a.mse_active[0]), color=C_TRAINED, lw=1.2,
             label=f"trained L{a.loss_power:g} (instance 0)")
     ax.plot(idx, np.sort(a.naive_mse_active), color=C_NAIVE, lw=1.2, ls="--", label="naive")
     ax.axhline(1 / 6, color=C_REF, ls=":", lw=1, label="ignored feature, 1/6")
-    ax.set_xlabel("feature (sorted by MSE)")
-    ax.set_ylabel("MSE over samples where the feature is active")
-    ax.set_title("Per-feature active MSE", fontsize=10)
-    ax.legend(fontsize=8)
+    _label(ax, "feature (sorted by MSE)", "MSE over samples where the feature is active", "Per-feature active MSE",
+           title_size=10)
     ml2 = a.per_instance_l2()
     cap = (f"L2 vs L{a.loss_power:g}, per feature: the L2-trained model"
            + (" (the trained model itself, loss_power = 2)" if a.l2_from_main else "")
@@ -293,9 +286,7 @@ def fig_cross_gain(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
     idx = np.arange(a.n_features)
     ax.bar(idx, a.interference_rms.mean(0), yerr=_err(a.interference_rms), color=C_TRAINED, width=1.0,
            error_kw={"lw": 0.5})
-    ax.set_xlabel("feature j")
-    ax.set_ylabel("RMS over i ≠ j of G[j, i]")
-    ax.set_title("Interference received per feature")
+    _label(ax, "feature j", "RMS over i ≠ j of G[j, i]", "Interference received per feature", legend=False)
     m = a.per_instance()
     cap = (f"Cross-gain matrix of instance 0 and the interference each feature receives. Self-gain "
            f"{np.mean(m['self_gain_mean']):.3f} ± {np.mean(m['self_gain_std']):.3f}; cross-gain mean "
@@ -331,8 +322,7 @@ def fig_interference(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
                label="pure-gain theory (1 − g)²/6, g = slope")
     ax.axhline(np.mean(m["attenuation_mse_pure_gain_weff"]), color="k", ls="-.", lw=1,
                label="pure-gain theory, g = diag(W_eff)")
-    ax.set_xlabel("feature")
-    ax.set_ylabel("MSE (active samples)")
+    _label(ax, "feature", "MSE (active samples)", legend=False)  # its own legend below, above the bars
     top = max(float(np.nanmax(np.nanmean(a.mse_active, 0))), float((pos + neg).max()), 1e-12)
     ax.set_ylim(0, 1.45 * top)  # headroom for the legend
     ax.legend(fontsize=8, loc="upper left", ncol=3)
@@ -362,11 +352,9 @@ def fig_optimal_gain(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
                label=f"line-search optimum {m['optimal_gain_line_search'][0]:.3f}")
     ax.axvline(m["optimal_gain"][0], color=C_NAIVE, ls=":", lw=1.5,
                label=f"theory γ* = 1/(1+K^(1/(q−1))) = {m['optimal_gain'][0]:.3f}")
-    ax.set_xlabel("implied gain c × learned gain")
-    ax.set_ylabel(f"training-distribution L{a.loss_power:g} loss")
-    ax.set_title("Training distribution", fontsize=10)
     ax.set_yscale("log")
-    ax.legend(fontsize=8)
+    _label(ax, "implied gain c × learned gain", f"training-distribution L{a.loss_power:g} loss",
+           "Training distribution", title_size=10)
     if single:
         ax = axes[0, 1]
         # each loss divided by its own minimum: the two live on different scales, their optima matter
@@ -381,11 +369,9 @@ def fig_optimal_gain(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
                    label=f"x > 0 optimum {m['optimal_gain_line_search_single'][0]:.3f}")
         ax.axvline(m["optimal_gain_line_search_isolated"][0], color=C_L2, ls="--", lw=1.0,
                    label=f"U(−1, 1) optimum {m['optimal_gain_line_search_isolated'][0]:.3f}")
-        ax.set_xlabel("implied gain c × learned gain")
-        ax.set_ylabel("single-feature loss / its minimum")
-        ax.set_title("One feature active alone (the closed form's setting)", fontsize=10)
         ax.set_ylim(0.95, 2.0)
-        ax.legend(fontsize=8)
+        _label(ax, "implied gain c × learned gain", "single-feature loss / its minimum",
+               "One feature active alone (the closed form's setting)", title_size=10)
     cap = (f"Why the learned gain is {np.mean(m['gain_mean']):.3f} (the measured slope; W_eff's "
            f"diagonal is {np.mean(m['weff_diag_mean']):.3f}): the output scaled by c "
            f"(W_out, b_out × c), "
@@ -412,8 +398,7 @@ def fig_residual_ablation(a: ToyAnalysis, outdir: Path) -> tuple[str, str]:
                yerr=[np.std(v) for v in vals] if a.instances > 1 else None, color=col, capsize=3,
                label="model" if who == "model" else "negative residual removed")
     ax.set_xticks(np.arange(3), labels)
-    ax.set_ylabel("MSE (active samples)")
-    ax.legend(fontsize=8)
+    _label(ax, ylabel="MSE (active samples)")
     inc = float(np.mean(m["residual_ablation_interference_increase"]))
     dec = float(np.mean(m["residual_ablation_isolated_decrease"]))
     cap = ("Does the negative-input residual reduce interference? Removal: y' = y − s(x) for x < 0, s "

@@ -17,8 +17,7 @@ import math
 import torch
 from torch import Tensor
 
-from superlens.active.strategies.base import (PoolView, Selection, Strategy, check_finite, check_pool, rand_on,
-                                              register)
+from superlens.active.strategies.base import FunctionStrategy, rand_on, register
 
 
 def gradient_factors(probs: Tensor, features: Tensor) -> tuple[Tensor, Tensor]:
@@ -84,12 +83,5 @@ def badge_select(probs: Tensor, features: Tensor, k: int, generator: torch.Gener
 
 
 @register
-class Badge(Strategy):
+class Badge(FunctionStrategy, fn=badge_select, args=("probs", "features")):
     name = "badge"
-    needs = frozenset({"probs", "features"})
-
-    def select(self, pool: PoolView, k: int, generator: torch.Generator) -> Selection:
-        check_pool(pool, self.needs, k)
-        check_finite(probs=pool.probs, features=pool.features)
-        indices, scores = badge_select(pool.probs, pool.features, int(k), generator)
-        return Selection(indices=indices, scores=scores)

@@ -69,6 +69,28 @@ class Strategy:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
+class FunctionStrategy(Strategy):
+    """A strategy that is one function of pool fields, checked the same way for each.
+
+    A subclass sets `name` and passes, in its class line, fn(*fields, k, generator) -> (indices [k],
+    scores [N]) and `args`, the PoolView fields fn takes, in order (`needs` is derived from them):
+    class Badge(FunctionStrategy, fn=badge_select, args=("probs", "features")).
+    """
+
+    args: ClassVar[tuple[str, ...]]
+
+    def __init_subclass__(cls, *, fn, args: tuple[str, ...], **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.fn, cls.args, cls.needs = staticmethod(fn), tuple(args), frozenset(args)
+
+    def select(self, pool: PoolView, k: int, generator: torch.Generator) -> Selection:
+        check_pool(pool, self.needs, k)
+        tensors = {f: getattr(pool, f) for f in self.args}
+        check_finite(**tensors)
+        indices, scores = self.fn(*tensors.values(), int(k), generator)
+        return Selection(indices=indices, scores=scores)
+
+
 _REGISTRY: dict[str, type[Strategy]] = {}
 
 

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor
 
-from superlens.active.strategies.base import PoolView, Selection, Strategy, check_finite, check_pool, register
+from superlens.active.strategies.base import FunctionStrategy, register
 
 _GEMM_ELEMENTS = 1 << 24  # largest [N, chunk] temporary: 64 MB in float32
 
@@ -82,6 +82,30 @@ def _init_min_sq_dist(x: Tensor, xn: Tensor, lab: Tensor | None, generator: torc
     return m, [first]
 
 
+def _start(features: Tensor, labelled: Tensor | None, k: int, generator: torch.Generator
+           ) -> tuple[Tensor, Tensor, Tensor, list[int], Tensor] | None:
+    """The start both greedy versions share; None for an empty pool (then k = 0).
+
+    Checks 0 <= k <= N, centres the pool (_prepare) and returns (x [N, d], xn [N] = |x|^2,
+    m [N] squared distance to the nearest centre with taken points at -inf, picks = the random
+    first centre when there is no labelled point and k > 0, else [], scores [N] float32 = the
+    Euclidean distance to the nearest labelled point or first centre, before any pick).
+    """
+    n = features.shape[0]
+    if not 0 <= k <= n:
+        raise ValueError(f"k = {k}: must be in [0, N = {n}]")
+    if n == 0:
+        return None
+    x, lab = _prepare(features, labelled)
+    xn = _sq_norms(x)
+    m, picks = _init_min_sq_dist(x, xn, lab, generator)
+    scores = m.sqrt().float()
+    picks = picks[:k]
+    for c in picks:
+        m[c] = -math.inf  # taken: never a candidate again
+    return x, xn, m, picks, scores
+
+
 def k_center_greedy(features: Tensor, labelled: Tensor | None, k: int, generator: torch.Generator,
                     *, block: int = 128, first_candidates: int = 64,
                     max_candidates: int | None = None) -> tuple[Tensor, Tensor]:
@@ -94,19 +118,12 @@ def k_center_greedy(features: Tensor, labelled: Tensor | None, k: int, generator
     would check more stale candidates than this (tightly clustered data), the pending block is applied
     early instead (default max(1024, N // 16)), which bounds a step's cost by one block application.
     """
-    n = features.shape[0]
-    if not 0 <= k <= n:
-        raise ValueError(f"k = {k}: must be in [0, N = {n}]")
-    if n == 0:
+    start = _start(features, labelled, k, generator)
+    if start is None:  # empty pool (k = 0): nothing to centre
         return (torch.empty(0, dtype=torch.int64, device=features.device),
                 torch.empty(0, dtype=torch.float32, device=features.device))
-    x, lab = _prepare(features, labelled)
-    xn = _sq_norms(x)
-    m, picks = _init_min_sq_dist(x, xn, lab, generator)  # m: [N] stale squared min-distances
-    scores = m.sqrt().float()
-    picks = picks[:k]
-    for c in picks:
-        m[c] = -math.inf  # taken: never a candidate again
+    x, xn, m, picks, scores = start  # m: [N] stale squared min-distances
+    n = x.shape[0]
     max_candidates = max(1024, n // 16) if max_candidates is None else max_candidates
 
     pend = torch.empty((block, x.shape[1]), dtype=x.dtype, device=x.device)  # pending centres
@@ -163,19 +180,11 @@ def k_center_greedy_naive(features: Tensor, labelled: Tensor | None, k: int,
     Same contract, initialisation and float handling as k_center_greedy; kept as the reference the
     tests and bench/active.py compare against. Ties -> lowest index.
     """
-    n = features.shape[0]
-    if not 0 <= k <= n:
-        raise ValueError(f"k = {k}: must be in [0, N = {n}]")
-    if n == 0:
+    start = _start(features, labelled, k, generator)
+    if start is None:  # empty pool (k = 0): nothing to centre
         return (torch.empty(0, dtype=torch.int64, device=features.device),
                 torch.empty(0, dtype=torch.float32, device=features.device))
-    x, lab = _prepare(features, labelled)
-    xn = _sq_norms(x)
-    m, picks = _init_min_sq_dist(x, xn, lab, generator)
-    scores = m.sqrt().float()
-    picks = picks[:k]
-    for c in picks:
-        m[c] = -math.inf
+    x, xn, m, picks, scores = start
     while len(picks) < k:
         c = int(torch.argmax(m))
         picks.append(c)
@@ -185,14 +194,7 @@ def k_center_greedy_naive(features: Tensor, labelled: Tensor | None, k: int,
 
 
 @register
-class Coreset(Strategy):
+class Coreset(FunctionStrategy, fn=k_center_greedy, args=("features", "labelled_features")):
     """Greedy k-center on penultimate features, starting from the labelled pool's features."""
 
     name = "coreset"
-    needs = frozenset({"features", "labelled_features"})
-
-    def select(self, pool: PoolView, k: int, generator: torch.Generator) -> Selection:
-        check_pool(pool, self.needs, k)
-        check_finite(features=pool.features, labelled_features=pool.labelled_features)
-        indices, scores = k_center_greedy(pool.features, pool.labelled_features, int(k), generator)
-        return Selection(indices=indices, scores=scores)
