@@ -17,7 +17,6 @@ validated (the sparse-autoencoder F while its validation has not passed) is show
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 

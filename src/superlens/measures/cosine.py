@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from superlens.device import pick_device
 from superlens.measures.numeric import unit_vectors

@@ -45,13 +45,12 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from superlens.device import generator
 from superlens.measures.sae import SAERecipe, activation_scale, fit_saes, sae_stats
