@@ -396,22 +396,23 @@ def test_report_on_a_corrupt_file_is_one_line(name, request, tmp_path, capsys):
            {k for k in before if "figures" not in k}
 
 
+def _copy_with_status(src: Path, dst: Path, status: str) -> Path:
+    """A copy of a finished run whose meta.json says it stopped with this status."""
+    shutil.copytree(src, dst)
+    meta = json.loads((dst / "meta.json").read_text())
+    meta["status"] = status
+    (dst / "meta.json").write_text(json.dumps(meta))
+    return dst
+
+
 def test_report_renders_an_incomplete_run(toy_run, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(toy_run, run)
-    meta = json.loads((run / "meta.json").read_text())
-    meta["status"] = "running"
-    (run / "meta.json").write_text(json.dumps(meta))
+    run = _copy_with_status(toy_run, tmp_path / "run", "running")
     (run / "report.html").unlink()
     assert main(["report", str(run)]) == 0 and (run / "report.html").is_file()
 
 
 def test_report_renders_an_interrupted_sweep_from_its_finished_groups(sweep_run, tmp_path):
-    sw = tmp_path / "sw"
-    shutil.copytree(sweep_run, sw)
-    meta = json.loads((sw / "meta.json").read_text())
-    meta["status"] = "interrupted"
-    (sw / "meta.json").write_text(json.dumps(meta))
+    sw = _copy_with_status(sweep_run, tmp_path / "sw", "interrupted")
     for f in ("table.json", "table.csv", "report.html"):
         (sw / f).unlink()
     assert main(["report", str(sw)]) == 0 and (sw / "report.html").is_file()
