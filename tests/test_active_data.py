@@ -1,6 +1,7 @@
 """Data sets of the active-learning study: tiny folders in the real formats, loaded by the real paths."""
 from __future__ import annotations
 
+import os
 import pickle
 import urllib.error
 from pathlib import Path
@@ -192,9 +193,11 @@ def write_tiny(root: Path, per_class: int = 4, val_per_class: int = 2) -> dict[s
 
 
 def test_tiny_imagenet_loads_decodes_and_caches(tmp_path, monkeypatch):
-    images = write_tiny(tmp_path)
-    folder = tmp_path / "tiny-imagenet-200"
-    ds = load_dataset("tiny-imagenet", tmp_path, progress=False)
+    data, cache_home = tmp_path / "data", tmp_path / "cache-home"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))  # the default cache folder, kept in tmp
+    images = write_tiny(data)
+    folder = data / "tiny-imagenet-200"
+    ds = load_dataset("tiny-imagenet", data, progress=False)
     assert ds.train_x.shape == (12, 3, 64, 64) and ds.test_x.shape == (6, 3, 64, 64)
     assert ds.class_names == ["goldfish", "great white shark", "tiger shark"]  # sorted wnids, first name
     assert ds.train_y.tolist() == [0] * 4 + [1] * 4 + [2] * 4
@@ -209,8 +212,11 @@ def test_tiny_imagenet_loads_decodes_and_caches(tmp_path, monkeypatch):
     m, s = np_stats(ds.train_x)
     assert np.allclose(ds.mean, m, atol=1e-9) and np.allclose(ds.std, s, atol=1e-9)
 
-    cache = folder / ".superlens-cache.pt"
-    assert cache.is_file()
+    # the cache is in the user's cache folder, never inside the data folder
+    caches = list((cache_home / "superlens").glob("tinyimagenet-*.pt"))
+    assert len(caches) == 1
+    cache = caches[0]
+    assert not [p for p in data.rglob("*") if p.suffix == ".pt"]
 
     def no_decoding(*a, **k):
         raise AssertionError("decoded again although the cache is valid")
@@ -219,19 +225,30 @@ def test_tiny_imagenet_loads_decodes_and_caches(tmp_path, monkeypatch):
     cached = load_dataset("tiny-imagenet", folder, progress=False)
     assert torch.equal(cached.train_x, ds.train_x) and cached.class_names == ds.class_names
     assert cached.mean == ds.mean
+    # an explicit cache_dir is used instead of the default
+    own = tmp_path / "own-cache"
     monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
+    load_dataset("tiny-imagenet", folder, progress=False, cache_dir=own)
+    assert len(list(own.glob("tinyimagenet-*.pt"))) == 1
 
     cache.write_bytes(b"\x00garbage")  # a corrupt cache is rebuilt, with a warning
     with pytest.warns(UserWarning, match="rebuilding"):
-        rebuilt = load_dataset("tiny-imagenet", tmp_path, progress=False)
+        rebuilt = load_dataset("tiny-imagenet", data, progress=False)
     assert torch.equal(rebuilt.test_x, ds.test_x)
     assert torch.load(cache, weights_only=True)["train_x"].shape == (12, 3, 64, 64)
 
-    # a new training image makes the cache stale: it is rebuilt and holds 13 images
+    # a new training image changes the fingerprint: the folder is decoded again (13 images)
     Image.fromarray(np.full((64, 64, 3), 7, np.uint8)).save(folder / "train/n02/images/n02_9.JPEG")
-    with pytest.warns(UserWarning, match="does not match"):
-        grown = load_dataset("tiny-imagenet", tmp_path, progress=False)
+    grown = load_dataset("tiny-imagenet", data, progress=False)
     assert grown.train_x.shape[0] == 13 and grown.train_y.tolist().count(1) == 5
+    # so does an image rewritten in place with the same name (size / mtime change)
+    target = folder / "train/n01/images/n01_0.JPEG"
+    Image.fromarray(np.full((64, 64, 3), 200, np.uint8)).save(target, quality=50)
+    os.utime(target, ns=(1, 1))
+    changed = load_dataset("tiny-imagenet", data, progress=False)
+    assert int(changed.train_x[0].float().mean().round()) in range(195, 206)
+    assert len(list((cache_home / "superlens").glob("tinyimagenet-*.pt"))) == 3
 
 
 def test_tiny_imagenet_errors_name_the_path(tmp_path):

@@ -137,25 +137,21 @@ def test_generated_dataset_with_data_dir_is_refused(tmp_path, capsys):
              "reads no data folder")
 
 
-def test_active_runs_on_an_image_folder(tmp_path, capsys, monkeypatch):
+def test_active_runs_on_an_image_folder(tmp_path, capsys):
     """--data-dir with no dataset named: the layout picks image-folder; the existing flags work, the
-    resize is recorded in config.json, and the sparse-autoencoder measure runs on every model
-    (feature layer and last conv block, and every round's feature layer; a cheap recipe here, the
-    validated one in real runs)."""
+    resize is recorded in config.json, and the sparse-autoencoder measure runs by default on every
+    final model (feature layer and last conv block); --resume --sae rounds then adds every round's
+    feature layer from the saved checkpoints (a cheap recipe here, see conftest.py)."""
     from superlens.active import sae_measures
 
-    if sae_measures.sae_available():
-        from superlens.measures.sae import SAERecipe
-
-        monkeypatch.setattr(sae_measures, "study_recipe",
-                            lambda: SAERecipe(dict_multiple=2.0, steps=30, batch_size=64))
     root = make_tree(tmp_path / "data", n_train=10, n_test=4, size=10)
     out = tmp_path / "run"
-    code = main(["active", "--out", str(out), "--data-dir", str(root), "--cache-dir",
-                 str(tmp_path / "c"), "--model", "small-cnn", "--epochs", "1", "--initial-pool", "9",
-                 "--rounds", "1", "--query-size", "6", "--candidates", "12", "--strategies",
-                 "least-confidence,random", "--seeds", "1", "--image-size", "8", "--tsne-points", "50",
-                 "--sae", "rounds", "--quiet"])
+    args = ["active", "--out", str(out), "--data-dir", str(root), "--cache-dir",
+            str(tmp_path / "c"), "--model", "small-cnn", "--epochs", "1", "--initial-pool", "9",
+            "--rounds", "1", "--query-size", "6", "--candidates", "12", "--strategies",
+            "least-confidence,random", "--seeds", "1", "--image-size", "8", "--tsne-points", "50",
+            "--quiet"]
+    code = main(args)
     assert code == 0, capsys.readouterr().err
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["dataset"] == "image-folder" and "resized to 8x8" in cfg["decode"]
@@ -168,18 +164,27 @@ def test_active_runs_on_an_image_folder(tmp_path, capsys, monkeypatch):
     assert {r["claim"] for r in v["rows"]} == {"more-superposition", "overlap", "clustering",
                                                 "rounds"}
     assert set(v["claims"].values()) <= {"reproduced", "contradicted", "inconclusive"}
-    if sae_measures.sae_available():
-        for name in ("baseline", "least-confidence", "random"):
-            for k in ("sae_features", "sae_psi", "sae_fvu", "sae_l0", "sae_dead_fraction",
-                      "sae_conv_features", "sae_conv_psi"):
-                assert isinstance(m[name][k], float) and k + "_std" in m[name], (name, k)
-            assert 0 < m[name]["sae_features"] <= m[name]["sae_dict_size"]
-            assert m[name]["sae_psi"] == pytest.approx(m[name]["sae_features"] / 128)  # 128 wide
-        assert all("sae_features" in r for r in m["random"]["rounds"])
-        assert cfg["sae_recipe"]["steps"] == 30
     html = (out / "report.html").read_text()
     assert "The paper&#x27;s claims, re-tested" in html and html.index("re-tested") < html.index(
         "side by side")
+    if not sae_measures.sae_available():
+        return
+    assert cfg["sae"] == "final" and cfg["sae_recipe"]["steps"] == 30
+    assert cfg["sae_recipe"]["max_gflop"] == cfg["sae_gflop"] == 200.0  # the default (digits) preset
+    for name in ("baseline", "least-confidence", "random"):
+        for k in ("sae_features", "sae_psi", "sae_fvu", "sae_l0", "sae_dead_fraction",
+                  "sae_conv_features", "sae_conv_psi"):
+            assert isinstance(m[name][k], float) and k + "_std" in m[name], (name, k)
+        assert 0 < m[name]["sae_features"] <= m[name]["sae_dict_size"]
+        assert m[name]["sae_psi"] == pytest.approx(m[name]["sae_features"] / 128)  # 128 wide
+    assert "sae_features" not in m["random"]["rounds"][0]  # final only
+    assert "sae_features" in m["random"]["rounds"][-1]
+
+    code = main(args + ["--resume", "--sae", "rounds"])
+    assert code == 0, capsys.readouterr().err
+    m2 = json.loads((out / "metrics.json").read_text())
+    assert all("sae_features" in r for r in m2["random"]["rounds"])
+    assert m2["random"]["sae_features"] == m["random"]["sae_features"]  # the same recipe: kept
 
 
 def test_candidates_fewer_than_query_size_refused(tmp_path, capsys):

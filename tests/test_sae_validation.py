@@ -62,3 +62,97 @@ def test_cli_writes_table_figure_and_report(tmp_path, small_table, monkeypatch):
     assert main(["--grid", "small", "--out", str(out)]) == 2  # an existing folder is refused
     assert main(["--grid", "small", "--out", str(tmp_path / "x"), "--recipe", '{"l1": -1}']) == 2
     assert not (tmp_path / "x").exists()
+
+
+SMALL_SPEC = """
+name = "small"
+study = "sae-validation"
+[base]
+rows = 4000
+ae_seeds = 3
+[axes]
+cells = [
+  { family = "tms", n_hidden = 5, p = [1.0, 0.1, 0.02], importance_decay = [1.0, 0.8], model_seed = [7], steps = 2000 },
+  { family = "cc", n_hidden = [5, 10], p = [0.05], loss_power = [2.0, 4.0], model_seed = [7], steps = 600, batch_size = 1024 },
+]
+"""
+
+
+def _key(e):
+    return e["family"], e["p"], e["importance"], e["width"], e["loss_power"], e["model_seed"]
+
+
+def test_validation_sweep_equals_the_module_and_reports_rho(tmp_path, small_table, capsys):
+    """The validation shipped as a sweep (study sae-validation, the `cells` axis joining the two
+    families' grids) trains and measures the very models of run_validation('small'): the same
+    known counts and the same F per AE seed; its report states the pooled rho and r."""
+    from superlens.cli import main as cli
+
+    spec = tmp_path / "small.toml"
+    spec.write_text(SMALL_SPEC)
+    assert cli(["sweep", str(spec), "--out", str(tmp_path / "sw")]) == 0, capsys.readouterr().err
+    rows = json.loads((tmp_path / "sw" / "table.json").read_text())
+    rows = rows["rows"] if isinstance(rows, dict) else rows
+    assert len(rows) == len(small_table["models"]) == 10
+    by_key = {_key(r): r for r in rows}
+    for e in small_table["models"]:
+        r = by_key[_key(e)]
+        assert r["represented"] == e["represented"] and r["F"] == pytest.approx(e["F"], rel=1e-6)
+    c = correlations(rows)["pooled"]
+    assert c["rho_mean"] == pytest.approx(small_table["correlations"]["pooled"]["rho_mean"])
+    html = (tmp_path / "sw" / "report.html").read_text()
+    assert "Verdict: does F count the features?" in html
+    assert f"{c['rho_mean']:.3f} ± {c['rho_std']:.3f}" in html and "data:image/png" in html
+
+
+def test_example_validation_spec_is_the_heldout_grid():
+    """examples/sae_validation.toml expands to exactly the held-out grid's 48 models."""
+    from pathlib import Path
+
+    from superlens.studies.sae_validation import GRIDS, resolved
+    from superlens.sweep.grid import expand, group_points, load_spec
+
+    spec = load_spec(str(Path(__file__).resolve().parents[1] / "examples" / "sae_validation.toml"))
+    points = expand(spec)
+    g = GRIDS["heldout"]
+    want = {("tms", p, d, g.tms_m, 2.0, s) for d in g.tms_decay for p in g.tms_p for s in g.model_seeds}
+    want |= {("cc", p, 1.0, h, q, s) for h in g.cc_widths for p in g.cc_p for q in g.cc_q
+             for s in g.model_seeds[: g.cc_seeds]}
+    got = {(c.family, c.p, c.importance_decay, c.n_hidden, c.loss_power, c.model_seed)
+           for c in (pt.config for pt in points)}
+    assert got == want and len(points) == 48
+    for pt in points:
+        t, c = resolved(pt.config), pt.config
+        fam = (g.tms_n, g.tms_steps, g.tms_batch, g.tms_lr) if c.family == "tms" else \
+            (g.cc_n, g.cc_steps, g.cc_batch, g.cc_lr)
+        assert (t["n_features"], t["steps"], t["batch_size"], t["lr"]) == fam
+        assert c.rows == g.rows and c.ae_seeds == 3
+    assert len(group_points("sae-validation", points)) == 4  # TMS, and one per CC width
+
+
+@pytest.mark.parametrize("cells, needle", [
+    ('[{ family = "tms", colour = 1 }]', "'colour' is not an axis"),
+    ('[{ family = "tms", p = [0.1, 0.1] }]', "appears more than once"),
+    ('[]', "non-empty list of tables"),
+    ('[{ family = "cc", importance_decay = 0.5 }]', "importance_decay applies to family tms only"),
+    ('[{ family = "tms", p = [] }]', "empty list"),
+])
+def test_cells_axis_errors_are_one_line(tmp_path, capsys, cells, needle):
+    from superlens.cli import main as cli
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'study = "sae-validation"\n[axes]\ncells = {cells}\n')
+    assert cli(["sweep", str(spec), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_cells_axis_and_another_axis_may_not_set_one_field(tmp_path, capsys):
+    from superlens.cli import main as cli
+
+    spec = tmp_path / "s.toml"
+    spec.write_text('study = "sae-validation"\n[axes]\nmodel_seed = [1, 2]\n'
+                    'cells = [{ family = "tms", model_seed = 3 }]\n')
+    assert cli(["sweep", str(spec), "--out", str(tmp_path / "o")]) == 2
+    assert "model_seed" in capsys.readouterr().err

@@ -105,6 +105,8 @@ def _active_parser(sub, strategies: list[str] | None) -> None:
     a.add_argument("--test-size", type=int, help=h("test_size", "class-balanced subset of the test "
                                                    "set evaluated on"))
     a.add_argument("--sae", help=h("sae", "sparse-autoencoder measure: rounds, final or off"))
+    a.add_argument("--sae-gflop", type=float, help=h("sae_gflop", "compute cap per sparse "
+                                                     "autoencoder, GFLOP (1200: the validated recipe)"))
     a.add_argument("--model", help=h("model", "one of: " + ", ".join(get_args(ModelName))))
     a.add_argument("--pretrained", action="store_true", default=None,
                    help="ImageNet weights for resnet18 (default: no)")
@@ -143,21 +145,23 @@ def _active_parser(sub, strategies: list[str] | None) -> None:
 
 
 SWEEP_DESCRIPTION = """\
-Run a grid of toy, tms or active studies from a TOML spec and write DIR/report.html, with one
+Run a grid of toy, tms, active or sae-validation studies from a TOML spec and write DIR/report.html, with one
 row per point in DIR/table.csv. A spec holds:
 
   name = "width_sparsity"          # a name for the report
-  study = "toy"                    # toy, tms or active
+  study = "toy"                    # toy, tms, active or sae-validation
   [base]                           # fields of that study's config, shared by every point
   n_features = 100
   [axes]                           # the grid is the cartesian product of the axes
   n_hidden = [5, 10, 20]           # a list of values,
   p = {log = [0.003, 0.3], num = 7}   # or log- / linear-spaced: {linear = [lo, hi], num = N}
+  # cells = [{...}, {...}]         # or sub-grids joined, not crossed: each table sets several
+                                   # fields (its lists expand); see sae_validation.toml
   [options]                        # toy only
   eval_samples = 50000             # evaluation samples per point (default: adaptive to p)
 
 Worked examples: examples/*.toml in the source tree (width_sparsity.toml, l2_vs_l4.toml,
-tms_pentagon.toml, tms_phase_change.toml, active_strategies.toml). An interrupted sweep resumes
+tms_pentagon.toml, tms_phase_change.toml, active_strategies.toml, sae_validation.toml). An interrupted sweep resumes
 when rerun with the same --out."""
 
 

@@ -150,12 +150,15 @@ class ActiveConfig(BaseConfig):
     test_fraction: float = Field(0.2, gt=0, lt=1, description="held-out share for digits/synthetic, in (0, 1)")
     paper_features: bool = Field(False, description="compute cos_* on the paper notebook's features "
                                  "(layer4's last block applied twice), true/false")
-    # off by default: the validated recipe costs ~1-3 min per autoencoder on a CPU core (seconds
-    # on a GPU); the GPU-sized presets turn it on
-    sae: Literal["rounds", "final", "off"] = Field("off", description="sparse-autoencoder measure: "
+    # on by default for the final models: the recipe costs ~10-25 s per layer (3 AE seeds) on 2 idle
+    # CPU cores at 128 wide; sae_gflop caps it (presets that must stay quick lower the cap)
+    sae: Literal["rounds", "final", "off"] = Field("final", description="sparse-autoencoder measure: "
                                                    "rounds (final models' feature layer and last conv "
                                                    "block, every round's feature layer), final (final "
                                                    "models only) or off")
+    sae_gflop: float = Field(1200.0, gt=0, le=1e6, description="compute cap per sparse autoencoder in "
+                             "GFLOP (> 0; the validated recipe's own cap is 1200; lower is faster "
+                             "and leaves F less converged on wide layers)")
     tsne: Literal["opentsne", "sklearn"] = Field("opentsne", description="t-SNE implementation: "
                                                  "opentsne, or sklearn (the paper's TSNE(random_state=42))")
     tsne_points: int = Field(10_000, ge=50, description="most test points embedded by t-SNE, >= 50")
@@ -179,6 +182,36 @@ class TMSConfig(BaseConfig):
     device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'")
 
 
+class SAEValidationConfig(BaseConfig):
+    """One toy model of the SAE measure's validation (superlens.studies.sae_validation): its family,
+    shape, training, and the autoencoders fitted to its layer. Unset training fields take the
+    family's defaults (FAMILY_DEFAULTS there); unset sae_* fields take SAERecipe's."""
+
+    family: Literal["tms", "cc"] = Field("tms", description="tms (classic toy model, layer W x) or cc "
+                                         "(compressed computation, layer ReLU(W_in x))")
+    n_features: int | None = Field(None, ge=2, description="input features, integer >= 2 (default: "
+                                   "20 tms, 40 cc)")
+    n_hidden: int = Field(5, ge=1, description="layer width, integer >= 1")
+    p: float = Field(0.1, gt=0, le=1, description="feature probability in (0, 1]")
+    importance_decay: float = Field(1.0, gt=0, le=1, description="tms: importance of feature i is "
+                                    "decay^i, in (0, 1]")
+    loss_power: float = Field(2.0, ge=1, le=8, description="cc: training loss exponent in [1, 8]")
+    model_seed: int = Field(0, ge=0, description="seed of the toy model and of its fresh inputs")
+    steps: int | None = Field(None, ge=1, description="training steps (default: 4000 tms, 1000 cc)")
+    batch_size: int | None = Field(None, ge=1, description="training batch (default: 1024 tms, "
+                                   "2048 cc)")
+    lr: float | None = Field(None, gt=0, description="learning rate (default: 1e-2 tms, 3e-3 cc)")
+    rows: int = Field(20_000, ge=100, le=1_000_000, description="activation rows the autoencoders "
+                      "see, integer in [100, 1e6]")
+    ae_seeds: int = Field(3, ge=1, le=20, description="autoencoder seeds per model, integer in [1, 20]")
+    sae_l1: float | None = Field(None, ge=0, description="SAERecipe.l1 (unset: the frozen recipe's)")
+    sae_dict_multiple: float | None = Field(None, ge=1, description="SAERecipe.dict_multiple (unset: "
+                                            "the frozen recipe's)")
+    sae_steps: int | None = Field(None, ge=1, description="SAERecipe.steps (unset: the frozen "
+                                  "recipe's)")
+    device: str = Field("cpu", description="'auto', 'cpu' or 'cuda[:N]'")
+
+
 class SweepOptions(BaseConfig):
     """[options] of a sweep spec: settings of the sweep itself, not of any one point."""
 
@@ -197,7 +230,7 @@ class SweepSpec(BaseConfig):
 
     name: str = Field("sweep", description="a name for the report")
     study: str = Field(description="a study with a sweep adapter (superlens.studies.STUDIES: toy, tms, "
-                                   "active)")
+                                   "active, sae-validation)")
     base: dict[str, Any] = Field(default_factory=dict, description="fields of the study's config")
     axes: dict[str, Any] = Field(description="axis name -> list of values or {log|linear=[lo,hi], num=N}")
     options: SweepOptions = Field(default_factory=SweepOptions,

@@ -189,7 +189,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, downlo
         return load_cifar10(data_dir, download=download)
     if name == "image-folder":
         return load_image_folder(data_dir, cache_dir=cache_dir, image_size=image_size, progress=progress)
-    return load_tiny_imagenet(data_dir, download=download, progress=progress)
+    return load_tiny_imagenet(data_dir, download=download, progress=progress, cache_dir=cache_dir)
 
 
 def _locate(data_dir: str | os.PathLike, folder: str) -> tuple[Path, Path]:
@@ -328,8 +328,7 @@ TINY_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 TINY_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
 TINY_HOW = f"expected the standard tiny-imagenet-200 folder ({TINY_URL}, unzipped)"
 TINY_SIZE = 64
-CACHE_NAME = ".superlens-cache.pt"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def _tiny_index(folder: Path) -> tuple[list[str], list[str], list[Path], list[int], list[Path], list[int]]:
@@ -433,12 +432,40 @@ def _read_cache(path: Path, fingerprint: dict) -> dict | None:
     return c
 
 
+def tiny_cache_path(folder: Path, fingerprint: dict, cache_dir: str | os.PathLike | None) -> Path:
+    """<cache_dir>/tinyimagenet-<key>.pt (default cache_dir: default_cache_dir(), never inside the
+    data folder); the key hashes the folder's absolute path and its fingerprint."""
+    import hashlib
+
+    key = hashlib.sha256(f"{folder.resolve()}|{fingerprint['files']}|v{CACHE_FORMAT}".encode())
+    base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    return base / f"tinyimagenet-{key.hexdigest()[:24]}.pt"
+
+
+def _files_digest(folder: Path, paths: list[Path]) -> str:
+    """sha256 hex of every file's path (relative to folder), size and mtime: a changed, added or
+    removed image changes it."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in paths:
+        try:
+            st = p.stat()
+            h.update(f"{p.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:  # a listed file that is missing: the decode names it
+            h.update(f"{p.relative_to(folder)}\0missing\n".encode())
+    return h.hexdigest()
+
+
 def load_tiny_imagenet(data_dir: str | os.PathLike, download: bool = False,
-                       progress: bool = True) -> ImageDataset:
+                       progress: bool = True,
+                       cache_dir: str | os.PathLike | None = None) -> ImageDataset:
     """Tiny ImageNet (200 classes, 100,000 train / 10,000 val used as test, 3x64x64).
 
-    The first load decodes every JPEG and caches the uint8 tensors in <folder>/.superlens-cache.pt
-    (atomic write); later loads read the cache when it matches the folder's wnids and image counts.
+    The first load decodes every JPEG and caches the uint8 tensors in
+    <cache_dir>/tinyimagenet-<key>.pt (atomic write; default cache_dir: the user's cache folder,
+    never inside the data folder); later loads read the cache when it matches the folder's wnids,
+    image counts and every file's path, size and mtime.
     """
     from superlens.runs import atomic_save_torch
 
@@ -455,8 +482,9 @@ def load_tiny_imagenet(data_dir: str | os.PathLike, download: bool = False,
             raise DataError(f"data set folder {folder}: download failed ({_one_line(e)}); {TINY_HOW} "
                             f"by hand into {root}") from None
     wnids, names, tr_paths, tr_y, va_paths, va_y = _tiny_index(folder)
-    fingerprint = {"wnids": wnids, "n_train": len(tr_paths), "n_val": len(va_paths)}
-    cache_path = folder / CACHE_NAME
+    fingerprint = {"wnids": wnids, "n_train": len(tr_paths), "n_val": len(va_paths),
+                   "files": _files_digest(folder, tr_paths + va_paths)}
+    cache_path = tiny_cache_path(folder, fingerprint, cache_dir)
     c = _read_cache(cache_path, fingerprint)
     if c is None:
         c = {"format": CACHE_FORMAT, "fingerprint": fingerprint,
@@ -466,8 +494,9 @@ def load_tiny_imagenet(data_dir: str | os.PathLike, download: bool = False,
              "test_y": torch.tensor(va_y, dtype=torch.int64)}
         c["mean"], c["std"] = (list(v) for v in channel_stats(c["train_x"]))
         try:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
             atomic_save_torch(cache_path, c)
-        except OSError as e:  # a read-only data folder: work on, decode again next time
+        except OSError as e:  # an unwritable cache folder: work on, decode again next time
             warnings.warn(f"{cache_path}: cannot write the cache ({_one_line(e)})", stacklevel=2)
     return ImageDataset("tiny-imagenet", c["train_x"], c["train_y"], c["test_x"], c["test_y"], names,
                         tuple(float(v) for v in c["mean"]), tuple(float(v) for v in c["std"]))

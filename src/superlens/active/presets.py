@@ -2,7 +2,9 @@
 a config file and command-line flags override it field by field.
 
 - cifar10-cpu:          real CIFAR-10 sized for 2 CPU cores (CPU_PRESET_WHY says why each choice).
-- digits:               the offline embedded default (scikit-learn's 8x8 digits, small CNN, minutes on CPU).
+- digits:               the offline embedded default (scikit-learn's 8x8 digits, small CNN, minutes on CPU;
+                        the sparse-autoencoder measure under a 200 GFLOP cap per autoencoder, ~1/5 of the
+                        validated recipe's steps on its 128-wide layers: F less converged, said on the page).
 - synthetic:            a seconds-long smoke run on generated images (tests).
 - cifar10, tiny-imagenet: the sound protocol: fresh initialisation, several seeds, scratch retraining
                           each round, augmentation, every strategy.
@@ -24,11 +26,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "digits": dict(dataset="digits", model="small-cnn", optimizer="adam", lr=2e-3, epochs=30,
                    batch_size=64, initial_pool=100, rounds=5, query_size=100,
                    strategies=["least-confidence", "entropy", "coreset", "random"], seeds=3,
-                   round_training="scratch", dropout=0.2, normalize="dataset", augment=False),
+                   round_training="scratch", dropout=0.2, normalize="dataset", augment=False,
+                   sae_gflop=200.0),
     "synthetic": dict(dataset="synthetic", model="small-cnn", optimizer="adam", lr=3e-3, epochs=3,
                       batch_size=32, initial_pool=40, rounds=2, query_size=20,
                       strategies=["least-confidence", "random"], seeds=1, round_training="scratch",
-                      dropout=0.2, normalize="dataset", tsne_points=200),
+                      dropout=0.2, normalize="dataset", tsne_points=200, sae_gflop=20.0),
     "cifar10": dict(dataset="cifar10", model="resnet18-cifar", optimizer="adam", lr=1e-3, epochs=30,
                     batch_size=128, augment=True, initial_pool=5000, rounds=5, query_size=5000,
                     strategies=["least-confidence", "margin", "entropy", "coreset", "badge",
@@ -40,7 +43,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                         query_size=400, candidates=3000,
                         strategies=["least-confidence", "coreset", "random"], seeds=3,
                         round_training="scratch", dropout=0.2, normalize="dataset", threads=1,
-                        eval_batch_size=1000, tsne_points=2000, sae="off"),
+                        eval_batch_size=1000, tsne_points=2000, sae="final"),
     "tiny-imagenet": dict(dataset="tiny-imagenet", model="resnet18", optimizer="adam", lr=1e-3,
                           epochs=30, batch_size=128, augment=True, initial_pool=10000, rounds=5,
                           query_size=10000,
@@ -81,10 +84,12 @@ CPU_PRESET_WHY = [
     "memory layout is kept.",
     "Strategies: least-confidence (uncertainty), core-set (diversity) and random (the control at "
     "equal labels), 3 seeds each; t-SNE on 2,000 test points per model.",
-    "Sparse-autoencoder measure off (sae = off): with the validated recipe one autoencoder costs "
-    "~150 s on one shared core, so 15 final models x 2 layers x 3 AE seeds would take ~4 hours; "
-    "add it on a GPU with `superlens active --resume --out DIR --preset cifar10-cpu --sae final` "
-    "(only the missing measures are computed, from the saved checkpoints).",
+    "Sparse-autoencoder measure on the 15 final models (sae = final: the feature layer and the last "
+    "conv block, 3 autoencoder seeds each, the recipe of the toy validation with its own compute "
+    "cap): ~20-25 s per layer on 2 idle cores. Per-round values for the strategies "
+    "(`--sae rounds`) would add 12 models x 4 rounds of the feature layer; left to a GPU: "
+    "`superlens active --resume --out DIR --preset cifar10-cpu --sae rounds` computes only what is "
+    "missing, from the saved checkpoints.",
 ]
 
 

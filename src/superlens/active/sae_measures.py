@@ -41,19 +41,23 @@ def sae_available() -> bool:
     return True
 
 
-def study_recipe():
-    """The recipe the study fits: SAERecipe()'s defaults, the validated recipe (tests swap in a
-    cheaper one)."""
+def study_recipe(cfg: Any = None):
+    """The recipe the study fits: SAERecipe()'s defaults (the recipe of the toy validation) with
+    the config's compute cap per autoencoder (sae_gflop; 1200 = the recipe's own). The cap only
+    binds on layers wide enough that 3000 steps x 256 rows would cost more (a 128-wide layer: above
+    ~1000 GFLOP); then the minibatch, then the step count, is cut (reported as sae_batch / sae_steps).
+    Tests swap in a cheaper recipe."""
     from superlens.measures.sae import SAERecipe
 
-    return SAERecipe()
+    gflop = getattr(cfg, "sae_gflop", None)
+    return SAERecipe() if gflop is None else SAERecipe(max_gflop=float(gflop))
 
 
-def sae_recipe_dict() -> dict | None:
-    """The recipe (dictionary multiple, L1, steps, ...) as a dict for config.json."""
+def sae_recipe_dict(cfg: Any = None) -> dict | None:
+    """The recipe (dictionary multiple, L1, steps, compute cap, ...) as a dict for config.json."""
     if not sae_available():
         return None
-    return dict(study_recipe().as_dict(), seeds=list(SAE_SEEDS), conv_max_rows=CONV_MAX_ROWS)
+    return dict(study_recipe(cfg).as_dict(), seeds=list(SAE_SEEDS), conv_max_rows=CONV_MAX_ROWS)
 
 
 @torch.no_grad()
@@ -106,8 +110,8 @@ def sae_for_checkpoint(cfg: Any, ds, checkpoint: Path, device: torch.device,
 
     checkpoint = Path(checkpoint)
     cache = checkpoint.parent / SAE_FILE
-    recipe = study_recipe()
-    key = sae_recipe_dict()
+    recipe = study_recipe(cfg)
+    key = sae_recipe_dict(cfg)
     if cache.is_file():
         try:
             c = read_json(cache)

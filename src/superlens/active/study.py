@@ -27,7 +27,7 @@ MEASURE_KEYS = ["accuracy", "cos_mean", "cos_std", "silhouette_tsne", "davies_bo
 # fields that may differ on --resume without changing any result (the paths, like the loop's
 # fingerprints, may move between machines)
 RESUME_FREE = {"device", "threads", "progress", "data_dir", "weights_path", "download", "cache_dir",
-               "sae_recipe", "sae"}
+               "sae_recipe", "sae", "sae_gflop"}
 # config.json keys beside ActiveConfig's fields (stripped before the config is rebuilt)
 EXTRA_CONFIG_KEYS = ("sae_recipe", "decode")
 
@@ -61,7 +61,7 @@ def config_json(cfg: ActiveConfig, device: torch.device | None = None,
     out = cfg.model_dump(mode="json")
     if device is not None:
         out.update(device=str(device), threads=threads, amp=_amp(device, cfg.amp))
-    out["sae_recipe"] = sae_recipe_dict() if cfg.sae != "off" else None
+    out["sae_recipe"] = sae_recipe_dict(cfg) if cfg.sae != "off" else None
     if cfg.dataset == "image-folder":
         out["decode"] = (f"every image resized to {cfg.image_size}x{cfg.image_size} (bilinear) while "
                          "decoding" if cfg.image_size else "every image at its own (common) size")
@@ -336,31 +336,54 @@ def add_sae_measures(cfg: ActiveConfig, ds, out: Path, seeds: list[int], device)
     """Add the sparse-autoencoder keys to every measures/<model>_seed<k>.json that lacks them: the
     final model's feature layer and last conv block (sae_*, sae_conv_*), and each round's feature
     layer for the strategies. False (nothing done) when the measure is not installed."""
-    from superlens.active.sae_measures import sae_available, sae_for_checkpoint
+    from superlens.active.sae_measures import sae_available, sae_recipe_dict
     from superlens.active.loop import _say
 
     if not sae_available() or cfg.sae == "off":
         return False
     per_round = cfg.sae == "rounds"
-    for seed in seeds:
-        for name in ["baseline", *cfg.strategies]:
-            path = out / "measures" / f"{name}_seed{seed}.json"
-            d = read_json(path)
-            if "sae_features" in d["measures"] and (not per_round or
-                                                    all("sae_features" in r for r in d["rounds"])):
-                continue
-            dirs = _model_dirs(out, name, seed)
-            t0 = time.perf_counter()
-            d["measures"].update(sae_for_checkpoint(cfg, ds, dirs[-1] / "checkpoint.pt", device))
-            for r, info in enumerate(d["rounds"]):
-                if r == len(d["rounds"]) - 1:
-                    info.update({k: v for k, v in d["measures"].items() if k.startswith("sae_")})
-                elif per_round:
-                    info.update(sae_for_checkpoint(cfg, ds, dirs[r] / "checkpoint.pt", device,
-                                                   layers=("feature",)))
-            write_json(path, d)
-            _say(cfg, f"[{name} seed {seed}] sparse-autoencoder measures, {time.perf_counter() - t0:.1f} s")
+    recipe = sae_recipe_dict(cfg)
+    # the autoencoders are large matrix products: every core the config allows, whatever the
+    # training used (choose_threads keeps an explicit cfg.threads)
+    threads = torch.get_num_threads()
+    set_threads(choose_threads(cfg.threads, 1 << 30))
+    try:
+        for seed in seeds:
+            for name in ["baseline", *cfg.strategies]:
+                _sae_one_model(cfg, ds, out, name, seed, device, recipe, per_round, _say)
+    finally:
+        set_threads(threads)
     return True
+
+
+def _sae_one_model(cfg, ds, out: Path, name: str, seed: int, device, recipe: dict, per_round: bool,
+                   say) -> None:
+    """The sae_* keys of one model's measures json (final model; every round when per_round),
+    unless it already holds them under the same recipe."""
+    from superlens.active.sae_measures import sae_for_checkpoint
+
+    path = out / "measures" / f"{name}_seed{seed}.json"
+    d = read_json(path)
+    if d.get("sae_recipe") != recipe:  # made by another recipe: measure again
+        d["measures"] = {k: v for k, v in d["measures"].items() if not k.startswith("sae_")}
+        for info in d["rounds"]:
+            for k in [k for k in info if k.startswith("sae_")]:
+                del info[k]
+    if "sae_features" in d["measures"] and (not per_round or
+                                            all("sae_features" in r for r in d["rounds"])):
+        return
+    dirs = _model_dirs(out, name, seed)
+    t0 = time.perf_counter()
+    d["measures"].update(sae_for_checkpoint(cfg, ds, dirs[-1] / "checkpoint.pt", device))
+    for r, info in enumerate(d["rounds"]):
+        if r == len(d["rounds"]) - 1:
+            info.update({k: v for k, v in d["measures"].items() if k.startswith("sae_")})
+        elif per_round:
+            info.update(sae_for_checkpoint(cfg, ds, dirs[r] / "checkpoint.pt", device,
+                                           layers=("feature",)))
+    d["sae_recipe"] = recipe
+    write_json(path, d)
+    say(cfg, f"[{name} seed {seed}] sparse-autoencoder measures, {time.perf_counter() - t0:.1f} s")
 
 
 ROUND_KEYS = ("cos_mean", "effective_rank", "participation_ratio", "davies_bouldin_raw")
@@ -451,7 +474,7 @@ def _rounds_mean(per_seed: list[dict]) -> list[dict]:
 def complete_measures(out: Path) -> bool:
     """Add measures a finished run lacks (the sparse-autoencoder keys, when the measure was not
     installed at run time) from its saved checkpoints, then rewrite metrics.json. True if changed."""
-    from superlens.active.sae_measures import sae_available
+    from superlens.active.sae_measures import sae_available, sae_recipe_dict
 
     meta = read_json(out / "meta.json")
     if meta.get("status") != "complete":
@@ -461,9 +484,11 @@ def complete_measures(out: Path) -> bool:
     if cfg.sae == "off" or not sae_available():
         write_json(out / "metrics.json", aggregate(out, cfg, seeds))
         return False
+    recipe = sae_recipe_dict(cfg)
     missing = [p for n in ["baseline", *cfg.strategies] for s in seeds
                for p in [out / "measures" / f"{n}_seed{s}.json"]
-               if "sae_features" not in read_json(p)["measures"]]
+               for d in [read_json(p)]
+               if "sae_features" not in d["measures"] or d.get("sae_recipe") != recipe]
     if not missing:
         # re-aggregate anyway (cheap): metrics.json then follows the current verdict rules
         write_json(out / "metrics.json", aggregate(out, cfg, seeds))

@@ -263,6 +263,9 @@ def axis_text(v) -> str:
         kind = "log" if "log" in v else "linear"
         lo, hi = v[kind]
         return f"{v['num']} {kind}-spaced values from {lo:g} to {hi:g}"
+    if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):  # the cells axis
+        return " + ".join("(" + ", ".join(f"{k} = {axis_text(x) if isinstance(x, list) else _val(x)}"
+                                          for k, x in c.items()) + ")" for c in v)
     return ", ".join(_val(x) for x in v) if isinstance(v, list) else str(v)
 
 

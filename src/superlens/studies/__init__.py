@@ -13,6 +13,7 @@ STUDIES = {
     "toy": "superlens.studies.toy",
     "tms": "superlens.studies.tms",
     "active": "superlens.studies.active",
+    "sae-validation": "superlens.studies.sae_validation",
 }
 
 

@@ -52,8 +52,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from superlens.config import SAEValidationConfig
 from superlens.device import generator
 from superlens.measures.sae import SAERecipe, activation_scale, fit_saes, sae_stats
+from superlens.studies.base import SweepStudy, rows_base, threads_for
 
 REPRESENTED_NORM = 0.5  # a feature column with ||W_i|| above this counts as represented
 KNOWN_ANSWER = ("the count of feature columns with ‖W_i‖ > {} (TMS: W; compressed computation: "
@@ -97,22 +99,22 @@ GRIDS = {
 
 # ------------------------------------------------------------------------------------------ models
 
-def train_tms_models(grid: ValidationGrid, device="cpu") -> list[dict]:
-    """Every TMS cell x model seed, trained on one instance axis. Returns one entry per model with its
-    activations acts [rows, m] (h = W x on fresh inputs) and its known answer."""
+def tms_models(cells: Sequence[tuple[float, float, int]], n: int, m: int, *, steps: int,
+               batch_size: int, lr: float, rows: int, device="cpu") -> list[dict]:
+    """Classic toy models n -> m, one per cell (p, importance decay, model seed), trained on one
+    instance axis. Returns one entry per model with its activations acts [rows, m] (h = W x on fresh
+    inputs the model never saw) and its known answer."""
     from superlens.toy.data import sample_tms
     from superlens.toy.models import importance_decay
     from superlens.toy.train import train_tms
 
-    cells = [(p, dec, s) for dec in grid.tms_decay for p in grid.tms_p for s in grid.model_seeds]
-    n, m = grid.tms_n, grid.tms_m
     imp = torch.stack([importance_decay(n, dec) for _, dec, _ in cells])
     probs = [p for p, _, _ in cells]
-    params, _ = train_tms(n, m, importance=imp, feature_probability=probs, steps=grid.tms_steps,
-                          batch_size=grid.tms_batch, lr=grid.tms_lr, seeds=[s for *_, s in cells],
+    params, _ = train_tms(n, m, importance=imp, feature_probability=probs, steps=steps,
+                          batch_size=batch_size, lr=lr, seeds=[s for *_, s in cells],
                           device=device, schedule="cosine")
     gens = [generator(50_000 + s, device) for *_, s in cells]  # data the models never saw
-    x = sample_tms(gens, grid.rows, n, probs, device=device)  # [I, rows, n]
+    x = sample_tms(gens, rows, n, probs, device=device)  # [I, rows, n]
     h = torch.bmm(x, params.W.transpose(1, 2))  # [I, rows, m]
     norms = params.W.norm(dim=1)  # [I, n]
     out = []
@@ -124,31 +126,45 @@ def train_tms_models(grid: ValidationGrid, device="cpu") -> list[dict]:
     return out
 
 
-def train_cc_models(grid: ValidationGrid, device="cpu") -> list[dict]:
-    """Every compressed-computation cell x model seed (one instance axis per width)."""
+def cc_models(cells: Sequence[tuple[float, float, int]], n: int, h: int, *, steps: int,
+              batch_size: int, lr: float, rows: int, device="cpu") -> list[dict]:
+    """Compressed-computation models n -> h -> n, one per cell (p, loss power, model seed), trained
+    on one instance axis; the layer is ReLU(W_in x) on fresh inputs."""
     from superlens.toy.data import sample_dense
     from superlens.toy.models import hidden
     from superlens.toy.train import train_mlp
 
+    res = train_mlp(n, h, seeds=[s for *_, s in cells], p=[p for p, _, _ in cells],
+                    loss_power=[q for _, q, _ in cells], lr=lr, steps=steps,
+                    batch_size=batch_size, device=device)
+    P = res.params
+    gens = [generator(50_000 + s, device) for *_, s in cells]
+    x = sample_dense(gens, rows, n, [p for p, _, _ in cells], device=device)
+    acts = hidden(P, x)  # [I, rows, h]
+    # W_in a, W_out / a is the same model for any a > 0, so a feature's norm is the geometric
+    # mean of its W_in column and W_out row norms (invariant to that rescaling)
+    norms = (P.W_in.norm(dim=1) * P.W_out.norm(dim=2)).sqrt()  # [I, n]
+    return [{"family": "cc", "p": p, "importance": "uniform", "width": h, "loss_power": q,
+             "model_seed": s, "represented": int((norms[i] > REPRESENTED_NORM).sum()),
+             "frobenius_sq": float((norms[i] ** 2).sum()), "acts": acts[i]}
+            for i, (p, q, s) in enumerate(cells)]
+
+
+def train_tms_models(grid: ValidationGrid, device="cpu") -> list[dict]:
+    """Every TMS cell x model seed of the grid, on one instance axis."""
+    cells = [(p, dec, s) for dec in grid.tms_decay for p in grid.tms_p for s in grid.model_seeds]
+    return tms_models(cells, grid.tms_n, grid.tms_m, steps=grid.tms_steps, batch_size=grid.tms_batch,
+                      lr=grid.tms_lr, rows=grid.rows, device=device)
+
+
+def train_cc_models(grid: ValidationGrid, device="cpu") -> list[dict]:
+    """Every compressed-computation cell x model seed of the grid (one instance axis per width)."""
     seeds = grid.model_seeds[: grid.cc_seeds]
     out = []
     for h in grid.cc_widths:
         cells = [(p, q, s) for q in grid.cc_q for p in grid.cc_p for s in seeds]
-        res = train_mlp(grid.cc_n, h, seeds=[s for *_, s in cells], p=[p for p, _, _ in cells],
-                        loss_power=[q for _, q, _ in cells], lr=grid.cc_lr, steps=grid.cc_steps,
-                        batch_size=grid.cc_batch, device=device)
-        P = res.params
-        gens = [generator(50_000 + s, device) for *_, s in cells]
-        x = sample_dense(gens, grid.rows, grid.cc_n, [p for p, _, _ in cells], device=device)
-        acts = hidden(P, x)  # [I, rows, h]
-        # W_in a, W_out / a is the same model for any a > 0, so a feature's norm is the geometric
-        # mean of its W_in column and W_out row norms (invariant to that rescaling)
-        norms = (P.W_in.norm(dim=1) * P.W_out.norm(dim=2)).sqrt()  # [I, n]
-        for i, (p, q, s) in enumerate(cells):
-            out.append({"family": "cc", "p": p, "importance": "uniform", "width": h, "loss_power": q,
-                        "model_seed": s, "represented": int((norms[i] > REPRESENTED_NORM).sum()),
-                        "frobenius_sq": float((norms[i] ** 2).sum()),
-                        "acts": acts[i]})
+        out += cc_models(cells, grid.cc_n, h, steps=grid.cc_steps, batch_size=grid.cc_batch,
+                         lr=grid.cc_lr, rows=grid.rows, device=device)
     return out
 
 
@@ -403,7 +419,20 @@ def report_markdown(table: dict, command: str) -> str:
 
 
 def report_html(table: dict, fig: Path, command: str) -> str:
-    from superlens.report.html import code_block, esc, figure, page, para, section, table as html_table
+    from superlens.report.html import code_block, esc, page, para, section
+
+    secs = validation_sections(table, fig)
+    secs.append(section("How", para("Known answer: " + KNOWN_ANSWER.format(table["represented_norm"]) +
+                                    ". The SAE is fitted on fresh activations of the hidden layer."),
+                        para(f"Command: {command}"), code_block({"recipe": table["recipe"],
+                                                                 "grid": table["grid"]})))
+    return page(f"SAE measure validation — {esc(table['grid_name'])} grid", secs)
+
+
+def validation_sections(table: dict, fig: Path | None) -> list[str]:
+    """The findings of a validation table as HTML sections (first: the verdict and the correlations,
+    then the figure when given, where F is trustworthy, and every model)."""
+    from superlens.report.html import esc, figure, para, section, table as html_table
 
     c = table["correlations"]
     order = lambda kv: ["pooled", "tms", "cc"].index(kv[0])  # noqa: E731
@@ -419,12 +448,15 @@ def report_html(table: dict, fig: Path, command: str) -> str:
                round(float(np.mean(e["fvu"])), 3), round(float(np.mean(e["l0"])), 2),
                round(float(np.mean(e["dead_fraction"])), 2)) for e in table["models"]]
     secs = [
-        para(f"Verdict: on the {table['grid_name']} grid the SAE measure {_verdict(c['pooled'])}. "
-             "Correlations are between F and the known number of represented features, one value per "
-             "AE seed, shown as mean ± std over AE seeds."),
-        html_table(["subset", "models", "Spearman ρ", "Pearson r"], rows),
+        section("Verdict: does F count the features?", para(
+            f"On the {table['grid_name']} grid the SAE measure {_verdict(c['pooled'])}. "
+            "Correlations are between F and the known number of represented features "
+            f"({KNOWN_ANSWER.format(table['represented_norm'])}), one value per AE seed, shown as "
+            "mean ± std over AE seeds."),
+            html_table(["subset", "models", "Spearman ρ", "Pearson r"], rows)),
         figure(fig, "Left: F against the represented count (dashed: F = count); colour: feature "
-                    "probability p. Right: F over the dictionary size, so the cap (1) is visible."),
+                    "probability p. Right: F over the dictionary size, so the cap (1) is visible.")
+        if fig is not None else "",
         section("Where it is and is not trustworthy",
                 "<ul>" + "".join(f"<li>{esc(t)}</li>" for t in trust_findings(table)) + "</ul>"),
         section("Without pooling parallel latents (the paper's plain F)",
@@ -437,12 +469,117 @@ def report_html(table: dict, fig: Path, command: str) -> str:
         section("Every model", html_table(
             ["family", "p", "importance", "width", "L", "seed", "represented", "‖W‖²_F", "F",
              "F raw", "F / D", "FVU", "L0", "dead"], models)),
-        section("How", para("Known answer: " + KNOWN_ANSWER.format(table["represented_norm"]) +
-                            ". The SAE is fitted on fresh activations of the hidden layer."),
-                para(f"Command: {command}"), code_block({"recipe": table["recipe"],
-                                                         "grid": table["grid"]})),
     ]
-    return page(f"SAE measure validation — {esc(table['grid_name'])} grid", secs)
+    return [s for s in secs if s]
+
+
+# ------------------------------------------------------------------------------ the sweep adapter
+
+# training defaults per family (the validation grids' settings)
+FAMILY_DEFAULTS = {"tms": {"n_features": 20, "steps": 4000, "batch_size": 1024, "lr": 1e-2},
+                   "cc": {"n_features": 40, "steps": 1000, "batch_size": 2048, "lr": 3e-3}}
+
+
+def resolved(cfg) -> dict:
+    """A point's training settings with the family's defaults filled in."""
+    d = FAMILY_DEFAULTS[cfg.family]
+    return {k: getattr(cfg, k) if getattr(cfg, k) is not None else v for k, v in d.items()}
+
+
+def point_recipe(cfg) -> SAERecipe:
+    """SAERecipe() with the point's sae_* overrides."""
+    over = {k: getattr(cfg, "sae_" + k) for k in ("l1", "dict_multiple", "steps")
+            if getattr(cfg, "sae_" + k) is not None}
+    return SAERecipe(**over)
+
+
+def table_from_rows(rows: list[dict], name: str = "sweep") -> dict:
+    """A validation table (as run_validation returns) from a sweep's rows."""
+    return {"grid_name": name, "models": rows, "represented_norm": REPRESENTED_NORM,
+            "ae_seeds": list(range(len(rows[0]["F"]))) if rows else [],
+            "recipe": rows[0]["recipe"] if rows else SAERecipe().as_dict(),
+            "correlations": correlations(rows), "correlations_raw": correlations(rows, "F_raw"),
+            "correlations_frobenius": correlations(rows, known_key="frobenius_sq")}
+
+
+class SAEValidationSweep(SweepStudy):
+    """Each point one toy model with a known feature count; the points of a group (same family,
+    shape, training and recipe) train together on one instance axis, then the SAE measure is fitted
+    to every model's layer with `ae_seeds` AE seeds. The report correlates F with the known count
+    over all points (pooled and per family), as `python -m superlens.studies.sae_validation` does."""
+
+    name = "sae-validation"
+    config = SAEValidationConfig
+    instance_fields = frozenset({"p", "importance_decay", "loss_power", "model_seed"})
+    table_columns = ["point", "family", "n_hidden", "p", "importance", "loss_power", "model_seed",
+                     "represented", "frobenius_sq", "F_mean", "F_std", "F_over_dict", "fvu_mean",
+                     "l0_mean", "dead_mean"]
+    point_words = ("points of one family, shape and recipe trained together on the instance axis, "
+                   "then an SAE fitted to each point's layer")
+
+    def checker(self):
+        from superlens.errors import ConfigError
+
+        def check(cfg, where: str) -> None:
+            if cfg.family == "cc" and cfg.importance_decay != 1.0:
+                raise ConfigError(f"{where}: importance_decay applies to family tms only")
+            if cfg.family == "tms" and cfg.loss_power != 2.0:
+                raise ConfigError(f"{where}: loss_power applies to family cc only")
+            n = cfg.n_features or FAMILY_DEFAULTS[cfg.family]["n_features"]
+            if cfg.family == "tms" and cfg.n_hidden >= n:
+                raise ConfigError(f"{where}: n_hidden = {cfg.n_hidden} must be < n_features = {n}")
+        return check
+
+    def run_group(self, group, options: dict) -> dict:
+        from superlens.device import pick_device
+
+        cfgs = [p.config for p in group.points]
+        c0 = cfgs[0]
+        t = resolved(c0)
+        device = pick_device(c0.device)
+        threads = threads_for(None, len(cfgs) * t["batch_size"] * t["n_features"], options)
+        t0 = time.perf_counter()
+        if c0.family == "tms":
+            cells = [(c.p, c.importance_decay, c.model_seed) for c in cfgs]
+            models = tms_models(cells, t["n_features"], c0.n_hidden, steps=t["steps"],
+                                batch_size=t["batch_size"], lr=t["lr"], rows=c0.rows, device=device)
+        else:
+            cells = [(c.p, c.loss_power, c.model_seed) for c in cfgs]
+            models = cc_models(cells, t["n_features"], c0.n_hidden, steps=t["steps"],
+                               batch_size=t["batch_size"], lr=t["lr"], rows=c0.rows, device=device)
+        t_train = time.perf_counter() - t0
+        recipe = point_recipe(c0)
+        for e in models:
+            e["acts"] = e["acts"].cpu()
+        measure_models(models, recipe, tuple(range(c0.ae_seeds)))
+        t_sae = time.perf_counter() - t0 - t_train
+        rows = rows_base(group)
+        per_point = {}
+        for row, pt, e in zip(rows, group.points, models):
+            del e["acts"]
+            e["F_mean"] = float(np.mean(e["F"]))
+            e["F_std"] = float(np.std(e["F"], ddof=1)) if len(e["F"]) > 1 else 0.0
+            e["F_over_dict"] = e["F_mean"] / e["dict_size"]
+            for k in ("fvu", "l0", "dead_fraction"):
+                e[("dead" if k == "dead_fraction" else k) + "_mean"] = float(np.mean(e[k]))
+            row.update(e, n_hidden=pt.config.n_hidden, recipe=recipe.as_dict(),
+                       train_seconds=t_train / len(models), sae_seconds=t_sae / len(models))
+            per_point[pt.index] = dict(row)
+        return {"rows": rows, "point_metrics": per_point, "threads": threads}
+
+    def report_sections(self, rows: list[dict], fig_dir: Path):
+        if not rows:
+            return [], []
+        table = table_from_rows(rows)
+        fig_dir.mkdir(parents=True, exist_ok=True)
+        plot_validation(table, fig_dir / "sae_validation.png")
+        caption = ("Left: F (mean ± std over AE seeds) against the represented count (dashed: F = "
+                   "count); colour: feature probability p. Right: F over the dictionary size (1 = "
+                   "the cap).")
+        return validation_sections(table, None), [("sae_validation.png", caption)]
+
+
+STUDY = SAEValidationSweep()
 
 
 def write_outputs(table: dict, out: Path, command: str) -> None:

@@ -14,6 +14,11 @@ from superlens.errors import ConfigError
 from superlens.studies import STUDIES, sweep_study
 
 MAX_GROUP = 512  # instances per tensor program
+# The axis that joins sub-grids: a list of tables, each setting several fields at once; a table's
+# list-valued keys expand to their cartesian product. So one spec can hold grids that differ in shape
+# (e.g. the classic toy model at 6 p values x 2 importances and the compressed-computation model at
+# 3 widths x 2 losses) without crossing them.
+CELLS = "cells"
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,30 @@ def axis_values(name: str, spec: Any) -> list[Any]:
     return vals
 
 
+def cell_values(spec: Any, allowed: set[str]) -> list[dict[str, Any]]:
+    """The `cells` axis: a list of tables -> one flat dict per point (each table's list-valued keys
+    expanded to their cartesian product, in the order given)."""
+    if not isinstance(spec, list) or not spec or not all(isinstance(c, dict) and c for c in spec):
+        raise ConfigError(f"axis {CELLS}: expected a non-empty list of tables, e.g. "
+                          "[{family = \"tms\", p = [1.0, 0.1]}, {family = \"cc\", p = 0.05}]")
+    out: list[dict[str, Any]] = []
+    for k, cell in enumerate(spec):
+        for name, v in cell.items():
+            if name not in allowed:
+                raise ConfigError(f"axis {CELLS}: table {k}: {name!r} is not an axis of this study "
+                                  f"(allowed: {', '.join(sorted(allowed))})")
+            if isinstance(v, list) and not v:
+                raise ConfigError(f"axis {CELLS}: table {k}: {name} is an empty list")
+        names = list(cell)
+        lists = [cell[n] if isinstance(cell[n], list) else [cell[n]] for n in names]
+        for combo in itertools.product(*lists):
+            d = dict(zip(names, combo))
+            if any(d == o for o in out):
+                raise ConfigError(f"axis {CELLS}: the point {d} appears more than once")
+            out.append(d)
+    return out
+
+
 def expand(spec: SweepSpec) -> list[Point]:
     """The cartesian product of the axes over the base config; every point validated (and checked
     by the study's own preflight) before any training, the error naming the point."""
@@ -87,6 +116,8 @@ def expand(spec: SweepSpec) -> list[Point]:
     cls = study.config
     allowed = study.axes()
     for name in spec.axes:
+        if name == CELLS:
+            continue
         if name not in allowed:
             raise ConfigError(f"sweep axis {name!r} is not a field of the {spec.study} study "
                               f"(allowed: {', '.join(sorted(allowed))})")
@@ -95,11 +126,23 @@ def expand(spec: SweepSpec) -> list[Point]:
             raise ConfigError(f"sweep base key {name!r} is not a field of the {spec.study} study")
     extra = study.point_defaults(spec)
     names = list(spec.axes)
-    grids = [axis_values(n, spec.axes[n]) for n in names]
+    grids = [cell_values(spec.axes[n], allowed) if n == CELLS else axis_values(n, spec.axes[n])
+             for n in names]
     points = []
     check = study.checker()
     for i, combo in enumerate(itertools.product(*grids)):
-        values = dict(zip(names, combo))
+        values: dict[str, Any] = {}
+        for n, v in zip(names, combo):
+            if n == CELLS:
+                clash = set(v) & set(values)
+                if clash:
+                    raise ConfigError(f"axis {CELLS}: sets {', '.join(sorted(clash))}, which another "
+                                      "axis sets too")
+                values.update(v)
+            else:
+                if n in values:
+                    raise ConfigError(f"axis {n}: also set by the {CELLS} axis")
+                values[n] = v
         data = study.point_data({**spec.base, **extra, **values, **study.fixed})
         try:
             cfg = cls.model_validate(data)
