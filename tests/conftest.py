@@ -1,15 +1,19 @@
 """Shared fixtures: the active-learning study's sparse-autoencoder measure runs by default; tests
-fit a cheap recipe (the measure itself is tested in test_sae.py and test_sae_validation.py)."""
+fit a cheap recipe (the measure itself is tested in test_sae.py and test_sae_validation.py).
+Session-wide, so that module-scoped fixtures that run a study get it too."""
 import pytest
 
 
-@pytest.fixture(autouse=True)
-def cheap_sae_recipe(monkeypatch):
+@pytest.fixture(scope="session", autouse=True)
+def cheap_sae_recipe():
     try:
         from superlens.active import sae_measures
         from superlens.measures.sae import SAERecipe
     except ImportError:
+        yield
         return
-    monkeypatch.setattr(sae_measures, "study_recipe", lambda cfg=None: SAERecipe(
-        dict_multiple=2.0, steps=30, batch_size=64,
-        max_gflop=float(getattr(cfg, "sae_gflop", None) or 1200.0)))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sae_measures, "study_recipe", lambda cfg=None: SAERecipe(
+            dict_multiple=2.0, steps=30, batch_size=64,
+            max_gflop=float(getattr(cfg, "sae_gflop", None) or 1200.0)))
+        yield

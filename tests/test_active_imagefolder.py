@@ -265,3 +265,26 @@ def test_paper_presets_use_the_papers_tsne():
     ref = TSNE(n_components=2, random_state=42, perplexity=min(30.0, 59 / 3)).fit_transform(x)
     assert np.allclose(arrays["tsne_embedding"], ref, atol=1e-5)
 
+
+
+def test_sweep_points_take_the_data_folders_layout(tmp_path):
+    """A sweep's data_dir is never ignored either: with no dataset named its layout picks it, and
+    cache_dir / image_size / pool sizes reach every point's config."""
+    from superlens.config import SweepSpec
+    from superlens.sweep.grid import expand
+
+    root = make_tree(tmp_path / "data", n_train=10, n_test=4, size=10)
+    base = {"preset": "synthetic", "data_dir": str(root), "cache_dir": str(tmp_path / "c"),
+            "image_size": 8, "epochs": 1, "initial_pool": 9, "query_size": 6, "rounds": 1,
+            "candidates": 12, "tsne_points": 50}
+    spec = SweepSpec.build({"study": "active", "base": base,
+                            "axes": {"strategy": ["random", "least-confidence"]}})
+    points = expand(spec)
+    for pt in points:
+        c = pt.config
+        assert c.dataset == "image-folder" and c.data_dir == str(root)
+        assert c.cache_dir == str(tmp_path / "c") and c.image_size == 8 and c.candidates == 12
+    named = SweepSpec.build({"study": "active", "base": {**base, "dataset": "synthetic"},
+                             "axes": {"strategy": ["random"]}})
+    with pytest.raises(Exception, match="reads no data folder"):
+        expand(named)

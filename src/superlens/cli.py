@@ -106,7 +106,8 @@ def _active_parser(sub, strategies: list[str] | None) -> None:
                                                    "set evaluated on"))
     a.add_argument("--sae", help=h("sae", "sparse-autoencoder measure: rounds, final or off"))
     a.add_argument("--sae-gflop", type=float, help=h("sae_gflop", "compute cap per sparse "
-                                                     "autoencoder, GFLOP (1200: the validated recipe)"))
+                                                     "autoencoder, GFLOP (1200: the recipe of the "
+                                                     "toy validation)"))
     a.add_argument("--model", help=h("model", "one of: " + ", ".join(get_args(ModelName))))
     a.add_argument("--pretrained", action="store_true", default=None,
                    help="ImageNet weights for resnet18 (default: no)")

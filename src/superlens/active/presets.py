@@ -4,7 +4,7 @@ a config file and command-line flags override it field by field.
 - cifar10-cpu:          real CIFAR-10 sized for 2 CPU cores (CPU_PRESET_WHY says why each choice).
 - digits:               the offline embedded default (scikit-learn's 8x8 digits, small CNN, minutes on CPU;
                         the sparse-autoencoder measure under a 200 GFLOP cap per autoencoder, ~1/5 of the
-                        validated recipe's steps on its 128-wide layers: F less converged, said on the page).
+                        full recipe's steps on its 128-wide layers: F less converged, said on the page).
 - synthetic:            a seconds-long smoke run on generated images (tests).
 - cifar10, tiny-imagenet: the sound protocol: fresh initialisation, several seeds, scratch retraining
                           each round, augmentation, every strategy.

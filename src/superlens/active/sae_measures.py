@@ -2,7 +2,7 @@
 
 For one saved model the test set is run once with two hooks: the feature layer (pooled, [M, d]) and
 the last convolutional block ([M, C, H, W], one row per spatial position over channels). Each gets
-``sae_measure`` with the validated recipe; keys ``sae_*`` (feature layer) and ``sae_conv_*`` (last
+``sae_measure`` with the recipe of the toy validation (superlens.studies.sae_validation); keys ``sae_*`` (feature layer) and ``sae_conv_*`` (last
 conv block).
 
     vals = sae_for_checkpoint(cfg, ds, "run/al/random/seed0/round_04/checkpoint.pt", device)

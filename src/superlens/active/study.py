@@ -41,14 +41,19 @@ def config_from_cli(preset_name: str | None, config_file: str | None,
     data.update(file_data)
     data["preset"] = name
     data.update(overrides)
-    explicit = "dataset" in file_data or "dataset" in overrides
+    with_folder_layout(data, explicit="dataset" in file_data or "dataset" in overrides)
+    source = f"config file {config_file}" if config_file else "config"
+    return ActiveConfig.build(data, source=source)
+
+
+def with_folder_layout(data: dict[str, Any], explicit: bool) -> dict[str, Any]:
+    """A data folder is never ignored: unless a data set is named (explicit), the layout of
+    data["data_dir"] picks it (detect_layout; an unknown layout is one DataError line). In place."""
     if data.get("data_dir") and not explicit and Path(str(data["data_dir"])).expanduser().is_dir():
-        # a data folder is never ignored: its layout picks the data set unless one is named
         from superlens.active.data import detect_layout
 
         data["dataset"] = detect_layout(data["data_dir"])
-    source = f"config file {config_file}" if config_file else "config"
-    return ActiveConfig.build(data, source=source)
+    return data
 
 
 def config_json(cfg: ActiveConfig, device: torch.device | None = None,

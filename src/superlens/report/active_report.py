@@ -137,6 +137,7 @@ def active_report_html(config: dict, meta: dict, metrics: dict, fig_dir: Path,
                 "scikit-learn's)."), "def"),
         para(_subset_statement(config, meta), "note") if config.get("pool_size") or
         config.get("candidates") else "",
+        para(_sae_statement(config, metrics), "note") if config.get("sae_recipe") else "",
     )
     rows = []
     for key in defs:
@@ -157,6 +158,27 @@ def active_report_html(config: dict, meta: dict, metrics: dict, fig_dir: Path,
     figs = section("Figures", *[figure(fig_dir / f, c) for f, c in figures])
     return page("superlens — active learning and superposition",
                 [intro, verdict_section(metrics), side, paper, figs, rounds, run_info(config, meta)])
+
+
+def _sae_statement(config: dict, metrics: dict) -> str:
+    """How the sparse-autoencoder measure was fitted, in words (config.json's sae_recipe)."""
+    r = config["sae_recipe"]
+    where = ("every final model's feature layer and last conv block, and every round's feature layer"
+             if config.get("sae") == "rounds" else "every final model's feature layer and last conv "
+             "block")
+    b = metrics.get("baseline", {})
+    steps, batch = b.get("sae_steps"), b.get("sae_batch")
+    ran = (f" On the feature layer that came to {steps:.0f} steps × {batch:.0f} rows."
+           if isinstance(steps, (int, float)) and isinstance(batch, (int, float)) else "")
+    text = (f"Sparse-autoencoder measure (sae_*) on {where}: dictionary {r['dict_multiple']:g} × the "
+            f"layer's width, L1 {r['l1']:g} on activations scaled to unit RMS norm, {r['steps']} Adam "
+            f"steps × {r['batch_size']} rows, {len(r.get('seeds', []))} autoencoder seeds, at most "
+            f"{r['max_gflop']:g} GFLOP per autoencoder (sae_gflop).{ran}")
+    if r["max_gflop"] < 1200:
+        text += (" That cap is below the recipe's own (1200 GFLOP), chosen for speed: on wide layers "
+                 "F is less converged than under the recipe of the toy validation, so compare F "
+                 "within this run only (--sae-gflop 1200 for the full recipe).")
+    return text
 
 
 def _subset_statement(config: dict, meta: dict) -> str:

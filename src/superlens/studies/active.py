@@ -58,10 +58,14 @@ class ActiveSweep(SweepStudy):
         return (super().axes() - {"strategies"}) | {"strategy"}  # one strategy per point
 
     def point_data(self, data: dict) -> dict:
+        from superlens.active.study import with_folder_layout
+
+        explicit = "dataset" in data
         if "preset" in data:
             from superlens.active.presets import preset
 
             data = {**preset(data["preset"]), **data}
+        with_folder_layout(data, explicit)
         if "strategy" in data:
             data["strategies"] = [data.pop("strategy")]
         return data

@@ -58,6 +58,12 @@ from superlens.measures.sae import SAERecipe, activation_scale, fit_saes, sae_st
 from superlens.studies.base import SweepStudy, rows_base, threads_for
 
 REPRESENTED_NORM = 0.5  # a feature column with ||W_i|| above this counts as represented
+RECIPE_FIXED = ("The recipe (dictionary 8 × width, L1 0.1 on activations scaled to unit RMS norm, 3000 "
+                "Adam steps × 256 rows, unit-norm decoder rows without a decoder bias, latents with "
+                "decoder cosine ≥ 0.95 pooled) was fixed on synthetic sanity data and the development "
+                "grid (model seeds 0 and 1) before the held-out grid (model seeds 100–102) was run, "
+                "and was not changed after; the variants tried and why are in the docstring of "
+                "superlens.studies.sae_validation.")
 KNOWN_ANSWER = ("the count of feature columns with ‖W_i‖ > {} (TMS: W; compressed computation: "
                 "sqrt(‖W_in,i‖ ‖W_out,i‖), which W_in a, W_out / a leaves unchanged)")
 
@@ -453,7 +459,8 @@ def validation_sections(table: dict, fig: Path | None) -> list[str]:
             "Correlations are between F and the known number of represented features "
             f"({KNOWN_ANSWER.format(table['represented_norm'])}), one value per AE seed, shown as "
             "mean ± std over AE seeds."),
-            html_table(["subset", "models", "Spearman ρ", "Pearson r"], rows)),
+            html_table(["subset", "models", "Spearman ρ", "Pearson r"], rows),
+            para(RECIPE_FIXED, "note")),
         figure(fig, "Left: F against the represented count (dashed: F = count); colour: feature "
                     "probability p. Right: F over the dictionary size, so the cap (1) is visible.")
         if fig is not None else "",
