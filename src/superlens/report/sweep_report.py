@@ -309,6 +309,23 @@ SYMBOLS = {
     "lr": "learning rate.",
     "phase": "the learned strategy, by the one phase rule (superlens.toy.phases), see Phase classes.",
     "eval_samples": "evaluation samples of the point.",
+    # the sae-validation study (superlens.studies.sae_validation)
+    "cells": "sub-grids joined, not crossed: each table sets several fields, its lists expanded.",
+    "family": "tms: the classic toy model, layer h = W x; cc: the compressed-computation model, layer "
+              "ReLU(W_in x).",
+    "importance": "feature importances: uniform, or decay^j for feature j.",
+    "model_seed": "seed of the toy model and of the fresh inputs its layer is measured on.",
+    "ae_seeds": "sparse autoencoders fitted per model (their seeds 0, 1, ...).",
+    "rows": "activation rows each sparse autoencoder is fitted on.",
+    "represented": "the known answer: features with ‖W_i‖ > 0.5 (cc: sqrt(‖W_in,i‖ ‖W_out,i‖)).",
+    "frobenius_sq": "‖W‖²_F = Σ_i ‖W_i‖², the soft count beside it.",
+    "F_mean": "SAE feature count F = exp(H(p)), p_i latent i's share of the mean latent activation "
+              "(parallel latents pooled), mean over AE seeds.",
+    "F_std": "std of F over AE seeds.",
+    "F_over_dict": "F / dictionary size (1: F at its cap).",
+    "fvu_mean": "the autoencoder's fraction of variance unexplained, mean over AE seeds.",
+    "l0_mean": "active latents per row, mean over AE seeds.",
+    "dead_mean": "share of latents never active, mean over AE seeds.",
 }
 
 

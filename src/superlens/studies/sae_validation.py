@@ -435,9 +435,10 @@ def report_html(table: dict, fig: Path, command: str) -> str:
     return page(f"SAE measure validation — {esc(table['grid_name'])} grid", secs)
 
 
-def validation_sections(table: dict, fig: Path | None) -> list[str]:
+def validation_sections(table: dict, fig: Path | None, every_model: bool = True) -> list[str]:
     """The findings of a validation table as HTML sections (first: the verdict and the correlations,
-    then the figure when given, where F is trustworthy, and every model)."""
+    then the figure when given, where F is trustworthy, and every model unless every_model is
+    False: a sweep's page has its own table of every point)."""
     from superlens.report.html import esc, figure, para, section, table as html_table
 
     c = table["correlations"]
@@ -455,7 +456,8 @@ def validation_sections(table: dict, fig: Path | None) -> list[str]:
                round(float(np.mean(e["dead_fraction"])), 2)) for e in table["models"]]
     secs = [
         section("Verdict: does F count the features?", para(
-            f"On the {table['grid_name']} grid the SAE measure {_verdict(c['pooled'])}. "
+            (f"On the {table['grid_name']} grid" if table["grid_name"] != "sweep" else "On this grid")
+            + f" the SAE measure {_verdict(c['pooled'])}. "
             "Correlations are between F and the known number of represented features "
             f"({KNOWN_ANSWER.format(table['represented_norm'])}), one value per AE seed, shown as "
             "mean ± std over AE seeds."),
@@ -475,7 +477,7 @@ def validation_sections(table: dict, fig: Path | None) -> list[str]:
                     for k, v in sorted(table.get("correlations_frobenius", {}).items(), key=order)])),
         section("Every model", html_table(
             ["family", "p", "importance", "width", "L", "seed", "represented", "‖W‖²_F", "F",
-             "F raw", "F / D", "FVU", "L0", "dead"], models)),
+             "F raw", "F / D", "FVU", "L0", "dead"], models)) if every_model else "",
     ]
     return [s for s in secs if s]
 
@@ -583,7 +585,7 @@ class SAEValidationSweep(SweepStudy):
         caption = ("Left: F (mean ± std over AE seeds) against the represented count (dashed: F = "
                    "count); colour: feature probability p. Right: F over the dictionary size (1 = "
                    "the cap).")
-        return validation_sections(table, None), [("sae_validation.png", caption)]
+        return validation_sections(table, None, every_model=False), [("sae_validation.png", caption)]
 
 
 STUDY = SAEValidationSweep()
