@@ -20,14 +20,16 @@ import torch
 
 # Whether the measure passed its validation on models with a known answer (issue 8 part 2: the toy
 # model and compressed-computation grid, target Spearman rho >= 0.9 pooled). None: not known here.
-# Its held-out result (superlens.studies.sae_validation, 48 toy models, 3 AE seeds): pooled Spearman
-# rho 0.718 +- 0.036 (TMS alone 0.872 +- 0.017, compressed computation 0.466 +- 0.040): not met.
+# Its held-out result (`superlens sweep examples/sae_validation.toml`, 48 toy models, 3 AE seeds):
+# pooled Spearman rho 0.717 +- 0.036 (TMS alone 0.870 +- 0.020, compressed computation
+# 0.466 +- 0.040): not met.
 SAE_VALIDATED: bool | None = False
 SAE_VALIDATION_NOTE = ("not validated. On toy models whose number of represented features is known "
-                       "(superlens's SAE validation on a held-out grid of 48 models, 3 autoencoder "
-                       "seeds) its F ranks them with Spearman rho 0.718 ± 0.036 pooled (classic toy "
-                       "model 0.872 ± 0.017, compressed computation 0.466 ± 0.040), short of the 0.9 "
-                       "target, so its rows are shown but never decide a verdict.")
+                       "(superlens's SAE validation, `superlens sweep examples/sae_validation.toml`: "
+                       "a held-out grid of 48 models, 3 autoencoder seeds) its F ranks them with "
+                       "Spearman rho 0.717 ± 0.036 pooled (classic toy model 0.870 ± 0.020, "
+                       "compressed computation 0.466 ± 0.040), short of the 0.9 target, so its rows "
+                       "are shown but never decide a verdict.")
 SAE_SEEDS = (0, 1, 2)
 CONV_MAX_ROWS = 20_000   # rows (spatial positions) of the last conv block given to the autoencoder
 SAE_FILE = "sae.json"    # per model folder: the cached values, with the recipe that made them
