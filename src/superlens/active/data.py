@@ -443,18 +443,17 @@ def tiny_cache_path(folder: Path, fingerprint: dict, cache_dir: str | os.PathLik
 
 
 def _files_digest(folder: Path, paths: list[Path]) -> str:
-    """sha256 hex of every file's path (relative to folder), size and mtime: a changed, added or
-    removed image changes it."""
-    import hashlib
+    """stats_digest of every file's path (relative to folder), size and mtime."""
+    from superlens.active.folders import stats_digest
 
-    h = hashlib.sha256()
-    for p in paths:
+    def stat(p: Path) -> tuple[str, object, object]:
         try:
             st = p.stat()
-            h.update(f"{p.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            return str(p.relative_to(folder)), st.st_size, st.st_mtime_ns
         except OSError:  # a listed file that is missing: the decode names it
-            h.update(f"{p.relative_to(folder)}\0missing\n".encode())
-    return h.hexdigest()
+            return str(p.relative_to(folder)), "missing", ""
+
+    return stats_digest(stat(p) for p in paths)
 
 
 def load_tiny_imagenet(data_dir: str | os.PathLike, download: bool = False,

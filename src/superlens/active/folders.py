@@ -60,8 +60,6 @@ def image_folder_index(data_dir: str | os.PathLike) -> dict:
     """Read-only index of an image-folder tree: {"root", "classes", "train" (paths), "train_y",
     "test", "test_y", "test_split" ("test" or "val"), "fingerprint" (sha256 hex of every file's
     relative path, size and mtime)}. Layout faults are one DataError line."""
-    import hashlib
-
     root = Path(data_dir).expanduser()
     if not (root / "train").is_dir():
         raise DataError(f"data folder {root}: no train/ folder; {FOLDER_HOW}")
@@ -82,11 +80,19 @@ def image_folder_index(data_dir: str | os.PathLike) -> dict:
                         f"({what})")
     tr, tr_y, tr_st = _split_files(root, "train", classes)
     te, te_y, te_st = _split_files(root, test_split, classes)
-    h = hashlib.sha256()
-    for name, size, mtime in tr_st + te_st:
-        h.update(f"{name}\0{size}\0{mtime}\n".encode())
     return {"root": root, "classes": classes, "train": tr, "train_y": tr_y, "test": te, "test_y": te_y,
-            "test_split": test_split, "fingerprint": h.hexdigest()}
+            "test_split": test_split, "fingerprint": stats_digest(tr_st + te_st)}
+
+
+def stats_digest(stats) -> str:
+    """sha256 hex of files' (relative name, size, mtime_ns) triples, in order: a changed, added or
+    removed file changes it."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, size, mtime in stats:
+        h.update(f"{name}\0{size}\0{mtime}\n".encode())
+    return h.hexdigest()
 
 
 def _decode_files(paths: list[str], root: Path, resize: int | None, desc: str, progress: bool,

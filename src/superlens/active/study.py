@@ -342,7 +342,6 @@ def add_sae_measures(cfg: ActiveConfig, ds, out: Path, seeds: list[int], device)
     final model's feature layer and last conv block (sae_*, sae_conv_*), and each round's feature
     layer for the strategies. False (nothing done) when the measure is not installed."""
     from superlens.active.sae_measures import sae_available, sae_recipe_dict
-    from superlens.active.loop import _say
 
     if not sae_available() or cfg.sae == "off":
         return False
@@ -355,16 +354,17 @@ def add_sae_measures(cfg: ActiveConfig, ds, out: Path, seeds: list[int], device)
     try:
         for seed in seeds:
             for name in ["baseline", *cfg.strategies]:
-                _sae_one_model(cfg, ds, out, name, seed, device, recipe, per_round, _say)
+                _sae_one_model(cfg, ds, out, name, seed, device, recipe, per_round)
     finally:
         set_threads(threads)
     return True
 
 
-def _sae_one_model(cfg, ds, out: Path, name: str, seed: int, device, recipe: dict, per_round: bool,
-                   say) -> None:
+def _sae_one_model(cfg, ds, out: Path, name: str, seed: int, device, recipe: dict,
+                   per_round: bool) -> None:
     """The sae_* keys of one model's measures json (final model; every round when per_round),
     unless it already holds them under the same recipe."""
+    from superlens.active.loop import _say
     from superlens.active.sae_measures import sae_for_checkpoint
 
     path = out / "measures" / f"{name}_seed{seed}.json"
@@ -388,7 +388,7 @@ def _sae_one_model(cfg, ds, out: Path, name: str, seed: int, device, recipe: dic
                                            layers=("feature",)))
     d["sae_recipe"] = recipe
     write_json(path, d)
-    say(cfg, f"[{name} seed {seed}] sparse-autoencoder measures, {time.perf_counter() - t0:.1f} s")
+    _say(cfg, f"[{name} seed {seed}] sparse-autoencoder measures, {time.perf_counter() - t0:.1f} s")
 
 
 ROUND_KEYS = ("cos_mean", "effective_rank", "participation_ratio", "davies_bouldin_raw")

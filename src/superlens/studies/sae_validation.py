@@ -178,7 +178,8 @@ def train_cc_models(grid: ValidationGrid, device="cpu") -> list[dict]:
 
 def measure_models(models: list[dict], recipe: SAERecipe, ae_seeds: Sequence[int]) -> None:
     """Fit the SAE measure on every model's activations (models of one width share an instance
-    axis); adds F, F_raw, fvu, l0, dead_fraction (lists over AE seeds) and dict_size to each entry."""
+    axis); adds F, F_raw, fvu, l0, dead_fraction (lists over AE seeds), their summary F_mean, F_std
+    (ddof = 1) and F_over_dict, and dict_size to each entry."""
     by_width: dict[int, list[dict]] = {}
     for e in models:
         by_width.setdefault(e["acts"].shape[1], []).append(e)
@@ -198,6 +199,16 @@ def measure_models(models: list[dict], recipe: SAERecipe, ae_seeds: Sequence[int
             e["dict_size"] = recipe.dict_size(width)
             e["scale"] = scales[k]
             e["sae_steps"], e["sae_batch"] = fit.steps, fit.batch
+            e["F_mean"] = float(np.mean(e["F"]))
+            e["F_std"] = float(np.std(e["F"], ddof=1)) if len(e["F"]) > 1 else 0.0
+            e["F_over_dict"] = e["F_mean"] / e["dict_size"]
+
+
+def correlation_tables(models: list[dict]) -> dict:
+    """The three correlation tables of a validation: F and F_raw against the represented count, F
+    against ||W||_F^2."""
+    return {"correlations": correlations(models), "correlations_raw": correlations(models, "F_raw"),
+            "correlations_frobenius": correlations(models, known_key="frobenius_sq")}
 
 
 def toy_sae_metrics(params, p: float, seed: int, rows: int = 20_000, recipe: SAERecipe | None = None,
@@ -289,14 +300,9 @@ def run_validation(grid: ValidationGrid | str = "heldout", recipe: SAERecipe | N
     say(f"fitted {len(models) * len(ae_seeds)} SAEs in {t_sae:.1f} s")
     for e in models:
         del e["acts"]
-        e["F_mean"] = float(np.mean(e["F"]))
-        e["F_std"] = float(np.std(e["F"], ddof=1)) if len(e["F"]) > 1 else 0.0
-        e["F_over_dict"] = e["F_mean"] / e["dict_size"]
     return {"grid_name": grid_name, "grid": asdict(grid), "recipe": recipe.as_dict(),
             "ae_seeds": list(ae_seeds), "represented_norm": REPRESENTED_NORM, "models": models,
-            "correlations": correlations(models), "correlations_raw": correlations(models, "F_raw"),
-            "correlations_frobenius": correlations(models, known_key="frobenius_sq"),
-            "train_seconds": t_train, "sae_seconds": t_sae}
+            **correlation_tables(models), "train_seconds": t_train, "sae_seconds": t_sae}
 
 
 # ------------------------------------------------------------------------------------------ output
@@ -503,12 +509,10 @@ def point_recipe(cfg) -> SAERecipe:
 
 
 def table_from_rows(rows: list[dict], name: str = "sweep") -> dict:
-    """A validation table (as run_validation returns) from a sweep's rows."""
+    """A validation table (as run_validation returns) from a sweep's rows (at least one)."""
     return {"grid_name": name, "models": rows, "represented_norm": REPRESENTED_NORM,
-            "ae_seeds": list(range(len(rows[0]["F"]))) if rows else [],
-            "recipe": rows[0]["recipe"] if rows else SAERecipe().as_dict(),
-            "correlations": correlations(rows), "correlations_raw": correlations(rows, "F_raw"),
-            "correlations_frobenius": correlations(rows, known_key="frobenius_sq")}
+            "ae_seeds": list(range(len(rows[0]["F"]))), "recipe": rows[0]["recipe"],
+            **correlation_tables(rows)}
 
 
 class SAEValidationSweep(SweepStudy):
@@ -566,9 +570,6 @@ class SAEValidationSweep(SweepStudy):
         per_point = {}
         for row, pt, e in zip(rows, group.points, models):
             del e["acts"]
-            e["F_mean"] = float(np.mean(e["F"]))
-            e["F_std"] = float(np.std(e["F"], ddof=1)) if len(e["F"]) > 1 else 0.0
-            e["F_over_dict"] = e["F_mean"] / e["dict_size"]
             for k in ("fvu", "l0", "dead_fraction"):
                 e[("dead" if k == "dead_fraction" else k) + "_mean"] = float(np.mean(e[k]))
             row.update(e, n_hidden=pt.config.n_hidden, recipe=recipe.as_dict(),
