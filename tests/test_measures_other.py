@@ -155,3 +155,13 @@ def test_metric_definitions_say_which_protocol():
         assert ("Paper's definition" in text) != ("Sound definition" in text), key
     assert "Paper's" in METRIC_DEFINITIONS["silhouette_tsne"]
     assert "Sound" in METRIC_DEFINITIONS["silhouette_raw"]
+
+
+def test_class_mean_cosine_closed_form():
+    from superlens.measures.selectivity import class_mean_cosine
+
+    # class means (1, 0) and (1, 1): cos = 1 / sqrt(2); a third class of mean 0 has no direction
+    x = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.5, 1.5], [1.5, 0.5], [0.0, 0.0]], dtype=torch.float64)
+    y = torch.tensor([0, 0, 1, 1, 2])
+    assert class_mean_cosine(x, y, 3) == pytest.approx(2 ** -0.5)
+    assert math.isnan(class_mean_cosine(x[:2], y[:2], 3))
