@@ -39,7 +39,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from superlens.active import strategies as S
-from superlens.active.data import ImageDataset, resolve_normalization
+from superlens.active.data import resolve_normalization
+from superlens.active.dataset import ImageDataset
 from superlens.active.models import build_model, default_feature_layer
 from superlens.active.train import (accuracy, load_scaler_state, make_optimizer, make_scaler,
                                     mc_dropout_probs, predict, scaler_state, train_epochs)
