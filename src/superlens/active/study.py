@@ -438,15 +438,16 @@ def aggregate(out: Path, cfg: ActiveConfig, seeds: list[int]) -> dict:
 
 def _verdicts(cfg: ActiveConfig, seeds: list[int], all_seeds: dict[str, list[dict]]) -> dict:
     """metrics["verdicts"]: the paper's claims re-tested (superlens.active.verdicts)."""
-    from superlens.active.sae_measures import SAE_VALIDATED, SAE_VALIDATION_NOTE
+    from superlens.active.sae_measures import sae_validated, sae_validation_note
     from superlens.active.verdicts import claim_rows, verdicts_json
 
     keys = [str(s) for s in seeds]
     per_seed = {n: {str(s): d["measures"] for s, d in zip(seeds, v)} for n, v in all_seeds.items()}
     per_rounds = {n: {str(s): d["rounds"] for s, d in zip(seeds, v)} for n, v in all_seeds.items()
                   if n != "baseline"}
-    rows = claim_rows(per_seed, per_rounds, list(cfg.strategies), keys, SAE_VALIDATED)
-    return verdicts_json(rows, SAE_VALIDATED, SAE_VALIDATION_NOTE)
+    validated = sae_validated()
+    rows = claim_rows(per_seed, per_rounds, list(cfg.strategies), keys, validated)
+    return verdicts_json(rows, validated, sae_validation_note())
 
 
 def _rounds_mean(per_seed: list[dict]) -> list[dict]:
