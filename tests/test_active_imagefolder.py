@@ -142,8 +142,6 @@ def test_active_runs_on_an_image_folder(tmp_path, capsys):
     resize is recorded in config.json, and the sparse-autoencoder measure runs by default on every
     final model (feature layer and last conv block); --resume --sae rounds then adds every round's
     feature layer from the saved checkpoints (a cheap recipe here, see conftest.py)."""
-    from superlens.active import sae_measures
-
     root = make_tree(tmp_path / "data", n_train=10, n_test=4, size=10)
     out = tmp_path / "run"
     args = ["active", "--out", str(out), "--data-dir", str(root), "--cache-dir",
@@ -167,8 +165,6 @@ def test_active_runs_on_an_image_folder(tmp_path, capsys):
     html = (out / "report.html").read_text()
     assert "The paper&#x27;s claims, re-tested" in html and html.index("re-tested") < html.index(
         "side by side")
-    if not sae_measures.sae_available():
-        return
     assert cfg["sae"] == "final" and cfg["sae_recipe"]["steps"] == 30
     assert cfg["sae_recipe"]["max_gflop"] == cfg["sae_gflop"] == 200.0  # the default (digits) preset
     for name in ("baseline", "least-confidence", "random"):
