@@ -26,18 +26,22 @@ from superlens.active.loop import say
 from superlens.device import choose_threads, set_threads
 from superlens.runs import read_json, write_json
 
-# Whether the measure passed its validation on models with a known answer (the toy model and the
-# compressed-computation grid, target Spearman rho >= 0.9 pooled). None: not known here.
-# Its held-out result (`superlens sweep examples/sae_validation.toml`, 48 toy models, 3 AE seeds):
-# pooled Spearman rho 0.717 +- 0.036 (TMS alone 0.870 +- 0.020, compressed computation
-# 0.466 +- 0.040): not met.
-SAE_VALIDATED: bool | None = False
-SAE_VALIDATION_NOTE = ("not validated. On toy models whose number of represented features is known "
-                       "(superlens's SAE validation, `superlens sweep examples/sae_validation.toml`: "
-                       "a held-out grid of 48 models, 3 autoencoder seeds) its F ranks them with "
-                       "Spearman rho 0.717 ± 0.036 pooled (classic toy model 0.870 ± 0.020, "
-                       "compressed computation 0.466 ± 0.040), short of the 0.9 target, so its rows "
-                       "are shown but never decide a verdict.")
+
+def sae_validated() -> bool:
+    """Whether the SAE rows decide a verdict: exactly when the checked-in held-out calibration
+    (superlens.measures.sae_calibration) met every target."""
+    from superlens.measures.sae_calibration import targets_met
+
+    return targets_met()
+
+
+def sae_validation_note() -> str:
+    """The calibration's figures in one sentence, for the verdicts' note."""
+    from superlens.measures.sae_calibration import calibration_text
+
+    return ("validated. " if sae_validated() else "not validated. ") + calibration_text()
+
+
 SAE_SEEDS = (0, 1, 2)
 CONV_MAX_ROWS = 20_000   # rows (spatial positions) of the last conv block given to the autoencoder
 SAE_FILE = "sae.json"    # per model folder: the cached values, with the recipe that made them
@@ -197,5 +201,6 @@ SAE_DEFINITIONS = {
     "sae_conv_psi": "psi = F / C for the last convolutional block's C channels.",
 }
 
-__all__ = ["add_sae_measures", "sae_recipe_dict", "model_activations", "sae_for_checkpoint",
+__all__ = ["add_sae_measures", "sae_validated", "sae_validation_note", "sae_recipe_dict",
+           "model_activations", "sae_for_checkpoint",
            "SAE_DEFINITIONS", "SAE_SEEDS", "CONV_MAX_ROWS"]

@@ -16,7 +16,7 @@ import torch
 
 from superlens.active.checkpoints import load_model_checkpoint, model_dirs
 from superlens.active.presets import preset, protocol_statement
-from superlens.active.sae_measures import (SAE_VALIDATED, SAE_VALIDATION_NOTE, add_sae_measures,
+from superlens.active.sae_measures import (add_sae_measures, sae_validated, sae_validation_note,
                                            sae_recipe_dict)
 from superlens.active.train import amp_enabled
 from superlens.config import ActiveConfig, load_toml
@@ -365,8 +365,9 @@ def _verdicts(cfg: ActiveConfig, seeds: list[int], all_seeds: dict[str, list[dic
     per_seed = {n: {str(s): d["measures"] for s, d in zip(seeds, v)} for n, v in all_seeds.items()}
     per_rounds = {n: {str(s): d["rounds"] for s, d in zip(seeds, v)} for n, v in all_seeds.items()
                   if n != "baseline"}
-    rows = claim_rows(per_seed, per_rounds, list(cfg.strategies), keys, SAE_VALIDATED)
-    return verdicts_json(rows, SAE_VALIDATED, SAE_VALIDATION_NOTE)
+    validated = sae_validated()
+    rows = claim_rows(per_seed, per_rounds, list(cfg.strategies), keys, validated)
+    return verdicts_json(rows, validated, sae_validation_note())
 
 
 def _rounds_mean(per_seed: list[dict]) -> list[dict]:
