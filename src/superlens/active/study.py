@@ -14,11 +14,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from superlens.active.checkpoints import load_model_checkpoint, model_dirs
 from superlens.active.presets import preset, protocol_statement
+from superlens.active.sae_measures import (add_sae_measures, sae_validated, sae_validation_note,
+                                           sae_recipe_dict)
+from superlens.active.train import amp_enabled
 from superlens.config import ActiveConfig, load_toml
-from superlens.active.train import _amp
 from superlens.device import choose_threads, pick_device, set_threads
-from superlens.errors import CheckpointError, ConfigError, DataError
+from superlens.errors import ConfigError, DataError
 from superlens.runs import base_meta, check_resume_dir, read_json, sigterm_as_interrupt, write_json
 
 MEASURE_KEYS = ["accuracy", "cos_mean", "cos_std", "silhouette_tsne", "davies_bouldin_tsne",
@@ -63,11 +66,9 @@ def config_json(cfg: ActiveConfig, device: torch.device | None = None,
     """config.json: the resolved config (with the device, thread count and mixed precision the run
     used, as meta.json), the sparse-autoencoder recipe (when the measure is on) and how images were
     decoded (resized while decoding, or at their own size)."""
-    from superlens.active.sae_measures import sae_recipe_dict
-
     out = cfg.model_dump(mode="json")
     if device is not None:
-        out.update(device=str(device), threads=threads, amp=_amp(device, cfg.amp))
+        out.update(device=str(device), threads=threads, amp=amp_enabled(device, cfg.amp))
     out["sae_recipe"] = sae_recipe_dict(cfg) if cfg.sae != "off" else None
     if cfg.dataset == "image-folder":
         out["decode"] = (f"every image resized to {cfg.image_size}x{cfg.image_size} (bilinear) while "
@@ -89,7 +90,8 @@ def _check_resume_config(out: Path, cfg: ActiveConfig) -> None:
     # amp as it acts on this device: config.json stores the resolved value (false on the CPU), and
     # an older one may hold the flag as given
     dev = pick_device(cfg.device)
-    stored, now = {**stored, "amp": _amp(dev, stored.get("amp"))}, {**now, "amp": _amp(dev, cfg.amp)}
+    stored = {**stored, "amp": amp_enabled(dev, stored.get("amp"))}
+    now = {**now, "amp": amp_enabled(dev, cfg.amp)}
     diff = {k: (stored.get(k), now.get(k)) for k in sorted(set(stored) | set(now))
             if k not in RESUME_FREE and stored.get(k) != now.get(k)}
     if diff:
@@ -315,25 +317,6 @@ def preflight_model(cfg: ActiveConfig, ds) -> None:
                           "layer4)")
 
 
-def load_model_checkpoint(cfg: ActiveConfig, ds, checkpoint: Path) -> torch.nn.Module:
-    """cfg's model with the weights of a saved checkpoint, on the CPU; a missing, truncated or
-    foreign file is one CheckpointError line."""
-    from superlens.errors import one_line
-    from superlens.active.loop import _load
-    from superlens.active.models import build_model
-
-    model = build_model(cfg.model, len(ds.class_names), ds.in_channels, dropout=cfg.dropout)
-    ck = _load(Path(checkpoint))
-    if not isinstance(ck, dict) or not isinstance(ck.get("model"), dict):
-        raise CheckpointError(f"checkpoint {checkpoint}: not a superlens checkpoint (no model entry)")
-    try:
-        model.load_state_dict(ck["model"])
-    except (RuntimeError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"checkpoint {checkpoint}: does not fit the model "
-                              f"({one_line(e)[:200]})") from None
-    return model
-
-
 @torch.no_grad()
 def paper_quirk_features(cfg: ActiveConfig, ds, checkpoint: Path, device: torch.device) -> torch.Tensor:
     """Test-set features as the paper's notebook extracted them (the last residual block applied
@@ -388,7 +371,7 @@ def _measure(cfg: ActiveConfig, ds, model_dir: Path, result: dict, name: str, se
     rounds = [dict(r) for r in result.get("rounds", [])]
     # the cheap measures of every round's model (the claim "more rounds reduce superposition")
     for r, info in enumerate(rounds):
-        d = _model_dirs(out, name, seed)
+        d = model_dirs(out, name, seed)
         if name != "baseline" and r < len(rounds) - 1 and r < len(d):
             info.update(round_measures(torch.load(d[r] / "test_features.pt", weights_only=True),
                                        ds.test_y))
@@ -401,67 +384,6 @@ def _measure(cfg: ActiveConfig, ds, model_dir: Path, result: dict, name: str, se
     np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
     atomic_write_bytes(stem.with_suffix(".npz"), buf.getvalue())
     write_json(stem.with_suffix(".json"), {"measures": scalars, "rounds": rounds})
-
-
-def _model_dirs(out: Path, name: str, seed: int) -> list[Path]:
-    """Folders of one run's saved models: the baseline's, or a loop's rounds in order."""
-    if name == "baseline":
-        return [out / "baseline" / f"seed{seed}"]
-    return sorted((out / "al" / name / f"seed{seed}").glob("round_*"))
-
-
-def add_sae_measures(cfg: ActiveConfig, ds, out: Path, seeds: list[int], device) -> bool:
-    """Add the sparse-autoencoder keys to every measures/<model>_seed<k>.json that lacks them: the
-    final model's feature layer and last conv block (sae_*, sae_conv_*), and each round's feature
-    layer for the strategies. False (nothing done) when the measure is not installed."""
-    from superlens.active.sae_measures import sae_available, sae_recipe_dict
-
-    if not sae_available() or cfg.sae == "off":
-        return False
-    per_round = cfg.sae == "rounds"
-    recipe = sae_recipe_dict(cfg)
-    # the autoencoders are large matrix products: every core the config allows, whatever the
-    # training used (choose_threads keeps an explicit cfg.threads)
-    threads = torch.get_num_threads()
-    set_threads(choose_threads(cfg.threads, 1 << 30))
-    try:
-        for seed in seeds:
-            for name in ["baseline", *cfg.strategies]:
-                _sae_one_model(cfg, ds, out, name, seed, device, recipe, per_round)
-    finally:
-        set_threads(threads)
-    return True
-
-
-def _sae_one_model(cfg, ds, out: Path, name: str, seed: int, device, recipe: dict,
-                   per_round: bool) -> None:
-    """The sae_* keys of one model's measures json (final model; every round when per_round),
-    unless it already holds them under the same recipe."""
-    from superlens.active.loop import _say
-    from superlens.active.sae_measures import sae_for_checkpoint
-
-    path = out / "measures" / f"{name}_seed{seed}.json"
-    d = read_json(path)
-    if d.get("sae_recipe") != recipe:  # made by another recipe: measure again
-        d["measures"] = {k: v for k, v in d["measures"].items() if not k.startswith("sae_")}
-        for info in d["rounds"]:
-            for k in [k for k in info if k.startswith("sae_")]:
-                del info[k]
-    if "sae_features" in d["measures"] and (not per_round or
-                                            all("sae_features" in r for r in d["rounds"])):
-        return
-    dirs = _model_dirs(out, name, seed)
-    t0 = time.perf_counter()
-    d["measures"].update(sae_for_checkpoint(cfg, ds, dirs[-1] / "checkpoint.pt", device))
-    for r, info in enumerate(d["rounds"]):
-        if r == len(d["rounds"]) - 1:
-            info.update({k: v for k, v in d["measures"].items() if k.startswith("sae_")})
-        elif per_round:
-            info.update(sae_for_checkpoint(cfg, ds, dirs[r] / "checkpoint.pt", device,
-                                           layers=("feature",)))
-    d["sae_recipe"] = recipe
-    write_json(path, d)
-    _say(cfg, f"[{name} seed {seed}] sparse-autoencoder measures, {time.perf_counter() - t0:.1f} s")
 
 
 ROUND_KEYS = ("cos_mean", "effective_rank", "participation_ratio", "davies_bouldin_raw")
@@ -511,15 +433,15 @@ def aggregate(out: Path, cfg: ActiveConfig, seeds: list[int]) -> dict:
 
 def _verdicts(cfg: ActiveConfig, seeds: list[int], all_seeds: dict[str, list[dict]]) -> dict:
     """metrics["verdicts"]: the paper's claims re-tested (superlens.active.verdicts)."""
-    from superlens.active.sae_measures import SAE_VALIDATED, SAE_VALIDATION_NOTE
     from superlens.active.verdicts import claim_rows, verdicts_json
 
     keys = [str(s) for s in seeds]
     per_seed = {n: {str(s): d["measures"] for s, d in zip(seeds, v)} for n, v in all_seeds.items()}
     per_rounds = {n: {str(s): d["rounds"] for s, d in zip(seeds, v)} for n, v in all_seeds.items()
                   if n != "baseline"}
-    rows = claim_rows(per_seed, per_rounds, list(cfg.strategies), keys, SAE_VALIDATED)
-    return verdicts_json(rows, SAE_VALIDATED, SAE_VALIDATION_NOTE)
+    validated = sae_validated()
+    rows = claim_rows(per_seed, per_rounds, list(cfg.strategies), keys, validated)
+    return verdicts_json(rows, validated, sae_validation_note())
 
 
 def _rounds_mean(per_seed: list[dict]) -> list[dict]:
@@ -550,16 +472,15 @@ def _rounds_mean(per_seed: list[dict]) -> list[dict]:
 
 
 def complete_measures(out: Path) -> bool:
-    """Add measures a finished run lacks (the sparse-autoencoder keys, when the measure was not
-    installed at run time) from its saved checkpoints, then rewrite metrics.json. True if changed."""
-    from superlens.active.sae_measures import sae_available, sae_recipe_dict
-
+    """Add measures a finished run lacks (the sparse-autoencoder keys, when the run predates the
+    measure or its recipe has changed) from its saved checkpoints, then rewrite metrics.json. True
+    if changed."""
     meta = read_json(out / "meta.json")
     if meta.get("status") != "complete":
         return False
     cfg = config_from_json(read_json(out / "config.json"), str(out / "config.json"))
     seeds = [int(s) for s in meta.get("seeds", [])]
-    if cfg.sae == "off" or not sae_available():
+    if cfg.sae == "off":
         write_json(out / "metrics.json", aggregate(out, cfg, seeds))
         return False
     recipe = sae_recipe_dict(cfg)

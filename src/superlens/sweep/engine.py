@@ -15,7 +15,8 @@ from pathlib import Path
 from superlens.config import SweepSpec
 from superlens.errors import ConfigError, RunDirError
 from superlens.runs import atomic_write_text, base_meta, read_json, write_json
-from superlens.sweep.grid import Group, expand, group_points, load_spec
+from superlens.sweep.grid import expand, group_points, load_spec
+from superlens.sweep.points import Group
 from superlens.studies import sweep_study
 
 
