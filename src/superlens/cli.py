@@ -311,14 +311,20 @@ def cmd_toy(ns: argparse.Namespace) -> int:
 
 
 def active_config(ns: argparse.Namespace):
-    """The ActiveConfig that `superlens active` flags describe (preset, then file, then flags)."""
-    from superlens.active.study import config_from_cli
+    """The ActiveConfig that `superlens active` flags describe (preset, then file, then flags); with
+    --resume on an existing run, the run's own config.json, the flags given checked against it."""
+    from superlens.active.study import config_for_resume, config_from_cli
 
     ov = _overrides(ns, {"command", "out", "config", "force", "resume", "quiet", "preset"})
     if "strategies" in ov:
         ov["strategies"] = [s.strip() for s in ov["strategies"].split(",") if s.strip()]
     if ns.quiet:
         ov["progress"] = False
+    if getattr(ns, "resume", False) and (Path(ns.out) / "config.json").is_file():
+        from superlens.runs import check_resume_dir
+
+        check_resume_dir(ns.out, kind="active")
+        return config_for_resume(ns.out, ns.preset, ns.config, ov)
     return config_from_cli(ns.preset, ns.config, ov)
 
 

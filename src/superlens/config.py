@@ -105,8 +105,9 @@ class ActiveConfig(BaseConfig):
     dataset: Dataset = Field("digits", description="digits, cifar10, tiny-imagenet, image-folder or "
                              "synthetic")
     data_dir: str | None = Field(None, description="folder holding the data set")
-    cache_dir: str | None = Field(None, description="folder for decoded-image caches (unset: "
-                                  "$XDG_CACHE_HOME/superlens or ~/.cache/superlens)")
+    cache_dir: str | None = Field(None, pattern=r"\S", description="folder for decoded-image "
+                                  "caches, a non-empty path outside the data folder and the run "
+                                  "directory (unset: $XDG_CACHE_HOME/superlens or ~/.cache/superlens)")
     download: bool = Field(False, description="download the data set where the network allows")
     image_size: int | None = Field(None, ge=8, description="resize images to this side (>= 8), or unset")
     model: ModelName = Field("small-cnn", description="small-cnn, narrow-cnn, resnet18-cifar or "

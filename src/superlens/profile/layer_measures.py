@@ -40,8 +40,11 @@ LAYER_DEFINITIONS: dict[str, str] = {
     "sae_dead_fraction": SAE_DEFINITIONS["sae_dead_fraction"],
     "sae_features_raw": SAE_DEFINITIONS["sae_features_raw"],
     "sae_dict_size": SAE_DEFINITIONS["sae_dict_size"],
-    "sae_calibration": "What the SAE measure's validation on planted features says about F at this "
-                       "width: trusted or not, and how far F strayed from the truth there.",
+    "sae_calibration": "What the SAE measure's calibration on planted features (a checked-in table "
+                       "written by the validation sweep) says about F at this width: trusted or not, "
+                       "why, and how far F strayed from the truth at the nearest calibrated width.",
+    "sae_trusted": "Whether that calibration trusts F at this width (every target met, and a "
+                   "calibrated width within a factor 2 met its own).",
     "effective_rank": "Roy & Vetterli (2007) effective rank of the rows: exp of the entropy of the "
                       "normalised singular values of the centred rows (1 to N).",
     "effective_rank_ratio": "effective_rank / N: the share of the width the rows spread over.",
@@ -59,14 +62,15 @@ LAYER_DEFINITIONS: dict[str, str] = {
 }
 
 
-def calibration_note(width: int) -> str:
-    """The SAE validation's word on a layer of this width (superlens.measures.sae_calibration)."""
+def calibration_note(width: int) -> dict:
+    """The SAE validation's word on a layer of this width: superlens.measures.sae_calibration's
+    note (trusted, reason, the nearest calibrated width and its measured F / F_true errors)."""
+    from superlens.measures.sae_calibration import CalibrationError, calibration_note as note
+
     try:
-        from superlens.measures.sae_calibration import calibration_note as note
-    except ImportError:
-        return ("no calibration table in this version: F has not been checked against a known answer "
-                "at this width")
-    return str(note(width))
+        return note(width)
+    except CalibrationError as e:
+        return {"width": int(width), "trusted": False, "reason": f"no calibration table ({e})"}
 
 
 def geometry(rows: np.ndarray) -> dict:
@@ -117,6 +121,7 @@ def sae_values(rows: Sequence[np.ndarray], recipe: SAERecipe, seeds: Sequence[in
         d = {k: json_float(val) for k, val in v.items()}
         d["sae_psi_std"] = json_float(v["sae_features_std"] / N)
         d["sae_calibration"] = calibration_note(N)
+        d["sae_trusted"] = bool(d["sae_calibration"].get("trusted", False))
         out.append(d)
     return out
 

@@ -30,7 +30,7 @@ def _say(cfg: MeasureConfig, msg: str) -> None:
 
 
 def _cache_root(cfg: MeasureConfig) -> Path:
-    from superlens.active.folders import default_cache_dir
+    from superlens.active.image_cache import default_cache_dir
 
     return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
 

@@ -14,7 +14,8 @@ PROFILE_PNG = "profile.png"
 COLUMNS = {"width": "N", "rows": "rows", "sae_features": "F (SAE)", "sae_psi": "ψ = F / N",
            "sae_fvu": "FVU", "effective_rank": "eff. rank", "participation_ratio": "PR",
            "neuron_abs_cos_mean": "neuron |cos|", "selectivity_mean": "selectivity",
-           "class_mean_cos": "class-mean cos", "silhouette_raw": "silhouette"}
+           "class_mean_cos": "class-mean cos", "silhouette_raw": "silhouette",
+           "sae_trusted": "F trusted?"}
 
 
 def _vals(layers: list[dict], key: str) -> np.ndarray:
@@ -78,6 +79,13 @@ def profile_figure(layers: list[dict], path: Path) -> str:
     return save(fig, path)
 
 
+def _cell(v) -> str:
+    if isinstance(v, dict):  # the calibration note: its reason first, then its figures
+        rest = ", ".join(f"{k} {H.fmt(x)}" for k, x in v.items() if k not in ("reason", "settings"))
+        return H.rich(f"{v.get('reason', '')} ({rest})")
+    return H.fmt(v) if not isinstance(v, str) else H.rich(v)
+
+
 def measure_report_html(config: dict, meta: dict, metrics: dict, fig_dir: Path) -> str:
     from superlens.profile.layer_measures import LAYER_DEFINITIONS
 
@@ -123,8 +131,7 @@ def measure_report_html(config: dict, meta: dict, metrics: dict, fig_dir: Path) 
     for d in layers:
         keys = [k for k in defs if k in d]
         body = H.table(["measure", "value", "definition"],
-                       [[H.label(k), H.fmt(d[k]) if not isinstance(d[k], str) else H.rich(d[k]),
-                         H.rich(defs[k])] for k in keys], raw=True)
+                       [[H.label(k), _cell(d[k]), H.rich(defs[k])] for k in keys], raw=True)
         per_layer.append(H.details(f"{d['layer']}: every number with its definition", body))
     sections.append(H.section("Each layer, number by number", *per_layer))
     sections.append(H.run_info(config, meta))

@@ -28,12 +28,19 @@ def planted(N, K, n, p, seed=0):
 
 
 def test_planted_directions_read_F_within_the_calibration():
-    """8 features in 16 dimensions, ~0.8 active per row: the validation's target band for planted
-    sparse settings is |F / F_true - 1| <= 0.15 (measured here: F = 8.1)."""
+    """8 features in 16 dimensions, ~0.8 active per row, read through a model's layer: F / F_true
+    stays within what the checked-in calibration measured at the nearest width (its largest
+    |F / F_true - 1|), or, where no width was calibrated yet, within its target for every sparse
+    planted setting (0.30)."""
+    from superlens.measures.sae_calibration import TARGETS
+
     model, a = planted(16, 8, 20_000, 0.1)
     r = superlens.measure(model, ["0"], a, sae_seeds=2, device="cpu")["0"]
     assert r["width"] == 16 and r["rows"] == 20_000 and r["kind"] == "dense"
-    assert abs(r["sae_features"] / 8 - 1) <= 0.15, r["sae_features"]
+    note = r["sae_calibration"]
+    assert note["width"] == 16 and r["sae_trusted"] == note["trusted"]
+    tol = max(note.get("max_abs_error") or 0.0, TARGETS["planted_max_abs_error"])
+    assert abs(r["sae_features"] / 8 - 1) <= tol, r["sae_features"]
     assert r["sae_psi"] == pytest.approx(r["sae_features"] / 16)
     assert r["sae_fvu"] < 0.05
     # the geometry: 8 directions span 8 dimensions of 16
