@@ -156,7 +156,9 @@ class SAERecipe:
         arch = ("ReLU(x W_enc + b_enc) encoder, " +
                 ("unit-norm decoder rows" if self.decoder == "unit" else "tied decoder W_enc^T") +
                 ", no decoder bias; loss mean ||x - x_hat||^2 + l1 * mean sum z; Adam, cosine lr")
-        return {**asdict(self), "architecture": arch}
+        # progress is how a fit reports itself, not part of the recipe: runs with and without
+        # --quiet record the same recipe
+        return {**{k: v for k, v in asdict(self).items() if k != "progress"}, "architecture": arch}
 
 
 # ------------------------------------------------------------------------------------------- math

@@ -113,7 +113,9 @@ def _run_into(cfg: ToyConfig, out: Path, device: torch.device, threads: int, pro
     from superlens.studies.sae_validation import toy_sae_metrics
 
     t_sae = time.perf_counter()
-    metrics.update(toy_sae_metrics(res.params, cfg.p, cfg.seed))
+    from superlens.measures.sae import SAERecipe
+
+    metrics.update(toy_sae_metrics(res.params, cfg.p, cfg.seed, recipe=SAERecipe(progress=progress)))
     metrics["sae_seconds"] = time.perf_counter() - t_sae
     metrics["verdicts"] = toy_verdicts(metrics)  # the source report's claims, judged (toy.verdicts)
     metrics["train_seconds"] = train_seconds["trained"]
