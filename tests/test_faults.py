@@ -677,7 +677,7 @@ def test_a_swap_killed_halfway_is_undone_by_the_next_writer(toy_run, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(toy_run, tmp_path / ".run.old-99999999")
     (tmp_path / ".run.partial-99999999").mkdir()  # the killed process's staging
-    with pytest.raises(RunDirError, match="exists and is not empty"):
+    with pytest.raises(RunDirError, match="exists and holds a finished run"):
         with StagedRunDir(out):
             pass
     assert snapshot(out) == snapshot(toy_run)
@@ -686,7 +686,7 @@ def test_a_swap_killed_halfway_is_undone_by_the_next_writer(toy_run, tmp_path):
 
 # --- the data room: image folders, the decode cache, resuming (each case one line, nothing written) -
 
-def _tree(root: Path, classes=("cat", "dog"), n_train=40, n_test=6, size=8, names=None) -> Path:
+def _tree(root: Path, classes=("cat", "dog"), n_train=40, n_test=6, size=8) -> Path:
     """An image-folder tree of PNGs (class k bright in channel k)."""
     import numpy as np
     from PIL import Image
