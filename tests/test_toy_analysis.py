@@ -9,13 +9,13 @@ from sklearn.metrics.pairwise import cosine_similarity
 from superlens.device import generator
 from superlens.toy import theory
 from superlens.report.toy_report import summary_rows
-from superlens.toy.analysis import (ToyAnalysis, analyze, cross_gain, eval_chunks, evaluate,
-                                    feature_cosines, interp_curves, isolated_mse, line_search_scale,
-                                    random_direction_cosines, response_curves, response_grid,
-                                    response_stats, scale_profile, scaled_lq_loss, sparsity_sweep)
+from superlens.toy.analysis import (ToyAnalysis, analyze, cross_gain, evaluate, feature_cosines,
+                                    interp_curves, isolated_mse, random_direction_cosines,
+                                    response_curves, response_grid, response_stats, sparsity_sweep)
 from superlens.toy.definitions import METRIC_DEFINITIONS, metric_definition
-from superlens.toy.data import single_feature_batch
+from superlens.toy.data import eval_chunks, single_feature_batch
 from superlens.toy.models import MLPParams, forward, init_mlp, naive_params
+from superlens.toy.scales import line_search_scale, scale_profile, scaled_lq_loss
 
 torch.set_num_threads(1)
 F64 = torch.float64
