@@ -10,9 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-import superlens.active.folders as FO
+import superlens.active.image_cache as IC
 from superlens.active.data import balanced_subset, detect_layout
-from superlens.active.folders import image_folder_cache_path, image_folder_index, load_image_folder
+from superlens.active.folders import image_folder_files, load_image_folder
+from superlens.active.image_cache import cache_path
 from superlens.cli import main
 from superlens.errors import DataError
 
@@ -57,7 +58,7 @@ def test_load_cache_and_refresh(tmp_path, cache, monkeypatch):
         raise AssertionError("decoded again although the cache matches the folder")
 
     with monkeypatch.context() as mp:
-        mp.setattr(FO, "_decode_files", no_decoding)
+        mp.setattr(IC, "decode_files", no_decoding)
         again = load_image_folder(root, progress=False)
     assert torch.equal(again.train_x, ds.train_x) and again.mean == ds.mean
 
@@ -72,7 +73,7 @@ def test_load_cache_and_refresh(tmp_path, cache, monkeypatch):
 def test_val_split_resize_and_balanced_subset(tmp_path, cache):
     root = make_tree(tmp_path / "data", test="val", ext="jpg")
     Image.fromarray(np.zeros((20, 16, 3), np.uint8)).save(root / "train/cat/odd.jpg")
-    with pytest.raises(DataError, match=r"mixed sizes: train/cat/odd.jpg is 16x20.*--image-size"):
+    with pytest.raises(DataError, match=r"train/cat/odd.jpg is 16x20, expected 12x12; the images have mixed sizes.*--image-size"):
         load_image_folder(root, progress=False, workers=1)
     ds = load_image_folder(root, progress=False, image_size=8, workers=1)
     assert ds.train_x.shape == (19, 3, 8, 8) and ds.test_x.shape == (9, 3, 8, 8)
@@ -94,7 +95,7 @@ def _refused(args, out: Path, capsys, match: str):
     ("corrupt", "cannot decode train/dog/001.png"),
     ("empty", "class folder train/frog has no images"),
     ("classes", "different class folders (only in test/: bird)"),
-    ("mixed", "images of mixed sizes"),
+    ("mixed", "the images have mixed sizes"),
     ("no-images", "no images"),
     ("no-layout", "no known layout"),
 ])
@@ -124,7 +125,7 @@ def test_bad_folders_are_refused(tmp_path, cache, capsys, fault, match):
 
 def test_cache_that_does_not_match_is_refused(tmp_path, cache, capsys):
     root = make_tree(tmp_path / "data")
-    path = image_folder_cache_path(image_folder_index(root), None, None)
+    path = cache_path(image_folder_files(root), None, None)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"\x00garbage")
     _refused(["--data-dir", str(root)], tmp_path / "run", capsys, "does not match data folder")

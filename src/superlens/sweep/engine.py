@@ -123,6 +123,10 @@ def _check_same_spec(out: Path, spec_json: dict, force: bool) -> None:
     """A non-empty ``out`` is resumed only by the same spec (or replaced with ``force``)."""
     if force or not out.is_dir() or not any(out.iterdir()):
         return
+    if not (out / "meta.json").is_file():
+        from superlens.runs import existing_run_hint
+
+        raise RunDirError(f"run directory {out}: {existing_run_hint(out)}")
     same = (out / "config.json").is_file() and read_json(out / "config.json") == spec_json
     if not same:
         raise RunDirError(f"run directory {out}: exists with another spec (use --force to "
