@@ -50,7 +50,7 @@ def _subparsers(ap):
     return action.choices
 
 
-@pytest.mark.parametrize("command", ["toy", "active", "report", "sweep"])
+@pytest.mark.parametrize("command", ["toy", "active", "report", "sweep", "measure"])
 def test_every_flag_has_help_with_default(command):
     sp = _subparsers(build_parser([command]))[command]
     for a in sp._actions:

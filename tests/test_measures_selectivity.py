@@ -1,4 +1,6 @@
 """Class selectivity (superlens.measures.selectivity), worked by hand."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -38,3 +40,13 @@ def test_class_selectivity_bad_labels():
         class_selectivity(np.ones((3, 2)), [0, 1, 5], 3)
     with pytest.raises(ValueError):
         class_selectivity(np.ones((3, 2)), [1, 1, 1], 3)   # one class present
+
+
+def test_class_mean_cosine_closed_form():
+    from superlens.measures.selectivity import class_mean_cosine
+
+    # class means (1, 0) and (1, 1): cos = 1 / sqrt(2); a third class of mean 0 has no direction
+    x = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.5, 1.5], [1.5, 0.5], [0.0, 0.0]], dtype=torch.float64)
+    y = torch.tensor([0, 0, 1, 1, 2])
+    assert class_mean_cosine(x, y, 3) == pytest.approx(2 ** -0.5)
+    assert math.isnan(class_mean_cosine(x[:2], y[:2], 3))
