@@ -98,11 +98,12 @@ def _check_resume_config(out: Path, cfg: ActiveConfig) -> None:
 
 
 def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resume: bool = False,
-               argv: list[str] | None = None, render: Callable[[Path], Any] | None = None,
+               argv: list[str] | None = None, render: Callable[..., Any] | None = None,
                inputs: tuple = ()) -> dict:
-    """Run (or resume) the study into ``out``; returns metrics. render(out) draws the figures and
-    report.html at the end (superlens.studies.active.render_active_report, which the command and
-    sweeps pass: the report layer sits above this package).
+    """Run (or resume) the study into ``out``; returns metrics. render(out, status=...) draws the
+    figures and report.html at the end (superlens.studies.active.render_active_report, which the
+    command and sweeps pass: the report layer sits above this package); status "complete" on the
+    last page, which is written before meta.json says so.
 
     Everything that can be wrong with the input is checked before the first write; the run's lock
     is held throughout (one writer per run directory). A fresh run writes ``out`` in place (an
@@ -164,18 +165,19 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
                 metrics = _run_into(cfg, ds, work, seeds, device)
                 meta.update(wall_seconds=before + time.perf_counter() - t_start)
                 write_json(work / "meta.json", meta)
+                # the sparse-autoencoder pass last: the slowest measure on a CPU; the report
+                # drawn before it already holds everything else (and says "running")
+                sae_next = sae_planned(cfg)
                 if render is not None:
-                    render(work)
-                # the sparse-autoencoder pass last: the slowest measure on a CPU; the report above
-                # already holds everything else
+                    render(work, status=None if sae_next else "complete")
                 with sigterm_as_interrupt():
-                    if add_sae_measures(cfg, ds, work, seeds, device):
+                    if sae_next and add_sae_measures(cfg, ds, work, seeds, device):
                         metrics = aggregate(work, cfg, seeds)
                         write_json(work / "metrics.json", metrics)
                         meta.update(wall_seconds=before + time.perf_counter() - t_start)
                         write_json(work / "meta.json", meta)
                         if render is not None:
-                            render(work)
+                            render(work, status="complete")
             except KeyboardInterrupt:  # finished steps stay; --resume continues after them
                 meta["status"] = "interrupted"
                 with contextlib.suppress(OSError):
@@ -337,13 +339,20 @@ def _model_dirs(out: Path, name: str, seed: int) -> list[Path]:
     return sorted((out / "al" / name / f"seed{seed}").glob("round_*"))
 
 
+def sae_planned(cfg: ActiveConfig) -> bool:
+    """Whether add_sae_measures will run: the measure is on and installed."""
+    from superlens.active.sae_measures import sae_available
+
+    return cfg.sae != "off" and sae_available()
+
+
 def add_sae_measures(cfg: ActiveConfig, ds, out: Path, seeds: list[int], device) -> bool:
     """Add the sparse-autoencoder keys to every measures/<model>_seed<k>.json that lacks them: the
     final model's feature layer and last conv block (sae_*, sae_conv_*), and each round's feature
-    layer for the strategies. False (nothing done) when the measure is not installed."""
-    from superlens.active.sae_measures import sae_available, sae_recipe_dict
+    layer for the strategies. False (nothing done) when the measure is off or not installed."""
+    from superlens.active.sae_measures import sae_recipe_dict
 
-    if not sae_available() or cfg.sae == "off":
+    if not sae_planned(cfg):
         return False
     per_round = cfg.sae == "rounds"
     recipe = sae_recipe_dict(cfg)
