@@ -41,8 +41,8 @@ demo: install
 	$(BIN)/superlens active --preset digits --out runs/active-demo --force
 
 test: install-test
-	@echo "== the test suite (pytest tests)"
-	$(BIN)/python -m pytest tests
+	@echo "== the test suite (pytest tests; the ten slowest are listed at the end)"
+	$(BIN)/python -m pytest tests --durations=10
 
 bench: install
 	$(BIN)/python bench/toy_train.py

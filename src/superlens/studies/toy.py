@@ -8,11 +8,10 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from superlens.config import ToyConfig
 from superlens.device import choose_threads, pick_device, set_threads
-from superlens.errors import ConfigError, RunDirError
+from superlens.errors import ConfigError
 from superlens.runs import StagedRunDir, atomic_write_bytes, base_meta, write_json
 from superlens.studies.base import SweepStudy, check_instance_sizes, rows_base, threads_for
 from superlens.toy.geometry import geometry_summary
@@ -29,18 +28,6 @@ def save_params(path: Path, params: dict[str, MLPParams]) -> None:
     tensors = {f"{name}.{k}": v.detach().cpu().contiguous()
                for name, p in params.items() for k, v in p.tensors().items()}
     atomic_write_bytes(path, save(tensors))
-
-
-def load_params(path: Path) -> dict[str, MLPParams]:
-    try:
-        flat = load_file(str(path))
-    except Exception as e:  # safetensors raises several types for a corrupt file
-        raise RunDirError(f"{path}: not a readable safetensors file ({e})") from None
-    groups: dict[str, dict] = {}
-    for key, v in flat.items():
-        name, k = key.split(".", 1)
-        groups.setdefault(name, {})[k] = v
-    return {name: MLPParams.from_tensors(d) for name, d in groups.items()}
 
 
 def train_toy(cfg: ToyConfig, device: torch.device, progress: bool = True,
