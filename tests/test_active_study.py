@@ -40,6 +40,7 @@ def test_run_directory(run):
     assert meta["kind"] == "active" and "sound" in meta["protocol"]
     html = (run / "report.html").read_text()
     assert "data:image/png;base64," in html and "least-confidence" in html
+    assert "<td>status</td><td>complete</td>" in html  # the final status, not "running"
     assert "Training batches shuffled" in meta["protocol"]
     assert "<th>" + meta["class_names"][0] + "</th>" in html  # per-class columns named by class
 

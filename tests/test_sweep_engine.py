@@ -70,6 +70,7 @@ def test_toy_sweep_end_to_end_and_resume(tmp_path):
     assert [r["point"] for r in rows] == [0, 1, 2, 3]
     for f in ("table.csv", "table.json", "report.html", "config.json", "meta.json"):
         assert (out / f).is_file()
+    assert "<td>status</td><td>complete</td>" in (out / "report.html").read_text()
     assert all(r["phase"] in {"all-dedicated", "ignore-some", "attenuate-all", "mixed"} for r in rows)
     wide = [r for r in rows if r["n_hidden"] == 8]
     assert all(r["gain_mean"] > 0 for r in wide)
