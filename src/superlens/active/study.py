@@ -139,11 +139,12 @@ def config_for_resume(out: str | Path, preset_name: str | None, config_file: str
 
 
 def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resume: bool = False,
-               argv: list[str] | None = None, render: Callable[[Path], Any] | None = None,
+               argv: list[str] | None = None, render: Callable[..., Any] | None = None,
                inputs: tuple = ()) -> dict:
-    """Run (or resume) the study into ``out``; returns metrics. render(out) draws the figures and
-    report.html at the end (superlens.studies.active.render_active_report, which the command and
-    sweeps pass: the report layer sits above this package).
+    """Run (or resume) the study into ``out``; returns metrics. render(out, status=...) draws the
+    figures and report.html at the end (superlens.studies.active.render_active_report, which the
+    command and sweeps pass: the report layer sits above this package); status "complete" on the
+    last page, which is written before meta.json says so.
 
     Everything that can be wrong with the input is checked before the first write; the run's lock
     is held throughout (one writer per run directory). A fresh run writes ``out`` in place (an
@@ -215,18 +216,19 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
                 metrics = _run_into(cfg, ds, work, seeds, device)
                 meta.update(wall_seconds=before + time.perf_counter() - t_start)
                 write_json(work / "meta.json", meta)
+                # the sparse-autoencoder pass last: the slowest measure on a CPU; the report
+                # drawn before it already holds everything else (and says "running")
+                sae_next = cfg.sae != "off"  # add_sae_measures does nothing when off
                 if render is not None:
-                    render(work)
-                # the sparse-autoencoder pass last: the slowest measure on a CPU; the report above
-                # already holds everything else
+                    render(work, status=None if sae_next else "complete")
                 with sigterm_as_interrupt():
-                    if add_sae_measures(cfg, ds, work, seeds, device):
+                    if sae_next and add_sae_measures(cfg, ds, work, seeds, device):
                         metrics = aggregate(work, cfg, seeds)
                         write_json(work / "metrics.json", metrics)
                         meta.update(wall_seconds=before + time.perf_counter() - t_start)
                         write_json(work / "meta.json", meta)
                         if render is not None:
-                            render(work)
+                            render(work, status="complete")
             except BaseException as e:  # finished steps stay; --resume continues after them
                 meta["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
                 with contextlib.suppress(OSError):

@@ -118,26 +118,27 @@ def _run_into(cfg: ToyConfig, out: Path, device: torch.device, threads: int, pro
     if progress:
         print(f"analysed in {meta['analysis_seconds']:.0f} s; drawing figures and writing "
               "report.html ...", file=sys.stderr, flush=True)
-    render_toy_report(out)
+    render_toy_report(out, status="complete")
     # "complete" is set last: a run whose report failed is not complete
     meta.update(status="complete", report_seconds=time.perf_counter() - t_rep)
     write_json(out / "meta.json", meta)
     return metrics
 
 
-def render_toy_report(out: str | Path) -> Path:
-    """(Re)draw figures and report.html from a finished run directory, without training."""
+def render_toy_report(out: str | Path, status: str | None = None) -> Path:
+    """(Re)draw figures and report.html from a finished run directory, without training.
+    status: the run status the page shows instead of meta.json's (runs.page_meta)."""
     from superlens.readers import NUMBER, check_object, file_contents, read_meta, read_object
     from superlens.report.toy_figures import make_toy_figures, plot_frame_geometry
     from superlens.report.toy_report import toy_report_html
-    from superlens.runs import atomic_write_text
+    from superlens.runs import atomic_write_text, page_meta
     from superlens.toy.record import ToyAnalysis
 
     out = Path(out)
     # every file is read and checked before the first figure is drawn
     config = read_object(out / "config.json", {"n_features": int, "n_hidden": int, "p": NUMBER,
                                                "loss_power": NUMBER})
-    meta = read_meta(out)
+    meta = page_meta(read_meta(out), status)
     metrics = read_object(out / "metrics.json", {"mse_active_mean": (*NUMBER, type(None)),
                                                  "gain_mean": (*NUMBER, type(None))})
     with file_contents(out / "analysis.json", "not a toy analysis"):
