@@ -221,6 +221,7 @@ def test_a_second_writer_gets_the_holders_pid_and_the_kernel_frees_a_dead_holder
     assert not (tmp_path / ".run.lock").exists() and (out / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_never_mix(tmp_path):
     """Two real processes into one --out (the issue's p = 0.02 / p = 0.05 mix): one wins, the other
     is refused in one line, and the run on disk is one run's files only."""
@@ -517,6 +518,7 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the workers")
 @pytest.mark.parametrize("backend,sig", [("local", signal.SIGTERM), ("local", signal.SIGKILL),
                                          ("ray", signal.SIGTERM)])
@@ -617,6 +619,7 @@ def _in_namespace(tmp_path: Path, prev: Path, size_kb: int, read_only: bool,
     return {n: tuple(v) for n, v in json.loads(res.read_text()).items()}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _unshare_ok(), reason="needs root and unshare -m to mount a read-only or "
                     "full tmpfs (as a non-root user, permissions would do: see the chmod test)")
 def test_read_only_and_full_disks_are_one_line(toy_run, tmp_path):

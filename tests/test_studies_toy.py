@@ -12,6 +12,7 @@ TINY = ["--n-features", "12", "--n-hidden", "4", "--steps", "30", "--batch-size"
         "--seeds", "2", "--eval-samples", "2000", "--quiet"]
 
 
+@pytest.mark.slow
 def test_toy_end_to_end(tmp_path):
     out = tmp_path / "run"
     assert main(["toy", "--out", str(out), *TINY]) == 0

@@ -63,6 +63,7 @@ def test_unknown_study(tmp_path, capsys):
     assert "study" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_toy_sweep_end_to_end_and_resume(tmp_path):
     out = tmp_path / "sw"
     rows = run_sweep(toy_spec(), out, progress=False)
@@ -157,6 +158,7 @@ def test_address_needs_ray_backend(tmp_path, capsys):
 VOLATILE = {"train_seconds", "threads"}
 
 
+@pytest.mark.slow
 def test_ray_backend_matches_local(tmp_path):
     """A real local Ray instance (started for the run) gives the same table as the local backend."""
     pytest.importorskip("ray")
