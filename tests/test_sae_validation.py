@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from superlens.studies.sae_validation import GRIDS, correlations, main, pearson, run_validation, spearman
+from superlens.measures.sae_agreement import correlations, pearson, spearman
+from superlens.studies.sae_validation import GRIDS, main, run_validation
 
 
 def test_rank_correlations_match_closed_forms():
@@ -101,7 +102,7 @@ def test_validation_sweep_equals_the_module_and_reports_rho(tmp_path, small_tabl
     c = correlations(rows)["pooled"]
     assert c["rho_mean"] == pytest.approx(small_table["correlations"]["pooled"]["rho_mean"])
     html = (tmp_path / "sw" / "report.html").read_text()
-    assert "Verdict: does F count the features?" in html
+    assert "Toy models: does F count the represented features?" in html
     assert f"{c['rho_mean']:.3f} ± {c['rho_std']:.3f}" in html and "data:image/png" in html
 
 
