@@ -41,7 +41,8 @@ from tqdm.auto import tqdm
 from superlens.active import strategies as S
 from superlens.active.checkpoints import (check_fingerprint, load_checkpoint, read_checkpoint,
                                           save_checkpoint)
-from superlens.active.data import ImageDataset, resolve_normalization
+from superlens.active.data import resolve_normalization
+from superlens.active.dataset import ImageDataset
 from superlens.active.models import build_model, default_feature_layer
 from superlens.active.train import (accuracy, make_optimizer, make_scaler, mc_dropout_probs,
                                     predict, train_epochs)

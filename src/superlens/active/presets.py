@@ -20,8 +20,6 @@ from typing import Any
 
 from superlens.errors import ConfigError
 
-ALL_STRATEGIES = ["least-confidence", "margin", "entropy", "coreset", "badge", "bald", "random"]
-
 PRESETS: dict[str, dict[str, Any]] = {
     "digits": dict(dataset="digits", model="small-cnn", optimizer="adam", lr=2e-3, epochs=30,
                    batch_size=64, initial_pool=100, rounds=5, query_size=100,

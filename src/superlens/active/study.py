@@ -21,16 +21,16 @@ from superlens.active.sae_measures import (add_sae_measures, sae_validated, sae_
 from superlens.active.train import amp_enabled
 from superlens.config import ActiveConfig, load_toml
 from superlens.device import choose_threads, pick_device, set_threads
-from superlens.errors import ConfigError
+from superlens.errors import ConfigError, DataError
+from superlens.measures.numeric import mean_std
 from superlens.runs import base_meta, check_resume_dir, read_json, sigterm_as_interrupt, write_json
 
-MEASURE_KEYS = ["accuracy", "cos_mean", "cos_std", "silhouette_tsne", "davies_bouldin_tsne",
-                "silhouette_raw", "davies_bouldin_raw", "effective_rank", "participation_ratio",
-                "neuron_abs_cos_mean", "selectivity_mean"]
 # fields that may differ on --resume without changing any result (the paths, like the loop's
 # fingerprints, may move between machines)
 RESUME_FREE = {"device", "threads", "progress", "data_dir", "weights_path", "download", "cache_dir",
                "sae_recipe", "sae", "sae_gflop"}
+# the smallest image side the models take (image_size has the same bound)
+MIN_SIDE = 8
 # config.json keys beside ActiveConfig's fields (stripped before the config is rebuilt)
 EXTRA_CONFIG_KEYS = ("sae_recipe", "decode")
 
@@ -88,22 +88,63 @@ def _check_resume_config(out: Path, cfg: ActiveConfig) -> None:
     # amp as it acts on this device: config.json stores the resolved value (false on the CPU), and
     # an older one may hold the flag as given
     dev = pick_device(cfg.device)
-    stored, now = {**stored, "amp": amp_enabled(dev, stored.get("amp"))}, {**now, "amp": amp_enabled(dev, cfg.amp)}
-    diff = [k for k in sorted(set(stored) | set(now))
-            if k not in RESUME_FREE and stored.get(k) != now.get(k)]
+    stored = {**stored, "amp": amp_enabled(dev, stored.get("amp"))}
+    now = {**now, "amp": amp_enabled(dev, cfg.amp)}
+    diff = {k: (stored.get(k), now.get(k)) for k in sorted(set(stored) | set(now))
+            if k not in RESUME_FREE and stored.get(k) != now.get(k)}
     if diff:
-        k = "preset" if "preset" in diff else diff[0]  # a preset explains every field it sets
-        more = f" (and {len(diff) - 1} more field(s))" if len(diff) > 1 else ""
-        raise ConfigError(f"--resume: {out / 'config.json'} has {k} = {stored.get(k)!r} but this "
-                          f"command gives {now.get(k)!r}{more}; rerun with the same settings")
+        raise ConfigError(f"--resume: {mismatch_text(diff)}; resume with `superlens active --out "
+                          f"{out} --resume` (the run's own settings) or start a new run in another "
+                          "--out")
+
+
+def mismatch_text(diff: dict[str, tuple]) -> str:
+    """'this command gives epochs = 3 (the run has 1), lr = ...': every mismatched field, the preset
+    first (it explains the fields it sets)."""
+    keys = sorted(diff, key=lambda k: (k != "preset", k))
+    return "this command gives " + ", ".join(f"{k} = {diff[k][1]!r} (the run has {diff[k][0]!r})"
+                                             for k in keys)
+
+
+def config_for_resume(out: str | Path, preset_name: str | None, config_file: str | None,
+                      overrides: dict[str, Any]) -> ActiveConfig:
+    """The config of `superlens active --out DIR --resume`: the run's own (DIR/config.json). The
+    settings the command gives (a preset, a config file's keys, flags) are checked against it: the
+    ones that may change on resume (RESUME_FREE: paths, device, threads, progress, the
+    sparse-autoencoder pass) take the new value, any other that differs is refused, every such
+    field named in the one line."""
+    from superlens.readers import read_object
+
+    out = Path(out)
+    stored = read_object(out / "config.json", {"strategies": list})
+    run_cfg = config_from_json(stored, str(out / "config.json"))
+    # config.json holds amp as resolved on the run's device (false on a CPU); the checkpoints'
+    # fingerprints hold the flag the run was given, so take it from there when one exists
+    for marker in sorted(out.glob("baseline/seed*/result.json"))[:1]:
+        with contextlib.suppress(Exception):
+            run_cfg = run_cfg.replace(amp=bool(read_json(marker)["fingerprint"]["amp"]))
+    file_data = load_toml(config_file) if config_file else {}
+    given = {**({"preset": preset_name} if preset_name else {}), **file_data, **overrides}
+    if not given:
+        return run_cfg
+    now = config_from_cli(preset_name or stored.get("preset"), config_file, overrides)
+    diff = {k: (getattr(run_cfg, k), getattr(now, k)) for k in given
+            if k not in RESUME_FREE and k in ActiveConfig.model_fields
+            and getattr(run_cfg, k) != getattr(now, k)}
+    if diff:
+        raise ConfigError(f"--resume: {mismatch_text(diff)}; resume with `superlens active --out "
+                          f"{out} --resume` alone (the run's own settings) or start a new run in "
+                          "another --out")
+    return run_cfg.replace(**{k: getattr(now, k) for k in given if k in RESUME_FREE})
 
 
 def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resume: bool = False,
-               argv: list[str] | None = None, render: Callable[[Path], Any] | None = None,
+               argv: list[str] | None = None, render: Callable[..., Any] | None = None,
                inputs: tuple = ()) -> dict:
-    """Run (or resume) the study into ``out``; returns metrics. render(out) draws the figures and
-    report.html at the end (superlens.studies.active.render_active_report, which the command and
-    sweeps pass: the report layer sits above this package).
+    """Run (or resume) the study into ``out``; returns metrics. render(out, status=...) draws the
+    figures and report.html at the end (superlens.studies.active.render_active_report, which the
+    command and sweeps pass: the report layer sits above this package); status "complete" on the
+    last page, which is written before meta.json says so.
 
     Everything that can be wrong with the input is checked before the first write; the run's lock
     is held throughout (one writer per run directory). A fresh run writes ``out`` in place (an
@@ -118,10 +159,16 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
     t_start = time.perf_counter()
     device = pick_device(cfg.device)
     out = check_out(out, force=force, inputs=(*inputs, cfg.data_dir, cfg.weights_path))
+    resume_cmd = f"superlens active --out {out} --resume"
     # a --resume target must be empty/missing or a superlens active run; refuse anything else early
-    check_resume_dir(out, kind="active") if resume else check_run_dir(out, force)
-    # everything that can be wrong with the input is checked before the run directory is touched
-    ds = load_study_data(cfg)
+    check_resume_dir(out, kind="active") if resume else check_run_dir(out, force, resume_cmd)
+    # everything that can be wrong with the input is checked before the run directory is touched;
+    # a fresh decode's cache write waits in `pending` until then
+    from superlens.active.image_cache import check_cache_dir
+
+    check_cache_dir(cfg.cache_dir, cfg.data_dir, out)
+    pending: list[Callable[[], None]] = []
+    ds = load_study_data(cfg, pending)
     side = cfg.image_size or ds.image_size
     # ~ activation elements of a first conv layer: small models run faster on one thread
     threads = set_threads(choose_threads(cfg.threads, cfg.batch_size * 64 * side * side))
@@ -130,7 +177,8 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
     seeds = [cfg.seed + i for i in range(cfg.seeds)]
     with RunLock(out):
         # again under the lock: another process may have written it meanwhile
-        resuming = check_resume_dir(out, kind="active") if resume else check_run_dir(out, force)
+        resuming = (check_resume_dir(out, kind="active") if resume
+                    else check_run_dir(out, force, resume_cmd))
         if resuming:
             # every check of what is already there comes before the first write: a refused resume
             # leaves the run directory byte for byte as it was
@@ -141,6 +189,9 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
             from superlens.readers import read_meta
 
             meta = read_meta(out)
+            _check_same_data(out, meta, ds)
+        for write in pending:  # every check has passed: the decoded images may be cached now
+            write()
         with open_run_dir(out, force=force) as work:
             if resuming:  # the original meta stays; this session is recorded beside it
                 prev = meta.get("resumed_at", [])
@@ -157,7 +208,7 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
                 meta = base_meta(str(device), threads, seeds, argv)
                 meta.update(kind="active", protocol=protocol_statement(cfg), dataset=ds.name,
                             n_train=int(ds.train_y.shape[0]), n_test=int(ds.test_y.shape[0]),
-                            class_names=list(ds.class_names))
+                            class_names=list(ds.class_names), data_sha256=ds.digest())
                 write_json(work / "config.json", config_json(cfg, device, threads))
             write_json(work / "meta.json", meta)
             before = float(meta.get("wall_seconds_before", 0.0))
@@ -165,20 +216,21 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
                 metrics = _run_into(cfg, ds, work, seeds, device)
                 meta.update(wall_seconds=before + time.perf_counter() - t_start)
                 write_json(work / "meta.json", meta)
+                # the sparse-autoencoder pass last: the slowest measure on a CPU; the report
+                # drawn before it already holds everything else (and says "running")
+                sae_next = cfg.sae != "off"  # add_sae_measures does nothing when off
                 if render is not None:
-                    render(work)
-                # the sparse-autoencoder pass last: the slowest measure on a CPU; the report above
-                # already holds everything else
+                    render(work, status=None if sae_next else "complete")
                 with sigterm_as_interrupt():
-                    if add_sae_measures(cfg, ds, work, seeds, device):
+                    if sae_next and add_sae_measures(cfg, ds, work, seeds, device):
                         metrics = aggregate(work, cfg, seeds)
                         write_json(work / "metrics.json", metrics)
                         meta.update(wall_seconds=before + time.perf_counter() - t_start)
                         write_json(work / "meta.json", meta)
                         if render is not None:
-                            render(work)
-            except KeyboardInterrupt:  # finished steps stay; --resume continues after them
-                meta["status"] = "interrupted"
+                            render(work, status="complete")
+            except BaseException as e:  # finished steps stay; --resume continues after them
+                meta["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
                 with contextlib.suppress(OSError):
                     write_json(work / "meta.json", meta)
                 raise
@@ -204,16 +256,34 @@ def _run_into(cfg: ActiveConfig, ds, out: Path, seeds: list[int], device: torch.
     return metrics
 
 
-def load_study_data(cfg: ActiveConfig):
-    """The data set the study trains on: cfg.dataset from cfg.data_dir (decoded into cfg.cache_dir),
-    cut to a class-balanced cfg.pool_size subset and its test split to a class-balanced cfg.test_size
-    subset when set (drawn by cfg.seed, the same subsets for every seed of the run)."""
-    from superlens.active.data import balanced_subset, load_dataset
+def _check_same_data(out: Path, meta: dict, ds) -> None:
+    """A resumed run must train on the data it started with: the digest of its images and labels
+    (meta.json data_sha256; runs from before it was recorded: the image counts)."""
+    then = (meta.get("n_train"), meta.get("n_test"))
+    now = (int(ds.train_y.shape[0]), int(ds.test_y.shape[0]))
+    stored = meta.get("data_sha256")
+    if then != now or (stored is not None and stored != ds.digest()):
+        what = (f"{then[0]} training / {then[1]} test images then, {now[0]} / {now[1]} now"
+                if then != now else "the same image counts but other images or labels")
+        raise DataError(f"--resume: the data changed since {out} started ({what}, by meta.json); "
+                        "resume with the data it started with, or start a new run in another --out")
+
+
+def load_study_data(cfg: ActiveConfig, pending: list[Callable[[], None]] | None = None):
+    """The data set the study trains on, the one function the run and every pre-check use:
+    cfg.dataset from cfg.data_dir (decoded at cfg.image_size into cfg.cache_dir), cut to a
+    class-balanced cfg.pool_size subset and its test split to a class-balanced cfg.test_size subset
+    when set (drawn by cfg.seed, the same subsets for every seed of the run). pending: see
+    superlens.active.data.load_dataset (a pre-check passes a list and drops it: it writes nothing)."""
+    from superlens.active.data import NEEDS_FOLDER, balanced_subset, load_dataset
     from superlens.active.loop import derive_seed
 
+    if cfg.data_dir is None and cfg.dataset in NEEDS_FOLDER:
+        who = f"preset {cfg.preset} (dataset {cfg.dataset})" if cfg.preset else f"dataset {cfg.dataset}"
+        raise DataError(f"{who}: needs --data-dir DIR (data_dir), {NEEDS_FOLDER[cfg.dataset]}")
     ds = load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download, seed=cfg.seed,
                       test_fraction=cfg.test_fraction, progress=cfg.progress, cache_dir=cfg.cache_dir,
-                      image_size=cfg.image_size)
+                      image_size=cfg.image_size, pending=pending)
     if cfg.pool_size is not None:
         ds = balanced_subset(ds, cfg.pool_size, derive_seed(cfg.seed, "pool-subset"))
     if cfg.test_size is not None:
@@ -231,6 +301,10 @@ def preflight_model(cfg: ActiveConfig, ds) -> None:
     from superlens.limits import check_image_sizes
 
     resolve_normalization(cfg.normalize, ds)  # e.g. 3-channel statistics on 1-channel data
+    if cfg.image_size is None and ds.image_size < MIN_SIDE:
+        raise ConfigError(f"data set {ds.name}: its images are {ds.image_size}x{ds.image_size}, "
+                          f"smaller than the models' {MIN_SIDE}x{MIN_SIDE}; pass --image-size "
+                          f"{MIN_SIDE} (image_size, or larger) to resize them")
     big = "eval_batch_size" if cfg.eval_batch_size > cfg.batch_size else "batch_size"
     check_image_sizes(cfg.image_size or ds.image_size, getattr(cfg, big), ds.in_channels,
                       pick_device(cfg.device), big)
@@ -345,9 +419,7 @@ def aggregate(out: Path, cfg: ActiveConfig, seeds: list[int]) -> dict:
         for k in keys:
             vals = [d["measures"][k] for d in per_seed]
             if all(isinstance(v, (int, float)) and v is not None for v in vals):
-                arr = np.asarray(vals, dtype=float)
-                entry[k] = float(arr.mean())
-                entry[k + "_std"] = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+                entry[k], entry[k + "_std"] = mean_std(vals)
         entry["per_seed"] = {str(s): d["measures"] for s, d in zip(seeds, per_seed)}
         if name != "baseline":
             entry["rounds"] = _rounds_mean(per_seed)
@@ -375,9 +447,8 @@ def _rounds_mean(per_seed: list[dict]) -> list[dict]:
     n_rounds = min(len(d["rounds"]) for d in per_seed)
     for r in range(n_rounds):
         rs = [d["rounds"][r] for d in per_seed]
-        acc = np.asarray([x["accuracy"] for x in rs], dtype=float)
-        entry = {"round": r, "labelled": rs[0]["labelled"], "accuracy": float(acc.mean()),
-                 "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0}
+        acc, acc_std = mean_std([x["accuracy"] for x in rs])
+        entry = {"round": r, "labelled": rs[0]["labelled"], "accuracy": acc, "accuracy_std": acc_std}
         # per-class counts of this round's queries: integer sums over the seeds, and their mean per
         # seed (like accuracy); null for a round that queried nothing (the last one)
         qs = [x.get("queried_per_class") for x in rs]
@@ -387,9 +458,7 @@ def _rounds_mean(per_seed: list[dict]) -> list[dict]:
         for k in sorted({k for x in rs for k in x if k.startswith("sae_") or k in ROUND_KEYS}):
             vals = [x.get(k) for x in rs]
             if all(isinstance(v, (int, float)) for v in vals):
-                a = np.asarray(vals, dtype=float)
-                entry[k] = float(a.mean())
-                entry[k + "_std"] = float(a.std(ddof=1)) if len(a) > 1 else 0.0
+                entry[k], entry[k + "_std"] = mean_std(vals)
         entry["seeds"] = len(rs)
         entry["queried_per_class_sum"] = None if total is None else [int(v) for v in total]
         entry["queried_per_class"] = None if total is None else (total / len(rs)).tolist()

@@ -54,6 +54,7 @@ import torch
 from torch import Tensor
 
 from superlens.device import generator
+from superlens.measures.numeric import mean_std
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,9 @@ class SAERecipe:
                               "tied decoder W_enc^T, unit rows") +
                 (", decoder bias" if self.decoder_bias else ", no decoder bias") +
                 f"; loss {loss}; Adam, cosine lr")
-        return {**asdict(self), "architecture": arch}
+        # progress is how a fit reports itself, not part of the recipe: runs with and without
+        # --quiet record the same recipe
+        return {**{k: v for k, v in asdict(self).items() if k != "progress"}, "architecture": arch}
 
 
 # ------------------------------------------------------------------------------------------- math
@@ -529,10 +532,10 @@ def summarize(st: dict[str, Tensor], n: int, fit: SAEFit) -> dict[str, float]:
     """Per-seed statistics -> the sae_* dict of floats (see sae_measure)."""
     F = st["features"].cpu().numpy()  # [I]
     D = fit.W_dec.shape[1]
-    f = float(F.mean())
+    f, f_std = mean_std(F)
     return {
         "sae_features": f,
-        "sae_features_std": float(F.std(ddof=1)) if len(F) > 1 else 0.0,
+        "sae_features_std": f_std,
         "sae_features_raw": float(st["features_raw"].mean()),
         "sae_psi": f / n,
         "sae_fvu": float(st["fvu"].mean()),

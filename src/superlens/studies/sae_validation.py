@@ -253,6 +253,48 @@ class SAEValidationSweep(SweepStudy):
                 raise ConfigError(f"{where}: n_hidden = {cfg.n_hidden} must be < n_features = {n}")
         return check
 
+    def check_groups(self, groups, check) -> None:
+        # the report correlates F with the known count over the points (pooled and per family):
+        # a rank correlation needs at least 3 models
+        n = sum(len(g.points) for g in groups)
+        if n < 3:
+            from superlens.errors import ConfigError
+
+            raise ConfigError(f"sae-validation sweep: {n} point(s); the study correlates F with the "
+                              "known feature count over its points and needs at least 3 (add axis "
+                              "values)")
+
+    def check_sizes(self, groups) -> None:
+        """Lower bounds of a group's float32 memory, from the configs alone: training (the weight
+        matrix with its gradient and two Adam moments, 4 I n m floats; a batch, I B (2n + m)), then
+        the activations (I rows (n + m)) beside the autoencoders (per model and AE seed, encoder and
+        decoder [m, D] with gradients and two Adam moments, 8 m D floats; a minibatch I S B D)."""
+        from superlens.device import pick_device
+        from superlens.errors import ConfigError
+        from superlens.limits import FLOAT, check_fits
+
+        for g in groups:
+            c = g.points[0].config
+            t = resolved(c)
+            n, m, I = t["n_features"], c.n_hidden, len(g.points)
+            try:
+                recipe = point_recipe(c)
+            except ValueError as e:
+                raise ConfigError(f"sweep point(s) {g.points[0].index}: {e}") from None
+            D = recipe.dict_size(m)
+            _, B = recipe.schedule(m)
+            train = (4 * I * n * m + I * t["batch_size"] * (2 * n + m)) * FLOAT
+            sae = (I * c.rows * (n + m) + I * c.ae_seeds * (8 * m * D + B * D)) * FLOAT
+            try:
+                check_fits(max(train, sae), {"n_features": n, "n_hidden": m,
+                                             "batch_size": t["batch_size"], "rows": c.rows,
+                                             "sae_dict_multiple": recipe.dict_multiple,
+                                             "ae_seeds": c.ae_seeds},
+                           f"{I} toy model(s) and their autoencoders", pick_device(c.device))
+            except ConfigError as e:
+                pts = ", ".join(str(p.index) for p in g.points)
+                raise ConfigError(f"sweep point(s) {pts}: {e}") from None
+
     def run_group(self, group, options: dict) -> dict:
         from superlens.device import pick_device
 

@@ -1,6 +1,7 @@
 """The paper and sound presets run through the real loaders on generated files in the real formats."""
 import json
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -29,6 +30,7 @@ def resnet_weights(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_paper_cifar10_protocol(cifar_dir, resnet_weights, tmp_path):
     out = tmp_path / "paper"
     assert main(["active", "--preset", "paper-cifar10", "--data-dir", str(cifar_dir),
@@ -61,6 +63,7 @@ def test_paper_preset_without_weights_is_one_clear_line(cifar_dir, tmp_path, cap
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_sound_cifar10_preset(cifar_dir, tmp_path):
     out = tmp_path / "sound"
     assert main(["active", "--preset", "cifar10", "--data-dir", str(cifar_dir), "--out", str(out),
@@ -70,6 +73,7 @@ def test_sound_cifar10_preset(cifar_dir, tmp_path):
     assert "sound" in json.loads((out / "meta.json").read_text())["protocol"]
 
 
+@pytest.mark.slow
 def test_sound_tiny_imagenet_preset(tmp_path):
     write_tiny(tmp_path, per_class=30, val_per_class=10)  # 3 classes: 90 train, 30 test
     out = tmp_path / "tin"
@@ -81,6 +85,7 @@ def test_sound_tiny_imagenet_preset(tmp_path):
     assert set(m) - {"verdicts"} == {"baseline", "entropy"}
 
 
+@pytest.mark.slow
 def test_paper_tiny_imagenet_protocol(resnet_weights, tmp_path, monkeypatch):
     """The paper-tiny-imagenet preset end to end on a generated tiny-imagenet-200/ folder: resize to
     the configured side (the preset's 224; 32 here, through a config file, to stay fast), ImageNet
@@ -142,3 +147,21 @@ def test_paper_tiny_imagenet_protocol(resnet_weights, tmp_path, monkeypatch):
     assert [r["labelled"] for r in m["least-confidence"]["rounds"]] == [30, 45]
     meas = json.loads((out / "measures" / "least-confidence_seed0.json").read_text())["measures"]
     assert "twice" in meas["cos_features"]
+
+
+def test_paper_presets_use_the_papers_tsne():
+    """Under the paper presets the *_tsne measures come from scikit-learn's TSNE(random_state=42)."""
+    from sklearn.manifold import TSNE
+
+    from superlens.active.presets import PRESETS
+    from superlens.measures.summary import feature_measures
+
+    assert PRESETS["paper-cifar10"]["tsne"] == PRESETS["paper-tiny-imagenet"]["tsne"] == "sklearn"
+    assert PRESETS["cifar10"].get("tsne", "opentsne") == "opentsne"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 5)).astype(np.float32)
+    y = np.repeat(np.arange(3), 20)
+    _, arrays = feature_measures(torch.from_numpy(x), torch.from_numpy(y), n_classes=3, seed=7,
+                                 tsne_points=100, tsne="sklearn")
+    ref = TSNE(n_components=2, random_state=42, perplexity=min(30.0, 59 / 3)).fit_transform(x)
+    assert np.allclose(arrays["tsne_embedding"], ref, atol=1e-5)

@@ -43,6 +43,7 @@ def small_table_l1():
                           progress=False)
 
 
+@pytest.mark.slow
 def test_small_validation_counts_tms_features(small_table_l1):
     """On the classic toy model (dense: ~5-6 features, sparse: ~20) F must follow the represented
     count: a recipe that read the dictionary size, the width, or noise would fail these bounds."""
@@ -61,6 +62,7 @@ def test_small_validation_counts_tms_features(small_table_l1):
         assert 0 <= np.mean(e["fvu"]) < 0.15 and 0 <= np.mean(e["dead_fraction"]) < 1
 
 
+@pytest.mark.slow
 def test_cli_writes_table_figure_and_report(tmp_path, small_table, monkeypatch):
     import superlens.studies.sae_validation as sv
 
@@ -96,6 +98,7 @@ def _key(e):
     return e["family"], e["p"], e["importance"], e["width"], e["loss_power"], e["model_seed"]
 
 
+@pytest.mark.slow
 def test_validation_sweep_equals_the_module_and_reports_rho(tmp_path, small_table, capsys):
     """The validation shipped as a sweep (study sae-validation, the `cells` axis joining the two
     families' grids) trains and measures the very models of run_validation('small'): the same
