@@ -97,7 +97,7 @@ def _run_into(cfg: ToyConfig, out: Path, device: torch.device, threads: int, pro
     metrics.update(geo_metrics)
     write_json(out / "geometry.json", geo)
     # the SAE measure of superposition on the hidden layer (superlens.measures.sae)
-    from superlens.studies.sae_validation import toy_sae_metrics
+    from superlens.toy.known_features import toy_sae_metrics
 
     t_sae = time.perf_counter()
     from superlens.measures.sae import SAERecipe
