@@ -56,6 +56,20 @@ VERDICT_RULE = (
     "primary measure's word; the primary measure of every claim is named in the preset before the "
     "run. Rows on measures that are not validated are shown but take no part.")
 
+# each word's rule, as the page lists them (VERDICT_RULE in one paragraph; verdict_word in code)
+WORD_RULES = {
+    "reproduced": "the effect differs from 0 (Holm-adjusted two-sided t, α = 0.05) on the side the "
+                  "paper claims, and is not significantly smaller than the paper's effect",
+    "smaller than the paper's": "the effect is significantly smaller than the paper's effect "
+                                "(one-sided t, Holm) and either differs from 0 on the claimed side "
+                                "or is neither distinguishable from 0 nor shown within ±Δ",
+    "contradicted": "the effect differs from 0 on the side opposite to the paper's claim",
+    "no effect larger than Δ": "the effect does not differ from 0 and TOST shows it lies within "
+                               "±Δ (the 90 % interval inside ±Δ, Holm)",
+    "inconclusive": "none of the above (or fewer than 2 seeds, or the measure was not computed); "
+                    "the seeds needed say how many would settle it",
+}
+
 SEEDS_NEEDED_RULE = (
     "Seeds needed: the smallest n at which the interval half-width t_{1-α/2m, n-1} · s / √n (s: "
     "this run's sd of the per-seed differences; m: the claim's deciding rows, Bonferroni, the "
@@ -423,7 +437,7 @@ def verdicts_json(rows: list[dict], sae_validated: bool | None, sae_note: str,
             "claims": claim_verdicts(rows), "power": claim_power(rows), "rows": rows}
 
 
-__all__ = ["ALPHA", "WORDS", "VERDICT_RULE", "SEEDS_NEEDED_RULE", "PAPER_EFFECTS", "DEFAULT_DELTA",
+__all__ = ["ALPHA", "WORDS", "WORD_RULES", "VERDICT_RULE", "SEEDS_NEEDED_RULE", "PAPER_EFFECTS", "DEFAULT_DELTA",
            "DEFAULT_PRIMARY", "t_interval", "p_zero", "p_smaller_than", "p_equivalence", "holm",
            "seeds_needed", "verdict_word", "claim_rows", "decide", "claim_verdicts", "claim_power",
            "verdicts_json"]
