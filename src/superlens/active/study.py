@@ -190,12 +190,13 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
 
 
 def _run_into(cfg: ActiveConfig, ds, out: Path, seeds: list[int], device: torch.device) -> dict:
-    """Seeds in chunks of cfg.ensemble: a chunk's baselines train together, then its strategies'
-    loops run in step (superlens.active.loop.run_loops); each chunk is measured when it finishes,
-    so an interrupted run keeps every finished chunk."""
+    """Seeds in chunks of cfg.ensemble // len(strategies) (at least 1): a chunk's baselines train
+    together, then its strategies' loops run in step (superlens.active.loop.run_loops: its
+    strategies x seeds models train cfg.ensemble at a time); each chunk is measured when it
+    finishes, so an interrupted run keeps every finished chunk."""
     from superlens.active.loop import run_loops, train_baselines
 
-    chunk = max(1, int(cfg.ensemble))
+    chunk = max(1, int(cfg.ensemble) // len(cfg.strategies))
     with sigterm_as_interrupt():  # a SIGTERM stops like Ctrl-C; finished steps stay resumable
         for c in range(0, len(seeds), chunk):
             part = seeds[c:c + chunk]
