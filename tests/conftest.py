@@ -1,5 +1,5 @@
 """Shared fixtures: the active-learning study's sparse-autoencoder measure runs by default; tests
-fit a cheap recipe (the measure itself is tested in test_sae.py and test_sae_validation.py).
+fit a cheap recipe (the measure itself is tested in test_measures_sae.py and test_studies_sae_validation.py).
 Session-wide, so that module-scoped fixtures that run a study get it too."""
 import pytest
 

@@ -221,7 +221,9 @@ def test_tiny_imagenet_loads_decodes_and_caches(tmp_path, monkeypatch):
     def no_decoding(*a, **k):
         raise AssertionError("decoded again although the cache is valid")
 
-    monkeypatch.setattr(D, "_decode_all", no_decoding)
+    import superlens.active.image_cache as IC
+
+    monkeypatch.setattr(IC, "decode_files", no_decoding)
     cached = load_dataset("tiny-imagenet", folder, progress=False)
     assert torch.equal(cached.train_x, ds.train_x) and cached.class_names == ds.class_names
     assert cached.mean == ds.mean
@@ -232,9 +234,14 @@ def test_tiny_imagenet_loads_decodes_and_caches(tmp_path, monkeypatch):
     load_dataset("tiny-imagenet", folder, progress=False, cache_dir=own)
     assert len(list(own.glob("tinyimagenet-*.pt"))) == 1
 
-    cache.write_bytes(b"\x00garbage")  # a corrupt cache is rebuilt, with a warning
-    with pytest.warns(UserWarning, match="rebuilding"):
-        rebuilt = load_dataset("tiny-imagenet", data, progress=False)
+    # a file under the cache's key that is not this folder's cache is refused (the one rule of
+    # superlens.active.image_cache, the same as for image folders) and left as it was
+    cache.write_bytes(b"\x00garbage")
+    with pytest.raises(DataError, match="does not match data folder .*delete that file"):
+        load_dataset("tiny-imagenet", data, progress=False)
+    assert cache.read_bytes() == b"\x00garbage"
+    cache.unlink()
+    rebuilt = load_dataset("tiny-imagenet", data, progress=False)
     assert torch.equal(rebuilt.test_x, ds.test_x)
     assert torch.load(cache, weights_only=True)["train_x"].shape == (12, 3, 64, 64)
 

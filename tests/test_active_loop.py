@@ -7,8 +7,9 @@ import torch
 
 import superlens.active.loop as loop
 from superlens.active import strategies as S
+from superlens.active.checkpoints import load_checkpoint, save_checkpoint
 from superlens.active.data import load_dataset
-from superlens.active.loop import load_checkpoint, run_loop, train_baseline, validate_plan
+from superlens.active.loop import run_loop, train_baseline, validate_plan
 from superlens.active.models import build_model
 from superlens.active.strategies import PoolView, Selection, Strategy
 from superlens.config import ActiveConfig
@@ -269,7 +270,7 @@ def test_checkpoint_fingerprint_mismatch_names_file_and_field(ds, tmp_path):
     model = build_model("small-cnn", 4, 1)
     opt = torch.optim.Adam(model.parameters())
     path = tmp_path / "checkpoint.pt"
-    loop.save_checkpoint(path, model, opt, {"lr": 0.001, "seed": 0})
+    save_checkpoint(path, model, opt, {"lr": 0.001, "seed": 0})
     load_checkpoint(path, model, opt, {"lr": 0.001, "seed": 0})
     with pytest.raises(CheckpointError, match=r"checkpoint\.pt: made with seed = 0 .* 3"):
         load_checkpoint(path, model, opt, {"lr": 0.001, "seed": 3})

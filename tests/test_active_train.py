@@ -215,7 +215,7 @@ def test_accuracy_hand_worked():
 
 
 def test_scaler_state_round_trips_through_a_checkpoint(ds, tmp_path):
-    from superlens.active.loop import load_checkpoint, save_checkpoint
+    from superlens.active.checkpoints import load_checkpoint, save_checkpoint
     from superlens.active.train import make_scaler
 
     assert not make_scaler("cpu", _cfg(amp=True)).is_enabled()  # mixed precision is CUDA-only

@@ -157,3 +157,16 @@ def test_learning_curves():
     # area difference: (0.5 - 0.4) * 200 / 2 / 200 + (0.6 - 0.5) / 2 ... per seed, same every seed
     assert lc["area_minus_random"]["effect"] == pytest.approx(0.075)
     assert lc["points"][1]["accuracy"] == pytest.approx(0.51)
+
+
+def test_a_bad_verdict_plan_is_one_line(tmp_path):
+    from superlens.active.verdicts import check_plan
+    from superlens.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"delta.cos_mean = -0.1"):
+        check_plan({"cos_mean": -0.1}, None)
+    with pytest.raises(ConfigError, match="delta: unknown measure 'cosine'"):
+        check_plan({"cosine": 0.1}, None)
+    with pytest.raises(ConfigError, match="primary: unknown claim 'speed'"):
+        check_plan(None, {"speed": "accuracy"})
+    check_plan({"cos_mean": 0.02}, {"overlap": "neuron_abs_cos_mean"})

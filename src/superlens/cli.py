@@ -3,6 +3,7 @@
     superlens toy --out DIR [--config FILE.toml] [--p 0.02 ...]
     superlens active --preset digits --out DIR [--strategies a,b] [--seeds N] [--resume]
     superlens sweep SPEC.toml --out DIR [--backend local|ray]
+    superlens measure --model SPEC --layers A,B (--data-dir DIR | --inputs F | --activations F) --out DIR
     superlens report DIR
     superlens --version
 """
@@ -146,6 +147,72 @@ def _active_parser(sub, strategies: list[str] | None) -> None:
     a.add_argument("--quiet", action="store_true", help="no progress bars (default: shown)")
 
 
+MEASURE_DESCRIPTION = """\
+The superposition profile of any model's layers: capture each layer's activations on the data
+(forward hooks, eval mode, no gradients; a conv map [C, H, W] gives one row per spatial position,
+a token sequence [T, D] one per token), then per layer the sparse-autoencoder feature count F and
+psi = F / N, effective rank, participation ratio, neuron |cos|, and with class labels selectivity,
+class-mean cosine and silhouette. Writes DIR/metrics.json and DIR/report.html (the profile against
+depth first). Activations are cached (float16, keyed by model, weights, layer and data) and reused.
+
+  superlens measure --model resnet18 --weights r18.pth --layers layer1,layer2,layer3,layer4 \\
+      --data-dir ~/data/cifar10 --out runs/r18
+  superlens measure --model runs/al/baseline/seed0/checkpoint.pt --list-layers --data-dir ~/data/cifar10
+  superlens measure --activations acts.safetensors --labels y.npy --out runs/acts"""
+
+
+def _measure_parser(sub) -> None:
+    from superlens.config import MeasureConfig as M
+
+    def h(name, text=None, **kw):
+        return _fhelp(M, name, text, **kw)
+
+    m = sub.add_parser("measure", help="the superposition profile of any model's layers",
+                       description=MEASURE_DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    m.add_argument("--model", metavar="SPEC", help=h("model", "a torchvision architecture name "
+                   "(resnet18, ...; random weights from --seed unless --weights), a TorchScript file "
+                   "(its outputs are its layers: TorchScript runs no hooks), a checkpoint.pt of "
+                   "superlens active, or package.module:function returning an nn.Module"))
+    m.add_argument("--weights", metavar="FILE", help=h("weights"))
+    m.add_argument("--layers", metavar="NAME[,NAME...]", help=h("layers", default_text="all, with "
+                   "--activations; required otherwise"))
+    m.add_argument("--list-layers", action="store_true", help="print every module path with its "
+                   "output shape on one sample (of the data, or zeros of --input-shape) and exit (default: off)")
+    m.add_argument("--input-shape", metavar="C,H,W", default="3,224,224", help="the sample "
+                   "--list-layers runs when no data is given (default: 3,224,224)")
+    m.add_argument("--data-dir", metavar="DIR", help=h("data_dir"))
+    m.add_argument("--inputs", metavar="FILE", help=h("inputs", "a tensor file of inputs [n, ...] "
+                   "(.pt, .npy, .npz, .safetensors): one tensor, or a dict with inputs (or x) and "
+                   "labels (or y); floats are fed as they are, uint8 as x / 255"))
+    m.add_argument("--activations", metavar="FILE", help=h("activations", "a tensor file of "
+                   "activations [rows, N], one entry per layer, optionally labels (no model needed)"))
+    m.add_argument("--split", help=h("split"))
+    m.add_argument("--max-images", type=int, help=h("max_images", default_text="all"))
+    m.add_argument("--labels", help=h("labels"))
+    m.add_argument("--normalize", help=h("normalize", default_text="an active checkpoint's own, "
+                                       "else dataset: the training split's statistics"))
+    m.add_argument("--image-size", type=int, help=h("image_size", default_text="the images' own"))
+    m.add_argument("--cache-dir", metavar="DIR", help=h("cache_dir", default_text="$XDG_CACHE_HOME/"
+                   "superlens or ~/.cache/superlens"))
+    m.add_argument("--batch-size", type=int, help=h("batch_size"))
+    m.add_argument("--max-rows", type=int, help=h("max_rows"))
+    m.add_argument("--seed", type=int, help=h("seed"))
+    m.add_argument("--sae", help=h("sae"))
+    m.add_argument("--sae-seeds", type=int, help=h("sae_seeds"))
+    m.add_argument("--sae-gflop", type=float, help=h("sae_gflop", default_text="the SAE recipe's, "
+                   "1200"))
+    m.add_argument("--device", help=h("device", "auto, cpu or cuda[:N]; auto uses CUDA when present"))
+    m.add_argument("--threads", type=int, help=h("threads", default_text="all cores"))
+    m.add_argument("--out", metavar="DIR", help="run directory to create, or to continue with "
+                   "--resume (required unless --list-layers; default: none)")
+    m.add_argument("--force", action="store_true", help="replace an existing run directory "
+                   "(default: an existing one is refused)")
+    m.add_argument("--resume", action="store_true", help="continue a cut run in --out: finished "
+                   "layers are kept and a cut capture continues (default: start a new one)")
+    m.add_argument("--quiet", action="store_true", help="no progress bars (default: shown)")
+
+
 SWEEP_DESCRIPTION = """\
 Run a grid of toy, tms, active or sae-validation studies from a TOML spec and write DIR/report.html, with one
 row per point in DIR/table.csv. A spec holds:
@@ -199,6 +266,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
         strategies = available()
     _active_parser(sub, strategies)
+    _measure_parser(sub)
     r = sub.add_parser("report", help="re-render report.html of a run directory (no training)",
                        description="Redraw the figures and report.html of a finished toy, active or "
                        "sweep run directory, without training.")
@@ -244,14 +312,20 @@ def cmd_toy(ns: argparse.Namespace) -> int:
 
 
 def active_config(ns: argparse.Namespace):
-    """The ActiveConfig that `superlens active` flags describe (preset, then file, then flags)."""
-    from superlens.active.study import config_from_cli
+    """The ActiveConfig that `superlens active` flags describe (preset, then file, then flags); with
+    --resume on an existing run, the run's own config.json, the flags given checked against it."""
+    from superlens.active.study import config_for_resume, config_from_cli
 
     ov = _overrides(ns, {"command", "out", "config", "force", "resume", "quiet", "preset"})
     if "strategies" in ov:
         ov["strategies"] = [s.strip() for s in ov["strategies"].split(",") if s.strip()]
     if ns.quiet:
         ov["progress"] = False
+    if getattr(ns, "resume", False) and (Path(ns.out) / "config.json").is_file():
+        from superlens.runs import check_resume_dir
+
+        check_resume_dir(ns.out, kind="active")
+        return config_for_resume(ns.out, ns.preset, ns.config, ov)
     return config_from_cli(ns.preset, ns.config, ov)
 
 
@@ -267,6 +341,37 @@ def cmd_active(ns: argparse.Namespace) -> int:
 
     run_active(active_config(ns), ns.out, force=ns.force, resume=ns.resume, argv=sys.argv,
                render=render_active_report, inputs=(ns.config,))
+    print(f"wrote {Path(ns.out) / 'report.html'}")
+    return 0
+
+
+def cmd_measure(ns: argparse.Namespace) -> int:
+    from superlens.config import MeasureConfig
+    from superlens.errors import ConfigError
+
+    ov = _overrides(ns, {"command", "out", "force", "resume", "quiet", "list_layers", "input_shape"})
+    if "layers" in ov:
+        ov["layers"] = [s.strip() for s in ov["layers"].split(",") if s.strip()]
+    if ns.quiet:
+        ov["progress"] = False
+    cfg = MeasureConfig.build(ov, source="measure")
+    if ns.list_layers:
+        from superlens.profile.run import list_model_layers
+
+        try:
+            shape = [int(v) for v in ns.input_shape.split(",")]
+        except ValueError:
+            raise ConfigError(f"--input-shape {ns.input_shape!r}: expected integers C,H,W") from None
+        for path, kind, shape_text in list_model_layers(cfg, shape):
+            print(f"{path:40s} {kind:22s} {shape_text}")
+        return 0
+    if ns.out is None:
+        raise ConfigError("--out: required (the run directory to write)")
+    from superlens.profile.run import run_measure
+    from superlens.report.measure_report import render_measure_report
+
+    run_measure(cfg, ns.out, force=ns.force, resume=ns.resume, argv=sys.argv,
+                render=render_measure_report)
     print(f"wrote {Path(ns.out) / 'report.html'}")
     return 0
 
@@ -288,6 +393,8 @@ def cmd_report(ns: argparse.Namespace) -> int:
         from superlens.studies.active import render_active_report as render
     elif kind == "sweep":
         from superlens.sweep.engine import render_sweep_report as render
+    elif kind == "measure":
+        from superlens.report.measure_report import render_measure_report as render
     else:
         raise RunDirError(f"run directory {run}: unknown run kind {kind!r} in meta.json")
     print(f"wrote {render(run)}")
@@ -302,7 +409,8 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ns = build_parser(argv).parse_args(argv)
-    handlers = {"toy": cmd_toy, "active": cmd_active, "report": cmd_report, "sweep": cmd_sweep}
+    handlers = {"toy": cmd_toy, "active": cmd_active, "report": cmd_report, "sweep": cmd_sweep,
+                "measure": cmd_measure}
     try:
         return handlers[ns.command](ns)
     except SuperlensError as e:

@@ -105,8 +105,9 @@ class ActiveConfig(BaseConfig):
     dataset: Dataset = Field("digits", description="digits, cifar10, tiny-imagenet, image-folder or "
                              "synthetic")
     data_dir: str | None = Field(None, description="folder holding the data set")
-    cache_dir: str | None = Field(None, description="folder for decoded-image caches (unset: "
-                                  "$XDG_CACHE_HOME/superlens or ~/.cache/superlens)")
+    cache_dir: str | None = Field(None, pattern=r"\S", description="folder for decoded-image "
+                                  "caches, a non-empty path outside the data folder and the run "
+                                  "directory (unset: $XDG_CACHE_HOME/superlens or ~/.cache/superlens)")
     download: bool = Field(False, description="download the data set where the network allows")
     image_size: int | None = Field(None, ge=8, description="resize images to this side (>= 8), or unset")
     model: ModelName = Field("small-cnn", description="small-cnn, narrow-cnn, resnet18-cifar or "
@@ -257,3 +258,43 @@ class SweepSpec(BaseConfig):
                     raise ConfigError(format_validation_error(SweepOptions, e2,
                                                               f"{source} [options]")) from None
             raise ConfigError(format_validation_error(cls, e, source)) from None
+
+
+class MeasureConfig(BaseConfig):
+    """`superlens measure`: one model (or activations), the layers, the data, and the measures."""
+
+    model: str | None = Field(None, description="a torchvision architecture name, a TorchScript file, "
+                              "a checkpoint of superlens active, or package.module:function")
+    weights: str | None = Field(None, description="a state_dict file (.pt, .pth, .safetensors) for a "
+                                "torchvision or package.module:function model")
+    layers: list[str] = Field(default_factory=list, description="module paths (as --list-layers "
+                              "prints them), 'output' for the model's output; with activations: "
+                              "names in the file")
+    data_dir: str | None = Field(None, description="an image-folder tree, CIFAR-10 python batches or "
+                                 "tiny-imagenet-200 (the layout is detected)")
+    inputs: str | None = Field(None, description="a tensor file of inputs [n, ...] (.pt, .npy, .npz, "
+                               ".safetensors)")
+    activations: str | None = Field(None, description="a tensor file of activations [rows, N], one "
+                                    "per layer (no model needed)")
+    split: Literal["test", "train"] = Field("test", description="which split of --data-dir: test or "
+                                            "train")
+    max_images: int | None = Field(None, ge=1, description="a seeded random subset of this many "
+                                   "samples, integer >= 1")
+    labels: str = Field("auto", description="auto (the data folder's classes, or a labels entry of "
+                        "the file), none, or a tensor file of [n] integer labels")
+    normalize: str | None = Field(None, description="dataset, cifar-paper, imagenet or none")
+    image_size: int | None = Field(None, ge=1, description="resize images to S x S, integer >= 1")
+    cache_dir: str | None = Field(None, description="folder for the activation cache and decoded "
+                                  "images")
+    batch_size: int = Field(256, ge=1, description="images per forward pass, integer >= 1")
+    max_rows: int = Field(50_000, ge=100, description="activation rows kept per layer (a seeded "
+                          "subset of spatial positions / samples), integer >= 100")
+    seed: int = Field(0, ge=0, description="seed of the data subset, the row subsets and "
+                      "the random weights, integer >= 0 (the autoencoders use seeds 0 .. sae_seeds - 1)")
+    sae: Literal["on", "off"] = Field("on", description="the sparse-autoencoder measure: on or off")
+    sae_seeds: int = Field(3, ge=1, le=20, description="autoencoder seeds per layer, integer in [1, 20]")
+    sae_gflop: float | None = Field(None, gt=0, description="compute cap per autoencoder in GFLOP, "
+                                    "> 0")
+    device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'")
+    threads: int | None = Field(None, ge=1, description="torch threads, integer >= 1")
+    progress: bool = Field(True, description="progress bars")

@@ -96,8 +96,7 @@ def prepare_run_dir(out: str | Path, force: bool = False, resume: bool = False) 
         if resume:
             check_resume_dir(out)
             return out
-        raise RunDirError(f"run directory {out}: exists and is not empty (use --force to replace"
-                          " or --resume to continue)")
+        raise RunDirError(f"run directory {out}: {existing_run_hint(out, 'the same command with --resume')}")
     elif resume:
         raise RunDirError(f"run directory {out}: nothing to resume (it does not exist or is empty)")
     out.mkdir(parents=True, exist_ok=True)
@@ -329,12 +328,32 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
-def check_run_dir(out: Path, force: bool) -> None:
-    """Refuse an existing non-empty ``out`` unless ``force``; creates nothing."""
+def check_run_dir(out: Path, force: bool, resume_cmd: str | None = None) -> None:
+    """Refuse an existing non-empty ``out`` unless ``force``; creates nothing. The message says
+    what is there and names the command that works (existing_run_hint)."""
     if out.exists() and not out.is_dir():
         raise RunDirError(f"run directory {out}: exists and is not a directory")
     if out.exists() and any(out.iterdir()) and not force:
-        raise RunDirError(f"run directory {out}: exists and is not empty (use --force to overwrite)")
+        raise RunDirError(f"run directory {out}: {existing_run_hint(out, resume_cmd)}")
+
+
+def existing_run_hint(out: Path, resume_cmd: str | None = None) -> str:
+    """What a non-empty ``out`` holds and what to do: a folder that is not a run -> another --out
+    (--force only replaces runs); an unfinished resumable run -> ``resume_cmd`` (--force would
+    discard its progress); any other run -> another --out or --force."""
+    if not (out / "meta.json").is_file():
+        return ("exists and is not a superlens run directory (no meta.json); choose another --out "
+                "(superlens never writes into a folder it did not make)")
+    try:
+        status = json.loads((out / "meta.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        status = None
+    if resume_cmd and status != "complete":
+        return (f"exists and holds an unfinished run (status {status!r}); continue it with `{resume_cmd}`, or "
+                "choose another --out (--force would start over and discard what it finished)")
+    what = "a finished run" if status == "complete" else "a run"
+    return (f"exists and holds {what}; choose another --out, or pass --force to replace it (the new run is "
+            "built beside it and swapped in only when complete)")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

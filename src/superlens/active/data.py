@@ -3,8 +3,9 @@
 Every data set is held whole in memory as uint8 [N, C, H, W] tensors (CIFAR-10's 50k training images
 are 150 MB, Tiny ImageNet's 100k are 1.2 GB); batches are converted to float, resized and normalised
 on the training device by ``normalize_batch``, so no data loader workers are needed.
-The image-folder loader (decoding and its cache) lives in superlens.active.folders;
-load_image_folder and default_cache_dir are re-exported here.
+The data set type and its channel statistics live in superlens.active.dataset, the image-folder
+loader in superlens.active.folders, and the one decode-and-cache path of image files (folders, Tiny
+ImageNet) in superlens.active.image_cache.
 
     ds = load_dataset("digits", seed=0)                 # offline, 8x8, 10 classes
     mean_std = resolve_normalization("dataset", ds)     # or "cifar-paper", "imagenet", "none"
@@ -13,20 +14,19 @@ load_image_folder and default_cache_dir are re-exported here.
 from __future__ import annotations
 
 import os
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from superlens.active.folders import FOLDER_HOW, default_cache_dir, load_image_folder
+from superlens.active.dataset import ImageDataset, Stats, channel_stats
+from superlens.active.folders import FOLDER_HOW, load_image_folder
+from superlens.active.image_cache import ImageFiles, check_cache_dir, decoded_dataset
 from superlens.errors import ConfigError, DataError
 from superlens.errors import one_line as _one_line
-
-Stats = tuple[tuple[float, ...], tuple[float, ...]]
 
 # Per-channel (mean, std) in [0, 1] units. "dataset" is not here: it means the ImageDataset's own
 # statistics, so callers resolve it with resolve_normalization(kind, ds).
@@ -36,50 +36,6 @@ NORMALIZATIONS: dict[str, Stats | None] = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "none": None,  # x / 255 only
 }
-
-
-@dataclass
-class ImageDataset:
-    """A labelled train/test split held in memory.
-
-    train_x: [N, C, H, W] uint8 (0..255)    train_y: [N] int64 in 0..n_classes-1
-    test_x:  [M, C, H, W] uint8             test_y:  [M] int64
-    mean, std: per channel, in [0, 1] units, of the training images (population std; a constant
-    channel gets std 1 so normalising it never divides by zero).
-    """
-
-    name: str
-    train_x: Tensor
-    train_y: Tensor
-    test_x: Tensor
-    test_y: Tensor
-    class_names: list[str]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    def __post_init__(self) -> None:
-        assert self.train_x.dtype == torch.uint8 and self.train_x.dim() == 4, self.train_x.shape
-        assert self.test_x.dtype == torch.uint8 and self.test_x.shape[1:] == self.train_x.shape[1:]
-        assert self.train_y.dtype == torch.int64 and self.train_y.shape == (self.train_x.shape[0],)
-        assert self.test_y.dtype == torch.int64 and self.test_y.shape == (self.test_x.shape[0],)
-        assert len(self.mean) == len(self.std) == self.in_channels
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def in_channels(self) -> int:
-        return int(self.train_x.shape[1])
-
-    @property
-    def image_size(self) -> int:
-        """Side of the (square) images."""
-        return int(self.train_x.shape[-1])
-
-    def __repr__(self) -> str:
-        return (f"ImageDataset({self.name!r}, train={tuple(self.train_x.shape)}, "
-                f"test={tuple(self.test_x.shape)}, classes={self.n_classes})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,39 +82,25 @@ def normalize_batch(x_uint8: Tensor, mean, std, image_size: int | None = None) -
     return x.sub_(m.view(1, -1, 1, 1)).div_(s.view(1, -1, 1, 1))
 
 
-def channel_stats(x: Tensor, chunk_elements: int = 1 << 24) -> Stats:
-    """Per-channel mean and population std of uint8 [N, C, H, W] images, in [0, 1] units.
-
-    Sums run in float64 over chunks of images; with integer pixel values below 256 the sums of x and
-    x^2 are exact in float64 up to ~1e11 images of 32x32, so E[x^2] - E[x]^2 loses nothing.
-    """
-    N, C = x.shape[:2]
-    per_image = max(1, x[0].numel()) if N else 1
-    step = max(1, chunk_elements // per_image)
-    s1 = torch.zeros(C, dtype=torch.float64)
-    s2 = torch.zeros(C, dtype=torch.float64)
-    for i in range(0, N, step):
-        xc = x[i:i + step].to(torch.float64)
-        s1 += xc.sum(dim=(0, 2, 3)).cpu()
-        s2 += xc.square().sum(dim=(0, 2, 3)).cpu()
-    n = max(1, N * x.shape[2] * x.shape[3])
-    mean = s1 / n
-    var = (s2 / n - mean.square()).clamp_min(0)
-    std = var.sqrt() / 255.0
-    std = torch.where(std > 1e-8, std, torch.ones_like(std))  # a constant channel: shift only
-    return tuple(float(v) for v in mean / 255.0), tuple(float(v) for v in std)
-
-
 # ---------------------------------------------------------------------------------------------
 # the loaders
 
 KNOWN = ("cifar10", "tiny-imagenet", "image-folder", "digits", "synthetic")
+_TREE = "DIR/train/<class>/*.jpg and DIR/test/<class>/*.jpg"
+# what --data-dir must hold, per data set that reads one (the missing-folder message)
+NEEDS_FOLDER = {
+    "cifar10": f"DIR holding CIFAR-10 as an image-folder tree of JPEGs ({_TREE}) or as the python "
+               "batches (DIR/cifar-10-batches-py/, which --download fetches where the network allows)",
+    "image-folder": f"DIR holding an image-folder tree ({_TREE}, or val/ for test/)",
+    "tiny-imagenet": "DIR holding tiny-imagenet-200/ (or that folder itself; --download fetches it "
+                     "where the network allows)",
+}
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, download: bool = False,
                  seed: int = 0, test_fraction: float = 0.2, progress: bool = True,
-                 cache_dir: str | os.PathLike | None = None,
-                 image_size: int | None = None) -> ImageDataset:
+                 cache_dir: str | os.PathLike | None = None, image_size: int | None = None,
+                 pending: list[Callable[[], None]] | None = None) -> ImageDataset:
     """Load a data set by name.
 
     image-folder: ``data_dir`` is a train/<class>/... + test/ (or val/) tree, decoded once into
@@ -169,7 +111,10 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, downlo
     ``download`` fetches them where the network allows. seed and test_fraction are unused there.
     digits, synthetic: generated offline, split into train/test by a stratified split of
     ``test_fraction`` seeded by ``seed``.
-    progress: a progress bar while decoding Tiny ImageNet's JPEGs (once; then a cache is read).
+    progress: a progress bar while decoding image files (once; then a cache is read).
+    pending: when a list, a fresh decode's cache write is appended to it instead of done
+    (superlens.active.image_cache.decoded_dataset), so the caller writes nothing until its checks
+    have passed.
     """
     if name not in KNOWN:
         raise ConfigError(f"dataset = {name!r}: unknown (known: {', '.join(KNOWN)})")
@@ -183,13 +128,15 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, downlo
     if name == "synthetic":
         return make_synthetic(seed=seed, test_fraction=test_fraction)
     if data_dir is None:
-        raise DataError(f"dataset {name}: needs a data folder; pass --data-dir (data_dir in the config)"
-                        + ("" if download else ", and --download to fetch it where the network allows"))
+        raise DataError(f"dataset {name}: needs --data-dir DIR (data_dir), {NEEDS_FOLDER[name]}")
     if name == "cifar10":
         return load_cifar10(data_dir, download=download)
+    check_cache_dir(cache_dir, data_dir)
     if name == "image-folder":
-        return load_image_folder(data_dir, cache_dir=cache_dir, image_size=image_size, progress=progress)
-    return load_tiny_imagenet(data_dir, download=download, progress=progress, cache_dir=cache_dir)
+        return load_image_folder(data_dir, cache_dir=cache_dir, image_size=image_size,
+                                 progress=progress, pending=pending)
+    return load_tiny_imagenet(data_dir, download=download, progress=progress, cache_dir=cache_dir,
+                              pending=pending)
 
 
 def _locate(data_dir: str | os.PathLike, folder: str) -> tuple[Path, Path]:
@@ -328,7 +275,6 @@ TINY_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 TINY_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
 TINY_HOW = f"expected the standard tiny-imagenet-200 folder ({TINY_URL}, unzipped)"
 TINY_SIZE = 64
-CACHE_FORMAT = 2
 
 
 def _tiny_index(folder: Path) -> tuple[list[str], list[str], list[Path], list[int], list[Path], list[int]]:
@@ -374,100 +320,14 @@ def _tiny_index(folder: Path) -> tuple[list[str], list[str], list[Path], list[in
     return wnids, names, train_paths, train_y, val_paths, val_y
 
 
-def _decode_one(path: Path, folder: Path) -> np.ndarray:
-    """One JPEG -> uint8 [64, 64, 3] (greyscale files are expanded to RGB)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            size = im.size
-            arr = np.asarray(im.convert("RGB")) if size == (TINY_SIZE, TINY_SIZE) else None
-    except Exception as e:  # noqa: BLE001 - a missing or broken file is one line naming it
-        raise DataError(f"data set folder {folder}: cannot decode {path.relative_to(folder)} "
-                        f"({_one_line(e)}); {TINY_HOW}") from None
-    if arr is None:
-        raise DataError(f"data set folder {folder}: {path.relative_to(folder)} is {size[0]}x{size[1]}, "
-                        f"expected 64x64; {TINY_HOW}")
-    return arr
-
-
-def _decode_all(paths: list[Path], folder: Path, desc: str, progress: bool) -> Tensor:
-    """JPEG files -> uint8 [N, 3, 64, 64]. PIL releases the GIL while decoding, so a few threads
-    share the ~110k small files."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm import tqdm
-
-    out = torch.empty(len(paths), TINY_SIZE, TINY_SIZE, 3, dtype=torch.uint8)
-    view = out.numpy()  # shares memory with ``out``
-    workers = max(1, min(8, os.cpu_count() or 1))
-    with ThreadPoolExecutor(workers) as ex:
-        arrays = ex.map(lambda p: _decode_one(p, folder), paths)
-        for i, arr in enumerate(tqdm(arrays, total=len(paths), desc=desc, unit="img",
-                                     disable=not progress, leave=False)):
-            view[i] = arr
-    return out.permute(0, 3, 1, 2).contiguous()
-
-
-def _read_cache(path: Path, fingerprint: dict) -> dict | None:
-    """The cached tensors if the cache is readable and matches the folder's index, else None."""
-    if not path.is_file():
-        return None
-    try:
-        c = torch.load(path, map_location="cpu", weights_only=True)
-        n_tr, n_va = fingerprint["n_train"], fingerprint["n_val"]
-        ok = (isinstance(c, dict) and c.get("format") == CACHE_FORMAT
-              and c.get("fingerprint") == fingerprint
-              and c["train_x"].dtype == torch.uint8 and c["test_x"].dtype == torch.uint8
-              and tuple(c["train_x"].shape) == (n_tr, 3, TINY_SIZE, TINY_SIZE)
-              and tuple(c["test_x"].shape) == (n_va, 3, TINY_SIZE, TINY_SIZE)
-              and c["train_y"].shape == (n_tr,) and c["test_y"].shape == (n_va,)
-              and len(c["mean"]) == len(c["std"]) == 3)
-    except Exception as e:  # noqa: BLE001 - any unreadable cache is rebuilt
-        warnings.warn(f"{path}: unreadable cache ({_one_line(e)}); rebuilding it", stacklevel=3)
-        return None
-    if not ok:
-        warnings.warn(f"{path}: cache does not match the folder; rebuilding it", stacklevel=3)
-        return None
-    return c
-
-
-def tiny_cache_path(folder: Path, fingerprint: dict, cache_dir: str | os.PathLike | None) -> Path:
-    """<cache_dir>/tinyimagenet-<key>.pt (default cache_dir: default_cache_dir(), never inside the
-    data folder); the key hashes the folder's absolute path and its fingerprint."""
-    import hashlib
-
-    key = hashlib.sha256(f"{folder.resolve()}|{fingerprint['files']}|v{CACHE_FORMAT}".encode())
-    base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    return base / f"tinyimagenet-{key.hexdigest()[:24]}.pt"
-
-
-def _files_digest(folder: Path, paths: list[Path]) -> str:
-    """stats_digest of every file's path (relative to folder), size and mtime."""
-    from superlens.active.folders import stats_digest
-
-    def stat(p: Path) -> tuple[str, object, object]:
-        try:
-            st = p.stat()
-            return str(p.relative_to(folder)), st.st_size, st.st_mtime_ns
-        except OSError:  # a listed file that is missing: the decode names it
-            return str(p.relative_to(folder)), "missing", ""
-
-    return stats_digest(stat(p) for p in paths)
-
-
 def load_tiny_imagenet(data_dir: str | os.PathLike, download: bool = False,
-                       progress: bool = True,
-                       cache_dir: str | os.PathLike | None = None) -> ImageDataset:
+                       progress: bool = True, cache_dir: str | os.PathLike | None = None,
+                       pending: list[Callable[[], None]] | None = None) -> ImageDataset:
     """Tiny ImageNet (200 classes, 100,000 train / 10,000 val used as test, 3x64x64).
 
-    The first load decodes every JPEG and caches the uint8 tensors in
-    <cache_dir>/tinyimagenet-<key>.pt (atomic write; default cache_dir: the user's cache folder,
-    never inside the data folder); later loads read the cache when it matches the folder's wnids,
-    image counts and every file's path, size and mtime.
+    Every JPEG is decoded once and cached as superlens.active.image_cache says (keyed by the
+    folder and every file's path, size and mtime); ``pending``: see decoded_dataset.
     """
-    from superlens.runs import atomic_save_torch
-
     root, folder = _locate(data_dir, TINY_FOLDER)
     if not folder.is_dir():
         if not download:
@@ -481,44 +341,54 @@ def load_tiny_imagenet(data_dir: str | os.PathLike, download: bool = False,
             raise DataError(f"data set folder {folder}: download failed ({_one_line(e)}); {TINY_HOW} "
                             f"by hand into {root}") from None
     wnids, names, tr_paths, tr_y, va_paths, va_y = _tiny_index(folder)
-    fingerprint = {"wnids": wnids, "n_train": len(tr_paths), "n_val": len(va_paths),
-                   "files": _files_digest(folder, tr_paths + va_paths)}
-    cache_path = tiny_cache_path(folder, fingerprint, cache_dir)
-    c = _read_cache(cache_path, fingerprint)
-    if c is None:
-        c = {"format": CACHE_FORMAT, "fingerprint": fingerprint,
-             "train_x": _decode_all(tr_paths, folder, "tiny-imagenet train", progress),
-             "train_y": torch.tensor(tr_y, dtype=torch.int64),
-             "test_x": _decode_all(va_paths, folder, "tiny-imagenet val", progress),
-             "test_y": torch.tensor(va_y, dtype=torch.int64)}
-        c["mean"], c["std"] = (list(v) for v in channel_stats(c["train_x"]))
-        try:
-            cache_path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_save_torch(cache_path, c)
-        except OSError as e:  # an unwritable cache folder: work on, decode again next time
-            warnings.warn(f"{cache_path}: cannot write the cache ({_one_line(e)})", stacklevel=2)
-    return ImageDataset("tiny-imagenet", c["train_x"], c["train_y"], c["test_x"], c["test_y"], names,
-                        tuple(float(v) for v in c["mean"]), tuple(float(v) for v in c["std"]))
+    files = ImageFiles("tinyimagenet", folder, names, [str(p) for p in tr_paths], tr_y,
+                       [str(p) for p in va_paths], va_y, test_split="val",
+                       expected=(TINY_SIZE, TINY_SIZE), size_hint=TINY_HOW)
+    return decoded_dataset(files, "tiny-imagenet", cache_dir=cache_dir, progress=progress,
+                           pending=pending)
 
 
 # --- which loader a folder needs (the image-folder loader itself: superlens.active.folders) -------
 
 
-def detect_layout(data_dir: str | os.PathLike) -> str:
-    """The data set a folder's layout shows: "cifar10" (cifar-10-batches-py/, or that folder),
-    "tiny-imagenet" (tiny-imagenet-200/, or that folder) or "image-folder" (train/ plus test/ or
-    val/, each holding class folders). Anything else is a DataError naming the folder."""
-    d = Path(data_dir).expanduser()
-    if not d.is_dir():
-        raise DataError(f"data folder {d}: not found")
+def _layout_here(d: Path) -> str | None:
     if d.name == CIFAR_FOLDER or (d / CIFAR_FOLDER).is_dir():
         return "cifar10"
     if d.name == TINY_FOLDER or (d / TINY_FOLDER).is_dir():
         return "tiny-imagenet"
     if (d / "train").is_dir() and ((d / "test").is_dir() or (d / "val").is_dir()):
         return "image-folder"
-    raise DataError(f"data folder {d}: no known layout; {FOLDER_HOW}, or {CIFAR_FOLDER}/ (CIFAR-10 "
-                    f"python batches), or {TINY_FOLDER}/")
+    return None
+
+
+LAYOUTS = (f"{FOLDER_HOW}; or DIR/{CIFAR_FOLDER}/ (the CIFAR-10 python batches); or "
+           f"DIR/{TINY_FOLDER}/ (Tiny ImageNet)")
+
+
+def detect_layout(data_dir: str | os.PathLike) -> str:
+    """The data set a folder's layout shows: "cifar10" (cifar-10-batches-py/, or that folder),
+    "tiny-imagenet" (tiny-imagenet-200/, or that folder) or "image-folder" (train/ plus test/ or
+    val/, each holding class folders). Anything else is a DataError naming the folder, what is
+    missing and the layouts expected."""
+    d = Path(data_dir).expanduser()
+    if not d.is_dir():
+        raise DataError(f"data folder {d}: not found" if not d.exists()
+                        else f"data folder {d}: not a directory")
+    found = _layout_here(d)
+    if found is not None:
+        return found
+    if (d / "train").is_dir():
+        raise DataError(f"data folder {d}: has train/ but no test/ (or val/) folder beside it; "
+                        f"{FOLDER_HOW}")
+    if (d / "test").is_dir() or (d / "val").is_dir():
+        split = "test" if (d / "test").is_dir() else "val"
+        raise DataError(f"data folder {d}: has {split}/ but no train/ folder beside it; {FOLDER_HOW}")
+    for sub in sorted(p for p in d.iterdir() if p.is_dir()):  # one level too deep?
+        inner = _layout_here(sub)
+        if inner is not None:
+            raise DataError(f"data folder {d}: no known layout here, but its subfolder {sub.name}/ "
+                            f"holds a {inner} layout; pass --data-dir {sub}")
+    raise DataError(f"data folder {d}: no known layout (no train/ and test/ folders); {LAYOUTS}")
 
 
 def balanced_subset(ds: ImageDataset, n: int, seed: int, split: str = "train") -> ImageDataset:
@@ -559,5 +429,5 @@ def _balanced_indices(y: Tensor, K: int, n: int, seed: int, names, field: str) -
 
 __all__ = ["ImageDataset", "NORMALIZATIONS", "KNOWN", "load_dataset", "normalize_batch",
            "resolve_normalization", "channel_stats", "load_digits", "make_synthetic", "load_cifar10",
-           "load_tiny_imagenet", "load_image_folder", "balanced_subset", "detect_layout", "default_cache_dir"]
+           "load_tiny_imagenet", "load_image_folder", "balanced_subset", "detect_layout"]
 

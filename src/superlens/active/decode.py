@@ -4,8 +4,9 @@ module in ~0.2 s, without torch).
     arr_or_error = decode_chunk(paths, expected=(32, 32), resize=None)
 
 Each worker decodes a chunk of files to uint8 [n, H, W, 3] (RGB; greyscale and palette files are
-converted) and returns it; the first file it cannot use is returned as an error string naming it,
-so the parent raises one line and writes nothing.
+converted) and returns it; the first file it cannot use is returned as a status and a string naming
+it ("size": another size than expected, "error": not decodable), so the parent raises one line and
+writes nothing. The parent is superlens.active.image_cache.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 
 def decode_chunk(paths: list[str], expected: tuple[int, int] | None, resize: int | None,
                  root: str) -> tuple[str, object]:
-    """paths -> ("ok", uint8 [n, S, S, 3]) or ("error", one line naming the file).
+    """paths -> ("ok", uint8 [n, S, S, 3]), ("size", ...) or ("error", ...): one line naming the file.
 
     expected: (width, height) every image must have when ``resize`` is None (the first image's
     size, read by the parent). resize: decode each image and resize it (bilinear, PIL's antialiased
@@ -32,9 +33,7 @@ def decode_chunk(paths: list[str], expected: tuple[int, int] | None, resize: int
         try:
             with Image.open(p) as im:
                 if resize is None and im.size != (side_w, side_h):
-                    return "error", (f"images of mixed sizes: {rel} is {im.size[0]}x{im.size[1]} but "
-                                     f"the first image is {side_w}x{side_h}; pass --image-size N "
-                                     "(image_size) to resize every image to N x N")
+                    return "size", f"{rel} is {im.size[0]}x{im.size[1]}, expected {side_w}x{side_h}"
                 im = im.convert("RGB")
                 if resize is not None and im.size != (side_w, side_h):
                     im = im.resize((side_w, side_h), Image.BILINEAR)

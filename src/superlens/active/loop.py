@@ -39,13 +39,16 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from superlens.active import strategies as S
-from superlens.active.data import ImageDataset, resolve_normalization
+from superlens.active.checkpoints import (check_fingerprint, load_checkpoint, read_checkpoint,
+                                          save_checkpoint)
+from superlens.active.data import resolve_normalization
+from superlens.active.dataset import ImageDataset
 from superlens.active.models import build_model, default_feature_layer
-from superlens.active.train import (accuracy, load_scaler_state, make_optimizer, make_scaler,
-                                    mc_dropout_probs, predict, scaler_state, train_epochs)
+from superlens.active.train import (accuracy, make_optimizer, make_scaler, mc_dropout_probs,
+                                    predict, train_epochs)
 from superlens.config import ActiveConfig
 from superlens.device import generator
-from superlens.errors import CheckpointError, ConfigError, RunDirError, one_line
+from superlens.errors import CheckpointError, ConfigError, RunDirError
 from superlens.runs import atomic_save_torch, read_json, write_json
 
 # Config fields that change what a training produces. Not here: paths (data_dir, weights_path may
@@ -90,53 +93,6 @@ def rounds_shuffle(cfg: ActiveConfig) -> bool:
     return bool(cfg.shuffle if v is None else v)
 
 
-def _check_fingerprint(stored: Any, expected: dict, path: Path) -> None:
-    if not isinstance(stored, dict):
-        raise CheckpointError(f"checkpoint {path}: holds no config fingerprint; delete it to retrain")
-    for k in expected:
-        if k not in stored or stored[k] != expected[k]:
-            got = stored.get(k, "<missing>")
-            raise CheckpointError(f"{path}: made with {k} = {got!r} but the config has "
-                                  f"{expected[k]!r}; use the original settings or a new run directory")
-
-
-def _load(path: Path, what: str = "checkpoint") -> Any:
-    """torch.load of a superlens file; missing or unreadable -> CheckpointError naming it."""
-    if not path.is_file():
-        raise CheckpointError(f"{what} {path}: not found")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - truncated, foreign or corrupt files alike
-        raise CheckpointError(f"{what} {path}: unreadable ({one_line(e)[:200]}); delete it to "
-                              "redo that step") from None
-
-
-def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, fp: dict,
-                    scaler: torch.amp.GradScaler | None = None) -> None:
-    """Model, optimizer and the optimizer's GradScaler state ({} when disabled), with ``fp``."""
-    atomic_save_torch(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "scaler": scaler_state(scaler), "fingerprint": fp})
-
-
-def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None,
-                    fp: dict, scaler: torch.amp.GradScaler | None = None) -> None:
-    """Load model (and optimizer, and its GradScaler) state from ``path`` after checking its
-    fingerprint against ``fp``. A checkpoint without scaler state leaves ``scaler`` fresh."""
-    ck = _load(path)
-    if not isinstance(ck, dict) or "model" not in ck or "optimizer" not in ck:
-        raise CheckpointError(f"checkpoint {path}: not a superlens checkpoint (expected model, optimizer "
-                              "and fingerprint entries)")
-    _check_fingerprint(ck.get("fingerprint"), fp, path)
-    try:
-        model.load_state_dict(ck["model"])
-        if optimizer is not None:
-            optimizer.load_state_dict(ck["optimizer"])
-        if scaler is not None:
-            load_scaler_state(scaler, ck.get("scaler"))
-    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"checkpoint {path}: does not fit the model ({one_line(e)[:200]})") from None
-
-
 # ---------------------------------------------------------------------------------------------
 # plan
 
@@ -147,6 +103,9 @@ def validate_plan(cfg: ActiveConfig, n_train: int) -> None:
     Round r queries from n_train - initial_pool - r * query_size unlabelled images, so the last query
     (r = rounds - 1) fits exactly when initial_pool + rounds * query_size <= n_train.
     """
+    from superlens.active.verdicts import check_plan
+
+    check_plan(cfg.delta, cfg.primary)  # the verdict's plan is part of the plan
     if cfg.initial_pool > n_train:
         raise ConfigError(f"initial_pool = {cfg.initial_pool}: the training set has only {n_train} images")
     need = cfg.initial_pool + cfg.rounds * cfg.query_size
@@ -196,7 +155,7 @@ def _evaluate(cfg: ActiveConfig, model: nn.Module, x_test: Tensor, y_test: Tenso
     return accuracy(probs, y_test), probs, feats
 
 
-def _say(cfg: ActiveConfig, msg: str) -> None:
+def say(cfg: ActiveConfig, msg: str) -> None:
     """A status line on stderr, unless the run is quiet (progress = false: --quiet, sweeps)."""
     if cfg.progress:
         tqdm.write(msg, file=sys.stderr)
@@ -228,9 +187,9 @@ def train_baselines(cfg: ActiveConfig, ds: ImageDataset, specs: list[tuple[int, 
         marker = Path(out_dir) / BASELINE_MARKER
         if marker.exists():
             done = _read_marker(marker)
-            _check_fingerprint(done.get("fingerprint"), fp, marker)
-            out[i] = {**done, "test_probs": _load(Path(out_dir) / "test_probs.pt", "test probabilities"),
-                      "test_features": _load(Path(out_dir) / "test_features.pt", "test features"),
+            check_fingerprint(done.get("fingerprint"), fp, marker)
+            out[i] = {**done, "test_probs": read_checkpoint(Path(out_dir) / "test_probs.pt", "test probabilities"),
+                      "test_features": read_checkpoint(Path(out_dir) / "test_features.pt", "test features"),
                       "out_dir": Path(out_dir)}
         else:
             todo.append((i, seed, Path(out_dir), fp))
@@ -257,7 +216,7 @@ def train_baselines(cfg: ActiveConfig, ds: ImageDataset, specs: list[tuple[int, 
                 "n_train": int(ds.train_y.shape[0]), "feature_layer": _feature_layer(cfg),
                 "fingerprint": fp}
         write_json(out_dir / BASELINE_MARKER, done)  # last: the completion marker
-        _say(cfg, f"[baseline seed {seed}] {done['n_train']} labelled, test accuracy {acc:.4f}, "
+        say(cfg, f"[baseline seed {seed}] {done['n_train']} labelled, test accuracy {acc:.4f}, "
              f"{done['seconds']:.1f} s")
         out[i] = {**done, "test_probs": probs, "test_features": feats, "out_dir": out_dir}
     return out  # type: ignore[return-value]
@@ -313,7 +272,7 @@ def check_resumable(cfg: ActiveConfig, baseline_dir: Path, loop_dirs: dict[str, 
     RunDirError (one line naming the file) before a resumed run writes anything."""
     marker = Path(baseline_dir) / BASELINE_MARKER
     if marker.exists():
-        _check_fingerprint(_read_marker(marker).get("fingerprint"),
+        check_fingerprint(_read_marker(marker).get("fingerprint"),
                            fingerprint(cfg, TRAINING_FIELDS, seed=seed, kind="baseline"), marker)
         _load_all(Path(baseline_dir))
     for strategy, out_dir in loop_dirs.items():
@@ -322,7 +281,7 @@ def check_resumable(cfg: ActiveConfig, baseline_dir: Path, loop_dirs: dict[str, 
         fp = fingerprint(cfg, LOOP_FIELDS, seed=seed, strategy=strategy, kind="loop")
         for r in range(done):
             m = _round_dir(out_dir, r) / ROUND_MARKER
-            _check_fingerprint(_read_marker(m).get("fingerprint"), fp, m)
+            check_fingerprint(_read_marker(m).get("fingerprint"), fp, m)
         if done:  # what a resumed loop (or its final collection) reads back
             _load_all(_round_dir(out_dir, done - 1))
         for d in sorted(out_dir.glob("round_*")) if out_dir.is_dir() else []:
@@ -338,7 +297,7 @@ def check_resumable(cfg: ActiveConfig, baseline_dir: Path, loop_dirs: dict[str, 
 def _load_all(folder: Path) -> None:
     """Every checkpoint of a finished step loads (a truncated one is refused before any write)."""
     for f in sorted(folder.glob("*.pt")):
-        _load(f, f.stem.replace("_", " "))
+        read_checkpoint(f, f.stem.replace("_", " "))
 
 
 def _check_strategy(cfg: ActiveConfig, name: str) -> S.Strategy:
@@ -471,7 +430,7 @@ class _Loop:
         lp.done = done = _finished_rounds(out_dir)
         if done:  # the finished rounds must come from these settings (rounds included)
             last = _round_dir(out_dir, done - 1) / ROUND_MARKER
-            _check_fingerprint(_read_marker(last).get("fingerprint"), lp.fp, last)
+            check_fingerprint(_read_marker(last).get("fingerprint"), lp.fp, last)
         _discard_unfinished(out_dir, done)
         if done == 0:
             n_train = int(ds.train_y.shape[0])
@@ -479,7 +438,7 @@ class _Loop:
             lp.labelled = perm[:cfg.initial_pool].clone()
             return lp
         prev = _round_dir(out_dir, done - 1)
-        st = _load(prev / "state.pt", "round state")
+        st = read_checkpoint(prev / "state.pt", "round state")
         lp.labelled = torch.cat([st["labelled"], st["queried"]])
         if cfg.round_training in ("warm", "paper") and done <= cfg.rounds:
             lp.model = _new_model(cfg, ds, derive_seed(seed, "init", 0), device, state_follows=True)
@@ -487,7 +446,7 @@ class _Loop:
             lp.opt = make_optimizer(lp.model, cfg) if paper else None
             lp.scaler = make_scaler(device, cfg) if paper else None
             load_checkpoint(prev / "checkpoint.pt", lp.model, lp.opt, lp.fp, lp.scaler)
-        _say(cfg, f"{lp.tag} resuming after round {done - 1}")
+        say(cfg, f"{lp.tag} resuming after round {done - 1}")
         return lp
 
     def start_round(self, r: int) -> None:
@@ -558,7 +517,7 @@ class _Loop:
                 "train_loss": fit["loss"], "strategy": self.strategy, "seed": self.seed,
                 "feature_layer": _feature_layer(cfg), "fingerprint": self.fp}
         write_json(rdir / ROUND_MARKER, info)
-        _say(cfg, f"{self.tag} round {r}/{cfg.rounds}: {info['labelled']} labelled, test accuracy "
+        say(cfg, f"{self.tag} round {r}/{cfg.rounds}: {info['labelled']} labelled, test accuracy "
              f"{acc:.4f}, loss {fit['loss']:.4f}, {info['seconds']:.1f} s")
         self.labelled = torch.cat([self.labelled, queried])
         self.done = r + 1
@@ -592,13 +551,13 @@ def _collect(out_dir: Path, cfg: ActiveConfig, strategy: str, seed: int) -> dict
         rounds.append({k: d.get(k) for k in ("round", "labelled", "accuracy", "queried_per_class",
                                               "seconds", "train_loss")})
     last = _round_dir(out_dir, cfg.rounds)
-    st = _load(last / "state.pt", "round state")
+    st = read_checkpoint(last / "state.pt", "round state")
     return {"rounds": rounds, "final_accuracy": rounds[-1]["accuracy"],
-            "final_probs": _load(last / "test_probs.pt", "test probabilities"),
-            "final_features": _load(last / "test_features.pt", "test features"),
+            "final_probs": read_checkpoint(last / "test_probs.pt", "test probabilities"),
+            "final_features": read_checkpoint(last / "test_features.pt", "test features"),
             "labelled_indices": st["labelled"], "strategy": strategy, "seed": seed, "out_dir": out_dir}
 
 
 __all__ = ["validate_plan", "check_resumable", "rounds_shuffle", "train_baseline", "train_baselines",
-           "run_loop", "run_loops", "fit_together",
-           "derive_seed", "fingerprint", "save_checkpoint", "load_checkpoint", "TRAINING_FIELDS", "LOOP_FIELDS"]
+           "run_loop", "run_loops", "fit_together", "derive_seed", "fingerprint", "say",
+           "TRAINING_FIELDS", "LOOP_FIELDS"]

@@ -2,45 +2,49 @@
 
 For one saved model the test set is run once with two hooks: the feature layer (pooled, [M, d]) and
 the last convolutional block ([M, C, H, W], one row per spatial position over channels). Each gets
-``sae_measure`` with the recipe of the toy validation (superlens.studies.sae_validation); keys ``sae_*`` (feature layer) and ``sae_conv_*`` (last
-conv block).
+``sae_measure`` with the recipe of the toy validation (superlens.studies.sae_validation); keys
+``sae_*`` (feature layer) and ``sae_conv_*`` (last conv block).
 
     vals = sae_for_checkpoint(cfg, ds, "run/al/random/seed0/round_04/checkpoint.pt", device)
     # {"sae_features": ..., "sae_psi": ..., ..., "sae_conv_features": ..., ...}
+    add_sae_measures(cfg, ds, run_dir, seeds, device)   # every model of a study run
 
-The measure is optional: when superlens.measures.sae is not installed (sae_available() is False)
-nothing here runs, and `superlens report DIR` adds the keys later from the saved checkpoints.
+The study runs this pass last (the slowest measure on a CPU), after its report already holds every
+other measure; `superlens report DIR` adds the keys later from the saved checkpoints of a run that
+lacks them.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-# Whether the measure passed its validation on models with a known answer (issue 8 part 2: the toy
-# model and compressed-computation grid, target Spearman rho >= 0.9 pooled). None: not known here.
-# Its held-out result (`superlens sweep examples/sae_validation.toml`, 48 toy models, 3 AE seeds):
-# pooled Spearman rho 0.717 +- 0.036 (TMS alone 0.870 +- 0.020, compressed computation
-# 0.466 +- 0.040): not met.
-SAE_VALIDATED: bool | None = False
-SAE_VALIDATION_NOTE = ("not validated. On toy models whose number of represented features is known "
-                       "(superlens's SAE validation, `superlens sweep examples/sae_validation.toml`: "
-                       "a held-out grid of 48 models, 3 autoencoder seeds) its F ranks them with "
-                       "Spearman rho 0.717 ± 0.036 pooled (classic toy model 0.870 ± 0.020, "
-                       "compressed computation 0.466 ± 0.040), short of the 0.9 target, so its rows "
-                       "are shown but never decide a verdict.")
+from superlens.active.checkpoints import load_model_checkpoint, model_dirs
+from superlens.active.loop import say
+from superlens.device import choose_threads, set_threads
+from superlens.runs import read_json, write_json
+
+
+def sae_validated() -> bool:
+    """Whether the SAE rows decide a verdict: exactly when the checked-in held-out calibration
+    (superlens.measures.sae_calibration) met every target."""
+    from superlens.measures.sae_calibration import targets_met
+
+    return targets_met()
+
+
+def sae_validation_note() -> str:
+    """The calibration's figures in one sentence, for the verdicts' note."""
+    from superlens.measures.sae_calibration import calibration_text
+
+    return ("validated. " if sae_validated() else "not validated. ") + calibration_text()
+
+
 SAE_SEEDS = (0, 1, 2)
 CONV_MAX_ROWS = 20_000   # rows (spatial positions) of the last conv block given to the autoencoder
 SAE_FILE = "sae.json"    # per model folder: the cached values, with the recipe that made them
-
-
-def sae_available() -> bool:
-    try:
-        import superlens.measures.sae  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def study_recipe(cfg: Any = None):
@@ -55,10 +59,8 @@ def study_recipe(cfg: Any = None):
     return SAERecipe() if gflop is None else SAERecipe(max_gflop=float(gflop))
 
 
-def sae_recipe_dict(cfg: Any = None) -> dict | None:
+def sae_recipe_dict(cfg: Any = None) -> dict:
     """The recipe (dictionary multiple, L1, steps, compute cap, ...) as a dict for config.json."""
-    if not sae_available():
-        return None
     return dict(study_recipe(cfg).as_dict(), seeds=list(SAE_SEEDS), conv_max_rows=CONV_MAX_ROWS)
 
 
@@ -72,7 +74,6 @@ def model_activations(cfg: Any, ds, checkpoint: Path, device: torch.device,
     """
     from superlens.active.data import normalize_batch, resolve_normalization
     from superlens.active.models import FeatureHook, default_feature_layer, last_conv_layer
-    from superlens.active.study import load_model_checkpoint
 
     model = load_model_checkpoint(cfg, ds, checkpoint).to(device).eval()
     norm = resolve_normalization(cfg.normalize, ds)
@@ -108,7 +109,6 @@ def sae_for_checkpoint(cfg: Any, ds, checkpoint: Path, device: torch.device,
     """sae_* (feature layer) and sae_conv_* (last conv block) values of one saved model, cached in
     the checkpoint's folder as sae.json (keyed by the recipe, so a changed recipe recomputes)."""
     from superlens.measures.sae import conv_rows, sae_measure
-    from superlens.runs import read_json, write_json
 
     checkpoint = Path(checkpoint)
     cache = checkpoint.parent / SAE_FILE
@@ -134,6 +134,55 @@ def sae_for_checkpoint(cfg: Any, ds, checkpoint: Path, device: torch.device,
     return out
 
 
+def add_sae_measures(cfg: Any, ds, out: Path, seeds: list[int], device) -> bool:
+    """Add the sparse-autoencoder keys to every measures/<model>_seed<k>.json that lacks them: the
+    final model's feature layer and last conv block (sae_*, sae_conv_*), and each round's feature
+    layer for the strategies. False (nothing done) when cfg.sae is off."""
+    if cfg.sae == "off":
+        return False
+    per_round = cfg.sae == "rounds"
+    recipe = sae_recipe_dict(cfg)
+    # the autoencoders are large matrix products: every core the config allows, whatever the
+    # training used (choose_threads keeps an explicit cfg.threads)
+    threads = torch.get_num_threads()
+    set_threads(choose_threads(cfg.threads, 1 << 30))
+    try:
+        for seed in seeds:
+            for name in ["baseline", *cfg.strategies]:
+                _sae_one_model(cfg, ds, out, name, seed, device, recipe, per_round)
+    finally:
+        set_threads(threads)
+    return True
+
+
+def _sae_one_model(cfg, ds, out: Path, name: str, seed: int, device, recipe: dict,
+                   per_round: bool) -> None:
+    """The sae_* keys of one model's measures json (final model; every round when per_round),
+    unless it already holds them under the same recipe."""
+    path = out / "measures" / f"{name}_seed{seed}.json"
+    d = read_json(path)
+    if d.get("sae_recipe") != recipe:  # made by another recipe: measure again
+        d["measures"] = {k: v for k, v in d["measures"].items() if not k.startswith("sae_")}
+        for info in d["rounds"]:
+            for k in [k for k in info if k.startswith("sae_")]:
+                del info[k]
+    if "sae_features" in d["measures"] and (not per_round or
+                                            all("sae_features" in r for r in d["rounds"])):
+        return
+    dirs = model_dirs(out, name, seed)
+    t0 = time.perf_counter()
+    d["measures"].update(sae_for_checkpoint(cfg, ds, dirs[-1] / "checkpoint.pt", device))
+    for r, info in enumerate(d["rounds"]):
+        if r == len(d["rounds"]) - 1:
+            info.update({k: v for k, v in d["measures"].items() if k.startswith("sae_")})
+        elif per_round:
+            info.update(sae_for_checkpoint(cfg, ds, dirs[r] / "checkpoint.pt", device,
+                                           layers=("feature",)))
+    d["sae_recipe"] = recipe
+    write_json(path, d)
+    say(cfg, f"[{name} seed {seed}] sparse-autoencoder measures, {time.perf_counter() - t0:.1f} s")
+
+
 def _prefix(layer: str) -> str:
     return "sae_conv_" if layer == "conv" else "sae_"
 
@@ -152,5 +201,6 @@ SAE_DEFINITIONS = {
     "sae_conv_psi": "psi = F / C for the last convolutional block's C channels.",
 }
 
-__all__ = ["sae_available", "sae_recipe_dict", "model_activations", "sae_for_checkpoint",
+__all__ = ["add_sae_measures", "sae_validated", "sae_validation_note", "sae_recipe_dict",
+           "model_activations", "sae_for_checkpoint",
            "SAE_DEFINITIONS", "SAE_SEEDS", "CONV_MAX_ROWS"]

@@ -14,11 +14,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from superlens.active.checkpoints import load_model_checkpoint, model_dirs
 from superlens.active.presets import preset, protocol_statement
+from superlens.active.sae_measures import (add_sae_measures, sae_validated, sae_validation_note,
+                                           sae_recipe_dict)
+from superlens.active.train import amp_enabled
 from superlens.config import ActiveConfig, load_toml
-from superlens.active.train import _amp
 from superlens.device import choose_threads, pick_device, set_threads
-from superlens.errors import CheckpointError, ConfigError
+from superlens.errors import ConfigError, DataError
 from superlens.runs import base_meta, check_resume_dir, read_json, sigterm_as_interrupt, write_json
 
 MEASURE_KEYS = ["accuracy", "cos_mean", "cos_std", "silhouette_tsne", "davies_bouldin_tsne",
@@ -30,6 +33,8 @@ MEASURE_KEYS = ["accuracy", "cos_mean", "cos_std", "silhouette_tsne", "davies_bo
 # only by float rounding, as threads do.
 RESUME_FREE = {"device", "threads", "progress", "data_dir", "weights_path", "download", "cache_dir",
                "seeds", "ensemble", "sae_recipe", "sae", "sae_gflop"}
+# the smallest image side the models take (image_size has the same bound)
+MIN_SIDE = 8
 # config.json keys beside ActiveConfig's fields (stripped before the config is rebuilt)
 EXTRA_CONFIG_KEYS = ("sae_recipe", "decode")
 
@@ -63,11 +68,9 @@ def config_json(cfg: ActiveConfig, device: torch.device | None = None,
     """config.json: the resolved config (with the device, thread count and mixed precision the run
     used, as meta.json), the sparse-autoencoder recipe (when the measure is on) and how images were
     decoded (resized while decoding, or at their own size)."""
-    from superlens.active.sae_measures import sae_recipe_dict
-
     out = cfg.model_dump(mode="json")
     if device is not None:
-        out.update(device=str(device), threads=threads, amp=_amp(device, cfg.amp))
+        out.update(device=str(device), threads=threads, amp=amp_enabled(device, cfg.amp))
     out["sae_recipe"] = sae_recipe_dict(cfg) if cfg.sae != "off" else None
     if cfg.dataset == "image-folder":
         out["decode"] = (f"every image resized to {cfg.image_size}x{cfg.image_size} (bilinear) while "
@@ -89,14 +92,54 @@ def _check_resume_config(out: Path, cfg: ActiveConfig) -> None:
     # amp as it acts on this device: config.json stores the resolved value (false on the CPU), and
     # an older one may hold the flag as given
     dev = pick_device(cfg.device)
-    stored, now = {**stored, "amp": _amp(dev, stored.get("amp"))}, {**now, "amp": _amp(dev, cfg.amp)}
-    diff = [k for k in sorted(set(stored) | set(now))
-            if k not in RESUME_FREE and stored.get(k) != now.get(k)]
+    stored = {**stored, "amp": amp_enabled(dev, stored.get("amp"))}
+    now = {**now, "amp": amp_enabled(dev, cfg.amp)}
+    diff = {k: (stored.get(k), now.get(k)) for k in sorted(set(stored) | set(now))
+            if k not in RESUME_FREE and stored.get(k) != now.get(k)}
     if diff:
-        k = "preset" if "preset" in diff else diff[0]  # a preset explains every field it sets
-        more = f" (and {len(diff) - 1} more field(s))" if len(diff) > 1 else ""
-        raise ConfigError(f"--resume: {out / 'config.json'} has {k} = {stored.get(k)!r} but this "
-                          f"command gives {now.get(k)!r}{more}; rerun with the same settings")
+        raise ConfigError(f"--resume: {mismatch_text(diff)}; resume with `superlens active --out "
+                          f"{out} --resume` (the run's own settings) or start a new run in another "
+                          "--out")
+
+
+def mismatch_text(diff: dict[str, tuple]) -> str:
+    """'this command gives epochs = 3 (the run has 1), lr = ...': every mismatched field, the preset
+    first (it explains the fields it sets)."""
+    keys = sorted(diff, key=lambda k: (k != "preset", k))
+    return "this command gives " + ", ".join(f"{k} = {diff[k][1]!r} (the run has {diff[k][0]!r})"
+                                             for k in keys)
+
+
+def config_for_resume(out: str | Path, preset_name: str | None, config_file: str | None,
+                      overrides: dict[str, Any]) -> ActiveConfig:
+    """The config of `superlens active --out DIR --resume`: the run's own (DIR/config.json). The
+    settings the command gives (a preset, a config file's keys, flags) are checked against it: the
+    ones that may change on resume (RESUME_FREE: paths, device, threads, progress, the
+    sparse-autoencoder pass) take the new value, any other that differs is refused, every such
+    field named in the one line."""
+    from superlens.readers import read_object
+
+    out = Path(out)
+    stored = read_object(out / "config.json", {"strategies": list})
+    run_cfg = config_from_json(stored, str(out / "config.json"))
+    # config.json holds amp as resolved on the run's device (false on a CPU); the checkpoints'
+    # fingerprints hold the flag the run was given, so take it from there when one exists
+    for marker in sorted(out.glob("baseline/seed*/result.json"))[:1]:
+        with contextlib.suppress(Exception):
+            run_cfg = run_cfg.replace(amp=bool(read_json(marker)["fingerprint"]["amp"]))
+    file_data = load_toml(config_file) if config_file else {}
+    given = {**({"preset": preset_name} if preset_name else {}), **file_data, **overrides}
+    if not given:
+        return run_cfg
+    now = config_from_cli(preset_name or stored.get("preset"), config_file, overrides)
+    diff = {k: (getattr(run_cfg, k), getattr(now, k)) for k in given
+            if k not in RESUME_FREE and k in ActiveConfig.model_fields
+            and getattr(run_cfg, k) != getattr(now, k)}
+    if diff:
+        raise ConfigError(f"--resume: {mismatch_text(diff)}; resume with `superlens active --out "
+                          f"{out} --resume` alone (the run's own settings) or start a new run in "
+                          "another --out")
+    return run_cfg.replace(**{k: getattr(now, k) for k in given if k in RESUME_FREE})
 
 
 def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resume: bool = False,
@@ -119,10 +162,16 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
     t_start = time.perf_counter()
     device = pick_device(cfg.device)
     out = check_out(out, force=force, inputs=(*inputs, cfg.data_dir, cfg.weights_path))
+    resume_cmd = f"superlens active --out {out} --resume"
     # a --resume target must be empty/missing or a superlens active run; refuse anything else early
-    check_resume_dir(out, kind="active") if resume else check_run_dir(out, force)
-    # everything that can be wrong with the input is checked before the run directory is touched
-    ds = load_study_data(cfg)
+    check_resume_dir(out, kind="active") if resume else check_run_dir(out, force, resume_cmd)
+    # everything that can be wrong with the input is checked before the run directory is touched;
+    # a fresh decode's cache write waits in `pending` until then
+    from superlens.active.image_cache import check_cache_dir
+
+    check_cache_dir(cfg.cache_dir, cfg.data_dir, out)
+    pending: list[Callable[[], None]] = []
+    ds = load_study_data(cfg, pending)
     side = cfg.image_size or ds.image_size
     # ~ activation elements of a first conv layer: small models run faster on one thread
     threads = set_threads(choose_threads(cfg.threads, cfg.batch_size * 64 * side * side))
@@ -131,7 +180,8 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
     seeds = [cfg.seed + i for i in range(cfg.seeds)]
     with RunLock(out):
         # again under the lock: another process may have written it meanwhile
-        resuming = check_resume_dir(out, kind="active") if resume else check_run_dir(out, force)
+        resuming = (check_resume_dir(out, kind="active") if resume
+                    else check_run_dir(out, force, resume_cmd))
         if resuming:
             # every check of what is already there comes before the first write: a refused resume
             # leaves the run directory byte for byte as it was
@@ -142,6 +192,9 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
             from superlens.readers import read_meta
 
             meta = read_meta(out)
+            _check_same_data(out, meta, ds)
+        for write in pending:  # every check has passed: the decoded images may be cached now
+            write()
         with open_run_dir(out, force=force) as work:
             if resuming:  # the original meta stays; this session is recorded beside it
                 prev = meta.get("resumed_at", [])
@@ -159,7 +212,7 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
                 meta = base_meta(str(device), threads, seeds, argv)
                 meta.update(kind="active", protocol=protocol_statement(cfg), dataset=ds.name,
                             n_train=int(ds.train_y.shape[0]), n_test=int(ds.test_y.shape[0]),
-                            class_names=list(ds.class_names))
+                            class_names=list(ds.class_names), data_sha256=ds.digest())
                 write_json(work / "config.json", config_json(cfg, device, threads))
             write_json(work / "meta.json", meta)
             before = float(meta.get("wall_seconds_before", 0.0))
@@ -179,8 +232,8 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
                         write_json(work / "meta.json", meta)
                         if render is not None:
                             render(work)
-            except KeyboardInterrupt:  # finished steps stay; --resume continues after them
-                meta["status"] = "interrupted"
+            except BaseException as e:  # finished steps stay; --resume continues after them
+                meta["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
                 with contextlib.suppress(OSError):
                     write_json(work / "meta.json", meta)
                 raise
@@ -213,16 +266,34 @@ def _run_into(cfg: ActiveConfig, ds, out: Path, seeds: list[int], device: torch.
     return metrics
 
 
-def load_study_data(cfg: ActiveConfig):
-    """The data set the study trains on: cfg.dataset from cfg.data_dir (decoded into cfg.cache_dir),
-    cut to a class-balanced cfg.pool_size subset and its test split to a class-balanced cfg.test_size
-    subset when set (drawn by cfg.seed, the same subsets for every seed of the run)."""
-    from superlens.active.data import balanced_subset, load_dataset
+def _check_same_data(out: Path, meta: dict, ds) -> None:
+    """A resumed run must train on the data it started with: the digest of its images and labels
+    (meta.json data_sha256; runs from before it was recorded: the image counts)."""
+    then = (meta.get("n_train"), meta.get("n_test"))
+    now = (int(ds.train_y.shape[0]), int(ds.test_y.shape[0]))
+    stored = meta.get("data_sha256")
+    if then != now or (stored is not None and stored != ds.digest()):
+        what = (f"{then[0]} training / {then[1]} test images then, {now[0]} / {now[1]} now"
+                if then != now else "the same image counts but other images or labels")
+        raise DataError(f"--resume: the data changed since {out} started ({what}, by meta.json); "
+                        "resume with the data it started with, or start a new run in another --out")
+
+
+def load_study_data(cfg: ActiveConfig, pending: list[Callable[[], None]] | None = None):
+    """The data set the study trains on, the one function the run and every pre-check use:
+    cfg.dataset from cfg.data_dir (decoded at cfg.image_size into cfg.cache_dir), cut to a
+    class-balanced cfg.pool_size subset and its test split to a class-balanced cfg.test_size subset
+    when set (drawn by cfg.seed, the same subsets for every seed of the run). pending: see
+    superlens.active.data.load_dataset (a pre-check passes a list and drops it: it writes nothing)."""
+    from superlens.active.data import NEEDS_FOLDER, balanced_subset, load_dataset
     from superlens.active.loop import derive_seed
 
+    if cfg.data_dir is None and cfg.dataset in NEEDS_FOLDER:
+        who = f"preset {cfg.preset} (dataset {cfg.dataset})" if cfg.preset else f"dataset {cfg.dataset}"
+        raise DataError(f"{who}: needs --data-dir DIR (data_dir), {NEEDS_FOLDER[cfg.dataset]}")
     ds = load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download, seed=cfg.seed,
                       test_fraction=cfg.test_fraction, progress=cfg.progress, cache_dir=cfg.cache_dir,
-                      image_size=cfg.image_size)
+                      image_size=cfg.image_size, pending=pending)
     if cfg.pool_size is not None:
         ds = balanced_subset(ds, cfg.pool_size, derive_seed(cfg.seed, "pool-subset"))
     if cfg.test_size is not None:
@@ -240,6 +311,10 @@ def preflight_model(cfg: ActiveConfig, ds) -> None:
     from superlens.limits import check_image_sizes
 
     resolve_normalization(cfg.normalize, ds)  # e.g. 3-channel statistics on 1-channel data
+    if cfg.image_size is None and ds.image_size < MIN_SIDE:
+        raise ConfigError(f"data set {ds.name}: its images are {ds.image_size}x{ds.image_size}, "
+                          f"smaller than the models' {MIN_SIDE}x{MIN_SIDE}; pass --image-size "
+                          f"{MIN_SIDE} (image_size, or larger) to resize them")
     big = "eval_batch_size" if cfg.eval_batch_size > cfg.batch_size else "batch_size"
     check_image_sizes(cfg.image_size or ds.image_size, getattr(cfg, big), ds.in_channels,
                       pick_device(cfg.device), big)
@@ -250,25 +325,6 @@ def preflight_model(cfg: ActiveConfig, ds) -> None:
     if cfg.paper_features and not hasattr(model, "layer4"):
         raise ConfigError(f"paper_features = true needs a resnet model (model = {cfg.model!r} has no "
                           "layer4)")
-
-
-def load_model_checkpoint(cfg: ActiveConfig, ds, checkpoint: Path) -> torch.nn.Module:
-    """cfg's model with the weights of a saved checkpoint, on the CPU; a missing, truncated or
-    foreign file is one CheckpointError line."""
-    from superlens.errors import one_line
-    from superlens.active.loop import _load
-    from superlens.active.models import build_model
-
-    model = build_model(cfg.model, len(ds.class_names), ds.in_channels, dropout=cfg.dropout)
-    ck = _load(Path(checkpoint))
-    if not isinstance(ck, dict) or not isinstance(ck.get("model"), dict):
-        raise CheckpointError(f"checkpoint {checkpoint}: not a superlens checkpoint (no model entry)")
-    try:
-        model.load_state_dict(ck["model"])
-    except (RuntimeError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"checkpoint {checkpoint}: does not fit the model "
-                              f"({one_line(e)[:200]})") from None
-    return model
 
 
 @torch.no_grad()
@@ -325,7 +381,7 @@ def _measure(cfg: ActiveConfig, ds, model_dir: Path, result: dict, name: str, se
     rounds = [dict(r) for r in result.get("rounds", [])]
     # the cheap measures of every round's model (the claim "more rounds reduce superposition")
     for r, info in enumerate(rounds):
-        d = _model_dirs(out, name, seed)
+        d = model_dirs(out, name, seed)
         if name != "baseline" and r < len(rounds) - 1 and r < len(d):
             info.update(round_measures(torch.load(d[r] / "test_features.pt", weights_only=True),
                                        ds.test_y))
@@ -338,67 +394,6 @@ def _measure(cfg: ActiveConfig, ds, model_dir: Path, result: dict, name: str, se
     np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
     atomic_write_bytes(stem.with_suffix(".npz"), buf.getvalue())
     write_json(stem.with_suffix(".json"), {"measures": scalars, "rounds": rounds})
-
-
-def _model_dirs(out: Path, name: str, seed: int) -> list[Path]:
-    """Folders of one run's saved models: the baseline's, or a loop's rounds in order."""
-    if name == "baseline":
-        return [out / "baseline" / f"seed{seed}"]
-    return sorted((out / "al" / name / f"seed{seed}").glob("round_*"))
-
-
-def add_sae_measures(cfg: ActiveConfig, ds, out: Path, seeds: list[int], device) -> bool:
-    """Add the sparse-autoencoder keys to every measures/<model>_seed<k>.json that lacks them: the
-    final model's feature layer and last conv block (sae_*, sae_conv_*), and each round's feature
-    layer for the strategies. False (nothing done) when the measure is not installed."""
-    from superlens.active.sae_measures import sae_available, sae_recipe_dict
-
-    if not sae_available() or cfg.sae == "off":
-        return False
-    per_round = cfg.sae == "rounds"
-    recipe = sae_recipe_dict(cfg)
-    # the autoencoders are large matrix products: every core the config allows, whatever the
-    # training used (choose_threads keeps an explicit cfg.threads)
-    threads = torch.get_num_threads()
-    set_threads(choose_threads(cfg.threads, 1 << 30))
-    try:
-        for seed in seeds:
-            for name in ["baseline", *cfg.strategies]:
-                _sae_one_model(cfg, ds, out, name, seed, device, recipe, per_round)
-    finally:
-        set_threads(threads)
-    return True
-
-
-def _sae_one_model(cfg, ds, out: Path, name: str, seed: int, device, recipe: dict,
-                   per_round: bool) -> None:
-    """The sae_* keys of one model's measures json (final model; every round when per_round),
-    unless it already holds them under the same recipe."""
-    from superlens.active.loop import _say
-    from superlens.active.sae_measures import sae_for_checkpoint
-
-    path = out / "measures" / f"{name}_seed{seed}.json"
-    d = read_json(path)
-    if d.get("sae_recipe") != recipe:  # made by another recipe: measure again
-        d["measures"] = {k: v for k, v in d["measures"].items() if not k.startswith("sae_")}
-        for info in d["rounds"]:
-            for k in [k for k in info if k.startswith("sae_")]:
-                del info[k]
-    if "sae_features" in d["measures"] and (not per_round or
-                                            all("sae_features" in r for r in d["rounds"])):
-        return
-    dirs = _model_dirs(out, name, seed)
-    t0 = time.perf_counter()
-    d["measures"].update(sae_for_checkpoint(cfg, ds, dirs[-1] / "checkpoint.pt", device))
-    for r, info in enumerate(d["rounds"]):
-        if r == len(d["rounds"]) - 1:
-            info.update({k: v for k, v in d["measures"].items() if k.startswith("sae_")})
-        elif per_round:
-            info.update(sae_for_checkpoint(cfg, ds, dirs[r] / "checkpoint.pt", device,
-                                           layers=("feature",)))
-    d["sae_recipe"] = recipe
-    write_json(path, d)
-    _say(cfg, f"[{name} seed {seed}] sparse-autoencoder measures, {time.perf_counter() - t0:.1f} s")
 
 
 ROUND_KEYS = ("cos_mean", "effective_rank", "participation_ratio", "davies_bouldin_raw")
@@ -455,16 +450,16 @@ def aggregate(out: Path, cfg: ActiveConfig, seeds: list[int]) -> dict:
 def _verdicts(cfg: ActiveConfig, seeds: list[int], all_seeds: dict[str, list[dict]],
               dataset: str | None = None) -> dict:
     """metrics["verdicts"]: the paper's claims re-tested (superlens.active.verdicts)."""
-    from superlens.active.sae_measures import SAE_VALIDATED, SAE_VALIDATION_NOTE
     from superlens.active.verdicts import claim_rows, verdicts_json
 
     keys = [str(s) for s in seeds]
     per_seed = {n: {str(s): d["measures"] for s, d in zip(seeds, v)} for n, v in all_seeds.items()}
     per_rounds = {n: {str(s): d["rounds"] for s, d in zip(seeds, v)} for n, v in all_seeds.items()
                   if n != "baseline"}
-    rows = claim_rows(per_seed, per_rounds, list(cfg.strategies), keys, SAE_VALIDATED,
+    validated = sae_validated()
+    rows = claim_rows(per_seed, per_rounds, list(cfg.strategies), keys, validated,
                       delta=cfg.delta, primary=cfg.primary, dataset=dataset)
-    return verdicts_json(rows, SAE_VALIDATED, SAE_VALIDATION_NOTE, cfg.delta, cfg.primary)
+    return verdicts_json(rows, validated, sae_validation_note(), cfg.delta, cfg.primary)
 
 
 def _data_name(out: Path, cfg: ActiveConfig) -> str:
@@ -512,16 +507,15 @@ def _rounds_mean(per_seed: list[dict]) -> list[dict]:
 
 
 def complete_measures(out: Path) -> bool:
-    """Add measures a finished run lacks (the sparse-autoencoder keys, when the measure was not
-    installed at run time) from its saved checkpoints, then rewrite metrics.json. True if changed."""
-    from superlens.active.sae_measures import sae_available, sae_recipe_dict
-
+    """Add measures a finished run lacks (the sparse-autoencoder keys, when the run predates the
+    measure or its recipe has changed) from its saved checkpoints, then rewrite metrics.json. True
+    if changed."""
     meta = read_json(out / "meta.json")
     if meta.get("status") != "complete":
         return False
     cfg = config_from_json(read_json(out / "config.json"), str(out / "config.json"))
     seeds = [int(s) for s in meta.get("seeds", [])]
-    if cfg.sae == "off" or not sae_available():
+    if cfg.sae == "off":
         write_json(out / "metrics.json", aggregate(out, cfg, seeds))
         return False
     recipe = sae_recipe_dict(cfg)

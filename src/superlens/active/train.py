@@ -41,7 +41,8 @@ def make_optimizer(model: nn.Module, cfg: ActiveConfig) -> torch.optim.Optimizer
     raise ConfigError(f"optimizer = {cfg.optimizer!r}: unknown (known: adam, sgd)")
 
 
-def _amp(device: torch.device, wanted: bool) -> bool:
+def amp_enabled(device: torch.device, wanted: bool) -> bool:
+    """Whether mixed precision acts: asked for (wanted) and on CUDA."""
     # float16 autocast + GradScaler pays off on CUDA only; on the CPU it would be bfloat16 and slower
     return bool(wanted) and device.type == "cuda"
 
@@ -56,7 +57,7 @@ def make_scaler(device: torch.device | str, cfg: ActiveConfig) -> torch.amp.Grad
     """The GradScaler of one optimizer: enabled on CUDA when cfg.amp, a no-op elsewhere. Keep it with
     its optimizer (and in its checkpoint) for as long as the optimizer is continued."""
     device = torch.device(device)
-    return torch.amp.GradScaler(device.type, enabled=_amp(device, cfg.amp))
+    return torch.amp.GradScaler(device.type, enabled=amp_enabled(device, cfg.amp))
 
 
 def scaler_state(scaler: torch.amp.GradScaler | None) -> dict:
@@ -136,7 +137,7 @@ def train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, x_uint8: Te
     n_batches = (n + bs - 1) // bs
     if n > 1 and n % bs == 1:
         n_batches -= 1
-    amp = _amp(device, cfg.amp)
+    amp = amp_enabled(device, cfg.amp)
     if scaler is None:
         scaler = make_scaler(device, cfg)
     shuffle = cfg.shuffle if shuffle is None else bool(shuffle)
@@ -216,7 +217,7 @@ def predict(model: nn.Module, x_uint8: Tensor, *, norm: Norm, device: torch.devi
     if n == 0:
         raise ValueError("predict: no samples")
     mean, std = norm if norm is not None else (None, None)
-    use_amp = _amp(device, amp)
+    use_amp = amp_enabled(device, amp)
     probs, feats = [], []
     hook = FeatureHook(model, feature_layer) if feature_layer is not None else contextlib.nullcontext()
     with _mode(model, False), hook as h:
@@ -266,7 +267,7 @@ def mc_dropout_probs(model: nn.Module, x_uint8: Tensor, *, T: int, norm: Norm,
     if n == 0:
         raise ValueError("mc_dropout_probs: no samples")
     mean, std = norm if norm is not None else (None, None)
-    use_amp = _amp(device, amp)
+    use_amp = amp_enabled(device, amp)
     repeat = len(drops) == 1
     handle = drops[0].register_forward_pre_hook(
         lambda m, inp: (inp[0].repeat(T, *([1] * (inp[0].dim() - 1))),)) if repeat else None

@@ -333,6 +333,9 @@ def claim_rows(per_seed: dict[str, dict[str, dict]], per_seed_rounds: dict[str, 
         if extra is not None:
             r["vs_baseline"] = t_interval(_paired(per_seed.get(extra[0], {}),
                                                   per_seed.get(extra[1], {}), key, seeds))
+            # the control's own change from the baseline: does random sampling show it too?
+            r["random_vs_baseline"] = t_interval(_paired(per_seed.get("random", {}),
+                                                         per_seed.get(extra[1], {}), key, seeds))
         rows.append(r)
 
     sound = ("neuron_abs_cos_mean", "selectivity_mean", "effective_rank", "participation_ratio",

@@ -80,7 +80,8 @@ class SAERecipe:
                    3 orthogonal features in 8 dims read 4.4 instead of 3.0)
     max_gflop:     compute cap per AE: 10 * steps * batch * N * D flop at most
     min_batch:     the smallest minibatch the cap may cut to, before it cuts steps instead
-    decoder:       "unit" (unit-norm rows, untied encoder) or "tied" (encoder = decoder^T, free norms)
+    decoder:       "unit" (unit-norm rows, untied encoder) or "tied" (encoder = decoder^T; its rows
+                   are renormalised to unit norm after every step too)
     merge_cos:     latents whose decoder rows have cosine >= this are one feature (> 1: never)
     eval_rows:     F, FVU, L0 and dead latents are computed on at most this many rows (a fixed
                    random subset; the training minibatches are drawn from all rows)
@@ -100,6 +101,10 @@ class SAERecipe:
     lr_width: int = 20
     warmup: float = 0.2
     eval_rows: int = 20_000
+    sparsity: str = "l1"
+    k: int = 4
+    decoder_bias: bool = False
+    progress: bool = True
 
     def __post_init__(self):
         for name, lo in (("dict_multiple", 1.0), ("steps", 1), ("batch_size", 1), ("min_batch", 1),
@@ -117,6 +122,10 @@ class SAERecipe:
             raise ValueError(f"SAERecipe.l1 = {self.l1!r}, must be >= 0")
         if self.decoder not in ("unit", "tied"):
             raise ValueError(f"SAERecipe.decoder = {self.decoder!r}, must be 'unit' or 'tied'")
+        if self.sparsity not in ("l1", "topk"):
+            raise ValueError(f"SAERecipe.sparsity = {self.sparsity!r}, must be 'l1' or 'topk'")
+        if not self.k >= 1:
+            raise ValueError(f"SAERecipe.k = {self.k!r}, must be >= 1")
         if self.scale not in ("nonzero-rms", "none"):
             raise ValueError(f"SAERecipe.scale = {self.scale!r}, must be 'nonzero-rms' or 'none'")
 
@@ -240,12 +249,25 @@ class SAEFit:
     batch: int
     seconds: float
     model: Tensor | None = None
+    b_dec: Tensor | None = None  # [I, N] decoder bias (None: none)
+    k: int | None = None  # TopK: at most k active latents per row (None: ReLU code)
 
     def encode(self, x: Tensor) -> Tensor:
         """Latents z [I, B, D] of scaled rows x: [B, N] (every instance) or [I, B, N]."""
         if x.ndim == 2:
             x = x.expand(self.W_enc.shape[0], -1, -1)
-        return torch.relu(torch.baddbmm(self.b_enc[:, None, :], x, self.W_enc))
+        if self.b_dec is not None:
+            x = x - self.b_dec[:, None, :]
+        pre = torch.baddbmm(self.b_enc[:, None, :], x, self.W_enc)
+        if self.k is None:
+            return torch.relu(pre)
+        val, ind = pre.topk(min(self.k, pre.shape[2]), dim=2)
+        return torch.zeros_like(pre).scatter_(2, ind, val.clamp_min(0))
+
+    def decode(self, z: Tensor) -> Tensor:
+        """x̂ [I, B, N] of latents z [I, B, D]."""
+        out = torch.bmm(z, self.W_dec)
+        return out if self.b_dec is None else out + self.b_dec[:, None, :]
 
 
 def _init(seeds: Sequence[int], n: int, d: int, device, dtype):
@@ -278,11 +300,13 @@ def fit_saes(x: Tensor, recipe: SAERecipe, seeds: Sequence[int]) -> SAEFit:
     steps, B = recipe.schedule(n)
     small = 10.0 * M * len(seeds) * B * n * recipe.dict_size(n) < _ONE_THREAD_FLOP
     threads = torch.get_num_threads()
+    fit = (fit_saes_ if recipe.sparsity == "l1" else
+           lambda x, r, s: fit_topk_(x, r, s, r.k))
     if x.device.type != "cpu" or not small or threads == 1:
-        return fit_saes_(x, recipe, seeds)
+        return fit(x, recipe, seeds)
     torch.set_num_threads(1)
     try:
-        return fit_saes_(x, recipe, seeds)
+        return fit(x, recipe, seeds)
     finally:
         torch.set_num_threads(threads)
 
@@ -322,6 +346,7 @@ def fit_saes_(x: Tensor, recipe: SAERecipe, seeds: Sequence[int]) -> SAEFit:
     idx = torch.empty(I, T, B, dtype=torch.int64, device=dev)
     lr0 = recipe.lr_for(n)
     warm = recipe.warmup * steps if n > recipe.lr_width else 0.0
+    say = _progress(recipe, I, steps, B, n, d)
     for t in range(steps):
         # the L1 penalty (and the learning rate) ramp up over the first `warmup` of the steps
         ramp = min(1.0, (t + 1) / warm) if warm > 0 else 1.0
@@ -345,21 +370,124 @@ def fit_saes_(x: Tensor, recipe: SAERecipe, seeds: Sequence[int]) -> SAEFit:
         else:
             grads = [torch.bmm(xb.transpose(1, 2), gz), gz.sum(1), gW_dec]
         lr = ramp * lr0 * 0.5 * (1.0 + math.cos(math.pi * t / steps))
-        if _FUSED_ADAM:  # torch.optim.Adam's fused kernel: ~8x faster than the loop below at 512 x 4096
-            torch._foreach_add_(t_state, 1.0)  # the kernel reads the step, torch.optim counts it
-            torch._fused_adam_(params, grads, m, v, [], t_state, lr=lr, beta1=b1, beta2=b2,
-                               weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
-        else:
-            c1, c2 = 1 - b1 ** (t + 1), 1 - b2 ** (t + 1)
-            for p, g_, m_, v_ in zip(params, grads, m, v):
-                m_.mul_(b1).add_(g_, alpha=1 - b1)
-                v_.mul_(b2).addcmul_(g_, g_, value=1 - b2)
-                p.addcdiv_(m_, v_.div(c2).sqrt_().add_(eps), value=-lr / c1)
-        if not tied:
-            W_dec /= W_dec.norm(dim=2, keepdim=True).clamp_min(1e-12)
+        _adam(params, grads, m, v, t_state, t, lr, b1, b2, eps)
+        # unit rows for both decoders: the mass E z_i and the merge compare directions of norm 1
+        # (a tied decoder left free drifted to row norms 0.67-1.17)
+        W_dec /= W_dec.norm(dim=2, keepdim=True).clamp_min(1e-12)
+        say(t)
     if tied:
         W_enc = W_dec.transpose(1, 2).contiguous()
     return SAEFit(W_enc, b, W_dec, 1.0, steps, B, time.perf_counter() - t0, model)
+
+
+@torch.no_grad()
+def fit_topk_(x: Tensor, recipe: SAERecipe, seeds: Sequence[int], k: int) -> SAEFit:
+    """TopK sparse autoencoders (Gao et al. 2024, arXiv 2406.04093) on already scaled rows, one per
+    (activation matrix, seed) on an instance axis, as fit_saes_ (x: [n_rows, N] or [M, n_rows, N]).
+
+        pre = (x - b_dec) W_enc + b_enc     z = ReLU(TopK_k(pre))     x̂ = z W_dec + b_dec
+
+    loss mean_rows ||x - x̂||^2; unit-norm decoder rows (gradient projected off the radial
+    direction, rows renormalised after each step); b_dec starts at the mean row. Only the k chosen
+    latents of a row carry gradient, so everything but the encoder's forward product is done on the
+    k gathered decoder rows (cost ~ 2 B N D + O(B k N) per step instead of ~10 B N D).
+    """
+    t0 = time.perf_counter()
+    x3 = x if x.ndim == 3 else x[None]
+    M, n_rows, n = x3.shape
+    S, d = len(seeds), recipe.dict_size(n)
+    k = max(1, min(int(k), d))
+    inst_seeds = [s for _ in range(M) for s in seeds]
+    I = M * S
+    steps, B = recipe.schedule(n)
+    dev, dt = x3.device, x3.dtype
+    model = torch.arange(M, device=dev).repeat_interleave(S)
+    flat = x3.reshape(M * n_rows, n)
+    offset = (model * n_rows)[:, None, None]
+    W_enc, b, W_dec = _init(inst_seeds, n, d, dev, dt)
+    b_dec = x3.mean(1)[model].clone() if recipe.decoder_bias else torch.zeros(I, n, device=dev, dtype=dt)
+    W_encT = W_enc.transpose(1, 2).contiguous()  # [I, D, N]: gradients are scattered by latent row
+    params = [W_encT, b, W_dec, b_dec]
+    m = [torch.zeros_like(p) for p in params]
+    v = [torch.zeros_like(p) for p in params]
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    t_state = [torch.zeros((), device=dev) for _ in params]
+    gens = [generator(10_007 * s + 1, dev) for s in inst_seeds]
+    T = max(1, min(steps, _BLOCK_ELEMS // B))
+    idx = torch.empty(I, T, B, dtype=torch.int64, device=dev)
+    base = (torch.arange(I, device=dev) * d)[:, None, None]  # [I, 1, 1] latent offset per instance
+    lr0 = recipe.lr_for(n)
+    warm = recipe.warmup * steps if n > recipe.lr_width else 0.0
+    say = _progress(recipe, I, steps, B, n, d)
+    for t in range(steps):
+        ramp = min(1.0, (t + 1) / warm) if warm > 0 else 1.0
+        if t % T == 0:
+            for i, g in enumerate(gens):
+                idx[i].random_(0, n_rows, generator=g)
+            idx += offset
+        xb = flat[idx[:, t % T]] - b_dec[:, None, :]  # [I, B, N], centred on b_dec
+        pre = torch.baddbmm(b[:, None, :], xb, W_encT.transpose(1, 2))  # [I, B, D]
+        val, ind = pre.topk(k, dim=2)  # [I, B, k]
+        val = val.clamp_min_(0)
+        gi = (ind + base).reshape(-1)  # global latent rows
+        rows_dec = W_dec.reshape(I * d, n)[gi].view(I, B, k, n)
+        xh = (val[..., None] * rows_dec).sum(2)  # [I, B, N], x̂ - b_dec
+        r = (xh - xb).mul_(2.0 / B)  # dL/dx̂
+        gz = (rows_dec * r[:, :, None, :]).sum(3) * (val > 0)  # [I, B, k]
+        gW_dec = torch.zeros_like(W_dec).view(I * d, n).index_add_(
+            0, gi, (val[..., None] * r[:, :, None, :]).reshape(-1, n)).view(I, d, n)
+        gW_dec -= (gW_dec * W_dec).sum(2, keepdim=True) * W_dec
+        gW_encT = torch.zeros_like(W_encT).view(I * d, n).index_add_(
+            0, gi, (gz[..., None] * xb[:, :, None, :]).reshape(-1, n)).view(I, d, n)
+        gb = torch.zeros_like(b).view(-1).index_add_(0, gi, gz.reshape(-1)).view(I, d)
+        # b_dec enters x̂ directly and the encoder through x - b_dec
+        gb_dec = r.sum(1) - torch.bmm(gb[:, None, :], W_encT)[:, 0]
+        grads = [gW_encT, gb, gW_dec, gb_dec]
+        lr = ramp * lr0 * 0.5 * (1.0 + math.cos(math.pi * t / steps))
+        _adam(params, grads, m, v, t_state, t, lr, b1, b2, eps)
+        W_dec /= W_dec.norm(dim=2, keepdim=True).clamp_min(1e-12)
+        say(t)
+    return SAEFit(W_encT.transpose(1, 2).contiguous(), b, W_dec, 1.0, steps, B,
+                  time.perf_counter() - t0, model, b_dec if recipe.decoder_bias else None, k)
+
+
+def _adam(params, grads, m, v, t_state, t, lr, b1, b2, eps) -> None:
+    """One Adam step in place (torch.optim.Adam's fused kernel when this torch has it)."""
+    if _FUSED_ADAM:
+        torch._foreach_add_(t_state, 1.0)
+        torch._fused_adam_(params, grads, m, v, [], t_state, lr=lr, beta1=b1, beta2=b2,
+                           weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
+        return
+    c1, c2 = 1 - b1 ** (t + 1), 1 - b2 ** (t + 1)
+    for p, g_, m_, v_ in zip(params, grads, m, v):
+        m_.mul_(b1).add_(g_, alpha=1 - b1)
+        v_.mul_(b2).addcmul_(g_, g_, value=1 - b2)
+        p.addcdiv_(m_, v_.div(c2).sqrt_().add_(eps), value=-lr / c1)
+
+
+def _progress(recipe, I: int, steps: int, B: int, n: int, d: int):
+    """A callable t -> None that prints one line per fit (instances, shape, rate) to stderr when
+    the fit is long enough for a person to wait on it: at the start, then every ~10 s."""
+    import sys
+
+    if not recipe.progress:
+        return lambda t: None
+    t0 = time.perf_counter()
+    state = {"next": t0 + 10.0, "started": False}
+
+    def say(t: int) -> None:
+        now = time.perf_counter()
+        if now < state["next"] and t + 1 < steps:
+            return
+        done = t + 1
+        rate = done / max(now - t0, 1e-9)
+        eta = (steps - done) / rate
+        print(f"  SAE fit: {I} autoencoder(s), width {n}, D {d}, step {done}/{steps} x {B} rows, "
+              f"{rate:.0f} steps/s, {now - t0:.0f} s elapsed, ~{eta:.0f} s left",
+              file=sys.stderr, flush=True)
+        state["next"] = now + 10.0
+
+    return say
 
 
 @torch.no_grad()
@@ -390,7 +518,7 @@ def sae_stats(fit: SAEFit, x: Tensor, chunk: int = 8192, cos_min: float = 2.0) -
         mass += z.sum(1, dtype=torch.float64)
         fired |= active.any(1)
         l0 += active.sum((1, 2), dtype=torch.float64)
-        r = torch.bmm(z, fit.W_dec) - xb
+        r = fit.decode(z) - xb
         sse += (r.to(torch.float64) ** 2).sum((1, 2))
     mass /= n_rows
     pooled = torch.stack([merge_parallel(mass[i], fit.W_dec[i].to(torch.float64), cos_min)

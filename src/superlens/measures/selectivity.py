@@ -45,3 +45,20 @@ def class_selectivity(features, labels, n_classes: int, *, eps: float = 1e-12) -
     top = mu.max(0).values                                    # [d]
     rest = (mu.sum(0) - top) / (k - 1)
     return (top - rest) / (top + rest + eps)
+
+
+def class_mean_cosine(features, labels, n_classes: int) -> float:
+    """Mean cosine similarity between the class-mean vectors of the classes present:
+    features [N, d], labels [N] -> mean over the k (k - 1) ordered pairs of distinct classes of
+    cos(mu_a, mu_b), mu_a = class a's mean feature vector (uncentred). 1 when every class has the
+    same mean direction; near 0 for classes on orthogonal neurons. A class mean of norm 0 has no
+    direction and is left out; fewer than 2 left: NaN."""
+    mu, counts = class_means(features, labels, n_classes)
+    mu = mu[counts > 0]
+    norms = mu.norm(dim=1)
+    mu = mu[norms > 0] / norms[norms > 0, None]
+    k = mu.shape[0]
+    if k < 2:
+        return float("nan")
+    c = mu @ mu.T
+    return float((c.sum() - c.diagonal().sum()) / (k * (k - 1)))

@@ -144,6 +144,8 @@ def verdict_section(metrics: dict) -> str:
             other = r.get("vs_baseline") or r.get("vs_random")
             other_s = ("" if not other else ("" if "vs_baseline" in r else "minus random's: ")
                        + _ci(other))
+            if r.get("random_vs_baseline", {}).get("effect") is not None:
+                other_s = f"{r['a']}: {other_s}; random: {_ci(r['random_vs_baseline'])}"
             note = f"<br><small>{esc(r['note'])}</small>" if r.get("note") else ""
             eq = "—" if r.get("delta") is None else (
                 f"{fmt(r['delta'], 3)}; {_p(r.get('p_equiv_holm', r.get('p_equiv')))}")
@@ -170,7 +172,7 @@ def verdict_section(metrics: dict) -> str:
              "(lower Davies–Bouldin is better clustering, so the paper's own number goes against its "
              "'worse clustering' claim and is not tested). Here they are set against the primary "
              "comparison, the strategy against random sampling at equal labels, and the "
-             "vs-baseline column shows the paper's own comparison.")
+             "− baseline column shows the paper's own comparison, for the strategy and for random sampling.")
     return section(
         "The paper's claims, re-tested",
         para("Each block tests one claim of arXiv 2412.16168; the claim's verdict is its primary "

@@ -6,13 +6,11 @@ the study's name, so a new study is one adapter file and one registry line.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar
 
 from superlens.config import BaseConfig
 from superlens.device import choose_threads, set_threads
-
-if TYPE_CHECKING:  # the sweep's own types: the sweep imports the studies, not the other way round
-    from superlens.sweep.grid import Group
+from superlens.sweep.points import Group
 
 
 class SweepStudy:
@@ -54,14 +52,14 @@ class SweepStudy:
         """The study's own check of one point's config before anything trains (None: none)."""
         return None
 
-    def check_groups(self, groups: list["Group"], check: Callable[[BaseConfig, str], None]) -> None:
+    def check_groups(self, groups: list[Group], check: Callable[[BaseConfig, str], None]) -> None:
         """Checks that concern a whole group (points that run as one)."""
 
-    def check_sizes(self, groups: list["Group"]) -> None:
+    def check_sizes(self, groups: list[Group]) -> None:
         """The groups' tensors fit in memory, estimated from the configs before anything is written
         (studies whose group trains as one tensor program override this)."""
 
-    def run_group(self, group: "Group", options: dict) -> dict:
+    def run_group(self, group: Group, options: dict) -> dict:
         """{"rows": one flat row per point, "point_metrics": {point index: its metrics}, "threads"}."""
         raise NotImplementedError
 
@@ -79,12 +77,12 @@ def threads_for(requested: int | None, work_elements: int, options: dict) -> int
     return set_threads(min(n, int(budget)) if budget else n)
 
 
-def rows_base(group: "Group") -> list[dict]:
+def rows_base(group: Group) -> list[dict]:
     """One row per point: its index in the grid and its axis values."""
     return [{"point": p.index, **p.values} for p in group.points]
 
 
-def check_instance_sizes(groups: list["Group"]) -> None:
+def check_instance_sizes(groups: list[Group]) -> None:
     """Toy and TMS groups train their points together: the group's tensors must fit."""
     from superlens.device import pick_device
     from superlens.errors import ConfigError

@@ -23,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable
 
 from superlens.errors import SuperlensError, one_line
-from superlens.sweep.grid import Group
+from superlens.sweep.points import Group
 
 Done = Callable[[Group, dict], None]
 CONNECT_TIMEOUT_S = 3.0

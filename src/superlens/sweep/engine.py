@@ -15,7 +15,8 @@ from pathlib import Path
 from superlens.config import SweepSpec
 from superlens.errors import ConfigError, RunDirError
 from superlens.runs import atomic_write_text, base_meta, read_json, write_json
-from superlens.sweep.grid import Group, expand, group_points, load_spec
+from superlens.sweep.grid import expand, group_points, load_spec
+from superlens.sweep.points import Group
 from superlens.studies import sweep_study
 
 
@@ -122,6 +123,10 @@ def _check_same_spec(out: Path, spec_json: dict, force: bool) -> None:
     """A non-empty ``out`` is resumed only by the same spec (or replaced with ``force``)."""
     if force or not out.is_dir() or not any(out.iterdir()):
         return
+    if not (out / "meta.json").is_file():
+        from superlens.runs import existing_run_hint
+
+        raise RunDirError(f"run directory {out}: {existing_run_hint(out)}")
     same = (out / "config.json").is_file() and read_json(out / "config.json") == spec_json
     if not same:
         raise RunDirError(f"run directory {out}: exists with another spec (use --force to "

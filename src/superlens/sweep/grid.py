@@ -4,14 +4,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from superlens.config import BaseConfig, SweepSpec, load_toml
+from superlens.config import SweepSpec, load_toml
 from superlens.errors import ConfigError
 from superlens.studies import STUDIES, sweep_study
+from superlens.sweep.points import Group, Point
 
 MAX_GROUP = 512  # instances per tensor program
 # The axis that joins sub-grids: a list of tables, each setting several fields at once; a table's
@@ -19,19 +19,6 @@ MAX_GROUP = 512  # instances per tensor program
 # (e.g. the classic toy model at 6 p values x 2 importances and the compressed-computation model at
 # 3 widths x 2 losses) without crossing them.
 CELLS = "cells"
-
-
-@dataclass(frozen=True)
-class Point:
-    index: int
-    values: dict[str, Any]  # the axis values of this point
-    config: BaseConfig  # the full validated config
-
-
-@dataclass(frozen=True)
-class Group:
-    gid: str
-    points: tuple[Point, ...]
 
 
 def load_spec(path: str) -> SweepSpec:
@@ -144,17 +131,7 @@ def expand(spec: SweepSpec) -> list[Point]:
                     raise ConfigError(f"axis {n}: also set by the {CELLS} axis")
                 values[n] = v
         data = study.point_data({**spec.base, **extra, **values, **study.fixed})
-        try:
-            cfg = cls.model_validate(data)
-        except Exception as e:  # pydantic ValidationError
-            from pydantic import ValidationError
-
-            from superlens.config import format_validation_error
-
-            if isinstance(e, ValidationError):
-                msg = format_validation_error(cls, e, f"sweep point {i} {values}")
-                raise ConfigError(msg) from None
-            raise
+        cfg = cls.build(data, source=f"sweep point {i} {values}")
         if check is not None:
             check(cfg, f"sweep point {i} {values}")
         points.append(Point(i, values, cfg))

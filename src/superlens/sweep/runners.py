@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from superlens.studies import sweep_study
-from superlens.sweep.grid import Group
+from superlens.sweep.points import Group
 
 
 def run_group(study: str, group: Group, options: dict) -> dict:

@@ -1,6 +1,6 @@
 """What every number of the compressed-computation study means: the definition of each metrics.json key
 (the toy run's analyses and its frame geometry). Reports quote these; a key without one is a bug
-(tests/test_cli_toy.py checks).
+(tests/test_studies_toy.py checks).
 """
 from __future__ import annotations
 

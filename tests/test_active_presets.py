@@ -1,6 +1,7 @@
 """The paper and sound presets run through the real loaders on generated files in the real formats."""
 import json
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -142,3 +143,21 @@ def test_paper_tiny_imagenet_protocol(resnet_weights, tmp_path, monkeypatch):
     assert [r["labelled"] for r in m["least-confidence"]["rounds"]] == [30, 45]
     meas = json.loads((out / "measures" / "least-confidence_seed0.json").read_text())["measures"]
     assert "twice" in meas["cos_features"]
+
+
+def test_paper_presets_use_the_papers_tsne():
+    """Under the paper presets the *_tsne measures come from scikit-learn's TSNE(random_state=42)."""
+    from sklearn.manifold import TSNE
+
+    from superlens.active.presets import PRESETS
+    from superlens.measures.summary import feature_measures
+
+    assert PRESETS["paper-cifar10"]["tsne"] == PRESETS["paper-tiny-imagenet"]["tsne"] == "sklearn"
+    assert PRESETS["cifar10"].get("tsne", "opentsne") == "opentsne"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 5)).astype(np.float32)
+    y = np.repeat(np.arange(3), 20)
+    _, arrays = feature_measures(torch.from_numpy(x), torch.from_numpy(y), n_classes=3, seed=7,
+                                 tsne_points=100, tsne="sklearn")
+    ref = TSNE(n_components=2, random_state=42, perplexity=min(30.0, 59 / 3)).fit_transform(x)
+    assert np.allclose(arrays["tsne_embedding"], ref, atol=1e-5)

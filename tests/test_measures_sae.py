@@ -220,3 +220,17 @@ def test_fit_matches_autograd_and_torch_adam(fused, monkeypatch):
         torch.testing.assert_close(fit.W_dec[i], V, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(fit.W_enc[i], W_enc, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(fit.b_enc[i], b, rtol=1e-4, atol=1e-5)
+
+
+def test_tied_decoder_rows_stay_unit_norm():
+    """The mass E z_i and the merge assume unit decoder rows; the tied decoder is renormalised too."""
+    from superlens.measures.sae import fit_saes
+
+    x = _sparse_features(3, 8, 0.2, rows=2000)
+    for decoder in ("tied", "unit"):
+        fit = fit_saes(x, SAERecipe(steps=200, batch_size=128, dict_multiple=2, decoder=decoder,
+                                    progress=False), [0, 1])
+        norms = fit.W_dec.norm(dim=2)
+        torch.testing.assert_close(norms, torch.ones_like(norms), atol=1e-5, rtol=0)
+        if decoder == "tied":
+            torch.testing.assert_close(fit.W_enc, fit.W_dec.transpose(1, 2))

@@ -12,9 +12,10 @@ from superlens.active.verdicts import WORDS
 import torch
 from PIL import Image
 
-import superlens.active.folders as FO
+import superlens.active.image_cache as IC
 from superlens.active.data import balanced_subset, detect_layout
-from superlens.active.folders import image_folder_cache_path, image_folder_index, load_image_folder
+from superlens.active.folders import image_folder_files, load_image_folder
+from superlens.active.image_cache import cache_path
 from superlens.cli import main
 from superlens.errors import DataError
 
@@ -59,7 +60,7 @@ def test_load_cache_and_refresh(tmp_path, cache, monkeypatch):
         raise AssertionError("decoded again although the cache matches the folder")
 
     with monkeypatch.context() as mp:
-        mp.setattr(FO, "_decode_files", no_decoding)
+        mp.setattr(IC, "decode_files", no_decoding)
         again = load_image_folder(root, progress=False)
     assert torch.equal(again.train_x, ds.train_x) and again.mean == ds.mean
 
@@ -74,7 +75,7 @@ def test_load_cache_and_refresh(tmp_path, cache, monkeypatch):
 def test_val_split_resize_and_balanced_subset(tmp_path, cache):
     root = make_tree(tmp_path / "data", test="val", ext="jpg")
     Image.fromarray(np.zeros((20, 16, 3), np.uint8)).save(root / "train/cat/odd.jpg")
-    with pytest.raises(DataError, match=r"mixed sizes: train/cat/odd.jpg is 16x20.*--image-size"):
+    with pytest.raises(DataError, match=r"train/cat/odd.jpg is 16x20, expected 12x12; the images have mixed sizes.*--image-size"):
         load_image_folder(root, progress=False, workers=1)
     ds = load_image_folder(root, progress=False, image_size=8, workers=1)
     assert ds.train_x.shape == (19, 3, 8, 8) and ds.test_x.shape == (9, 3, 8, 8)
@@ -96,7 +97,7 @@ def _refused(args, out: Path, capsys, match: str):
     ("corrupt", "cannot decode train/dog/001.png"),
     ("empty", "class folder train/frog has no images"),
     ("classes", "different class folders (only in test/: bird)"),
-    ("mixed", "images of mixed sizes"),
+    ("mixed", "the images have mixed sizes"),
     ("no-images", "no images"),
     ("no-layout", "no known layout"),
 ])
@@ -126,7 +127,7 @@ def test_bad_folders_are_refused(tmp_path, cache, capsys, fault, match):
 
 def test_cache_that_does_not_match_is_refused(tmp_path, cache, capsys):
     root = make_tree(tmp_path / "data")
-    path = image_folder_cache_path(image_folder_index(root), None, None)
+    path = cache_path(image_folder_files(root), None, None)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"\x00garbage")
     _refused(["--data-dir", str(root)], tmp_path / "run", capsys, "does not match data folder")
@@ -144,8 +145,6 @@ def test_active_runs_on_an_image_folder(tmp_path, capsys):
     resize is recorded in config.json, and the sparse-autoencoder measure runs by default on every
     final model (feature layer and last conv block); --resume --sae rounds then adds every round's
     feature layer from the saved checkpoints (a cheap recipe here, see conftest.py)."""
-    from superlens.active import sae_measures
-
     root = make_tree(tmp_path / "data", n_train=10, n_test=4, size=10)
     out = tmp_path / "run"
     args = ["active", "--out", str(out), "--data-dir", str(root), "--cache-dir",
@@ -169,8 +168,6 @@ def test_active_runs_on_an_image_folder(tmp_path, capsys):
     html = (out / "report.html").read_text()
     assert "The paper&#x27;s claims, re-tested" in html and html.index("re-tested") < html.index(
         "side by side")
-    if not sae_measures.sae_available():
-        return
     assert cfg["sae"] == "final" and cfg["sae_recipe"]["steps"] == 30
     assert cfg["sae_recipe"]["max_gflop"] == cfg["sae_gflop"] == 200.0  # the default (digits) preset
     for name in ("baseline", "least-confidence", "random"):
@@ -221,25 +218,6 @@ def test_real_cifar10_tree(tmp_path, cache):
     assert torch.bincount(ds.train_y).tolist() == [30] * 10
     # CIFAR-10's channel means are ~0.49 / 0.48 / 0.45: red >= green >= blue, all in 0.35..0.6
     assert all(0.35 < v < 0.6 for v in ds.mean) and ds.mean[0] > ds.mean[2]
-
-
-def test_paper_presets_use_the_papers_tsne():
-    """Under the paper presets the *_tsne measures come from scikit-learn's TSNE(random_state=42)."""
-    from sklearn.manifold import TSNE
-
-    from superlens.active.presets import PRESETS
-    from superlens.measures.summary import feature_measures
-
-    assert PRESETS["paper-cifar10"]["tsne"] == PRESETS["paper-tiny-imagenet"]["tsne"] == "sklearn"
-    assert PRESETS["cifar10"].get("tsne", "opentsne") == "opentsne"
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(60, 5)).astype(np.float32)
-    y = np.repeat(np.arange(3), 20)
-    _, arrays = feature_measures(torch.from_numpy(x), torch.from_numpy(y), n_classes=3, seed=7,
-                                 tsne_points=100, tsne="sklearn")
-    ref = TSNE(n_components=2, random_state=42, perplexity=min(30.0, 59 / 3)).fit_transform(x)
-    assert np.allclose(arrays["tsne_embedding"], ref, atol=1e-5)
-
 
 
 def test_sweep_points_take_the_data_folders_layout(tmp_path):

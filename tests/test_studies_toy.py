@@ -1,8 +1,8 @@
-"""`superlens toy` end to end on a tiny config, and every bad input of the issue."""
+"""`superlens toy` (superlens.studies.toy's run_toy) end to end on a tiny config, and every bad input
+refused before anything is written."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

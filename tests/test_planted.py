@@ -1,0 +1,75 @@
+"""Planted features (superlens.measures.planted): the truth F_true by hand, and the generator's
+statistics against the spec."""
+import math
+
+import pytest
+import torch
+
+from superlens.measures.planted import (PlantedSpec, directions, f_true, marginal_frequencies,
+                                        planted_activations, true_masses)
+
+torch.set_num_threads(1)
+
+
+def test_truth_equal_masses_is_k():
+    # every p_k = 3 / 12 and one magnitude law: q uniform over 12 -> exp(log 12) = 12
+    assert f_true(PlantedSpec(n=8, k=12, active=3.0)) == pytest.approx(12.0)
+    # co-occurrence of equal frequencies leaves every marginal at p: still K
+    assert f_true(PlantedSpec(n=8, k=12, active=3.0, cooccur=0.7)) == pytest.approx(12.0)
+
+
+def test_truth_unequal_masses_by_hand():
+    # power law, alpha = 1, K = 3: w = (1, 1/2, 1/3), sum 11/6; q = (6/11, 3/11, 2/11)
+    q = [6 / 11, 3 / 11, 2 / 11]
+    h = -sum(v * math.log(v) for v in q)
+    spec = PlantedSpec(n=4, k=3, active=1.0, frequency="power", alpha=1.0)
+    # H = 6/11 log(11/6) + 3/11 log(11/3) + 2/11 log(11/2) = 0.3306 + 0.3543 + 0.3099 = 0.9949
+    assert f_true(spec) == pytest.approx(math.exp(h))
+    assert f_true(spec) == pytest.approx(2.7045, abs=1e-4)
+    # masses: p_k E[m] with U(0, 1) magnitudes (mean 1/2) and active = 1: p = q
+    torch.testing.assert_close(true_masses(spec), torch.tensor(q, dtype=torch.float64) / 2)
+
+
+def test_cooccurrence_marginals_and_capping_by_hand():
+    # K = 2, power alpha = 1, active = 1.5: p = 1.5 * (2/3, 1/3) = (1, 0.5); with c = 0.5 feature 1
+    # takes feature 0's draw half the time: 0.5 * 1 + 0.5 * 0.5 = 0.75
+    spec = PlantedSpec(n=4, k=2, active=1.5, frequency="power", cooccur=0.5)
+    torch.testing.assert_close(marginal_frequencies(spec), torch.tensor([1.0, 0.75], dtype=torch.float64))
+    q = torch.tensor([1.0, 0.75]) / 1.75  # -> exp(H) by hand
+    assert f_true(spec) == pytest.approx(float(torch.exp(-(q * q.log()).sum())), rel=1e-6)
+    # capping: active = 2 of K = 2 with uniform frequency -> both always on
+    torch.testing.assert_close(marginal_frequencies(PlantedSpec(n=4, k=2, active=2.0)),
+                               torch.ones(2, dtype=torch.float64))
+
+
+def test_generator_matches_its_spec():
+    spec = PlantedSpec(n=16, k=8, active=2.0, frequency="power", magnitude="exponential", seed=3)
+    x, info = planted_activations(spec, rows=40_000, chunk=7_000)
+    d = info["directions"]
+    assert x.shape == (40_000, 16)
+    torch.testing.assert_close(d.norm(dim=1), torch.ones(8))
+    # the coefficients are recovered exactly by least squares (K <= N): their means are the masses
+    a = torch.linalg.lstsq(d.T.double(), x.T.double()).solution.T  # [rows, K]
+    assert float(a.min()) > -1e-4
+    torch.testing.assert_close(a.mean(0), info["masses"], atol=0.02, rtol=0.05)
+    # reproducible from the seed; another seed differs
+    torch.testing.assert_close(planted_activations(spec, rows=100)[0], planted_activations(spec, rows=100)[0])
+    assert not torch.equal(directions(spec), directions(PlantedSpec(n=16, k=8, active=2.0, seed=4)))
+
+
+def test_clustered_directions_overlap():
+    spec = PlantedSpec(n=256, k=64, directions="clustered", clusters=4, overlap=0.5, seed=0)
+    d = directions(spec).double()
+    cos = d @ d.T
+    member = torch.arange(64) % 4
+    same = (member[:, None] == member[None]) & ~torch.eye(64, dtype=torch.bool)
+    assert float(cos[same].mean()) == pytest.approx(0.5, abs=0.06)
+    assert abs(float(cos[~same & ~torch.eye(64, dtype=torch.bool)].mean())) < 0.06
+
+
+@pytest.mark.parametrize("bad", [dict(k=0), dict(active=0.0), dict(active=9.0), dict(frequency="zipf"),
+                                 dict(magnitude="cauchy"), dict(directions="grid"), dict(overlap=1.0),
+                                 dict(cooccur=1.5)])
+def test_spec_refuses_bad_fields(bad):
+    with pytest.raises(ValueError, match="PlantedSpec"):
+        PlantedSpec(**{"n": 4, "k": 8, **bad})
