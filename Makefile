@@ -1,22 +1,25 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
 #   make demo   installs what the demo needs (no test extras), then runs both studies
 #   make test   installs the test extras too (pytest, ray), then runs the test suite
-# Without a GPU, `make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu` installs the CPU-only
-# torch build first (~200 MB instead of ~4 GB of CUDA libraries).
+# torch: the CUDA build where nvidia-smi lists a GPU, else the CPU build when pip can get one (PyTorch's
+# CPU index, or a +cpu wheel among pip's own sources): ~1 GB instead of ~5 GB of CUDA libraries.
+# tools/install_torch.py prints which build it chose. TORCH=cpu|cuda forces one; TORCH_INDEX=URL
+# names another index of CPU builds.
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+TORCH ?= auto
 TORCH_INDEX ?=
 
 .PHONY: install install-test demo demo-active test bench clean
 
 # stamps: the base install (what `superlens` needs) and the test extras on top of it
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml tools/install_torch.py
 	@echo "== creating $(VENV) and installing superlens: torch, torchvision, scipy, scikit-learn,"
 	@echo "   matplotlib, openTSNE (~1-5 minutes on a fresh machine; pip shows its progress)"
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(if $(TORCH_INDEX),$(BIN)/pip install --progress-bar on torch torchvision --index-url $(TORCH_INDEX))
+	$(BIN)/python tools/install_torch.py --build $(TORCH) $(if $(TORCH_INDEX),--cpu-index $(TORCH_INDEX))
 	$(BIN)/pip install --progress-bar on -e .
 	touch $@
 
@@ -38,8 +41,8 @@ demo: install
 	$(BIN)/superlens active --preset digits --out runs/active-demo --force
 
 test: install-test
-	@echo "== the test suite (pytest tests)"
-	$(BIN)/python -m pytest tests
+	@echo "== the test suite (pytest tests; the ten slowest are listed at the end)"
+	$(BIN)/python -m pytest tests --durations=10
 
 bench: install
 	$(BIN)/python bench/toy_train.py

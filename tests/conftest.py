@@ -1,7 +1,14 @@
 """Shared fixtures: the active-learning study's sparse-autoencoder measure runs by default; tests
 fit a cheap recipe (the measure itself is tested in test_measures_sae.py and test_studies_sae_validation.py).
-Session-wide, so that module-scoped fixtures that run a study get it too."""
+Session-wide, so that module-scoped fixtures that run a study get it too.
+
+torchvision is imported through superlens.vision first, so that the test modules' own
+``import torchvision`` works beside a CPU build of torch too (see that module)."""
 import pytest
+
+from superlens.vision import import_torchvision
+
+import_torchvision()
 
 
 @pytest.fixture(scope="session", autouse=True)

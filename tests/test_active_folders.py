@@ -140,6 +140,7 @@ def test_generated_dataset_with_data_dir_is_refused(tmp_path, capsys):
              "reads no data folder")
 
 
+@pytest.mark.slow
 def test_active_runs_on_an_image_folder(tmp_path, capsys):
     """--data-dir with no dataset named: the layout picks image-folder; the existing flags work, the
     resize is recorded in config.json, and the sparse-autoencoder measure runs by default on every

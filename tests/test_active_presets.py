@@ -30,6 +30,7 @@ def resnet_weights(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_paper_cifar10_protocol(cifar_dir, resnet_weights, tmp_path):
     out = tmp_path / "paper"
     assert main(["active", "--preset", "paper-cifar10", "--data-dir", str(cifar_dir),
@@ -62,6 +63,7 @@ def test_paper_preset_without_weights_is_one_clear_line(cifar_dir, tmp_path, cap
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_sound_cifar10_preset(cifar_dir, tmp_path):
     out = tmp_path / "sound"
     assert main(["active", "--preset", "cifar10", "--data-dir", str(cifar_dir), "--out", str(out),
@@ -71,6 +73,7 @@ def test_sound_cifar10_preset(cifar_dir, tmp_path):
     assert "sound" in json.loads((out / "meta.json").read_text())["protocol"]
 
 
+@pytest.mark.slow
 def test_sound_tiny_imagenet_preset(tmp_path):
     write_tiny(tmp_path, per_class=30, val_per_class=10)  # 3 classes: 90 train, 30 test
     out = tmp_path / "tin"
@@ -82,6 +85,7 @@ def test_sound_tiny_imagenet_preset(tmp_path):
     assert set(m) - {"verdicts"} == {"baseline", "entropy"}
 
 
+@pytest.mark.slow
 def test_paper_tiny_imagenet_protocol(resnet_weights, tmp_path, monkeypatch):
     """The paper-tiny-imagenet preset end to end on a generated tiny-imagenet-200/ folder: resize to
     the configured side (the preset's 224; 32 here, through a config file, to stay fast), ImageNet

@@ -321,8 +321,9 @@ def test_cuda_pool_with_cpu_or_cuda_generator(name):
         assert torch.equal(s.select(cuda, 7, gen()).indices.cpu(), s.select(cpu, 7, gen()).indices)
 
 
-@pytest.mark.parametrize("name", ["coreset", "badge", "bald"])
+@pytest.mark.parametrize("name", ["coreset", "badge", "bald", "least-confidence", "margin", "entropy"])
 def test_non_finite_pool_is_rejected(name):
+    """Every strategy that is a function of pool fields names the field that holds a NaN."""
     s = get_strategy(name)
     pool = only(full_pool(), s.needs)
     field = sorted(s.needs)[-1]

@@ -18,6 +18,7 @@ def run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_run_directory(run):
     for f in ("config.json", "meta.json", "metrics.json", "report.html"):
         assert (run / f).is_file(), f
@@ -39,16 +40,19 @@ def test_run_directory(run):
     assert meta["kind"] == "active" and "sound" in meta["protocol"]
     html = (run / "report.html").read_text()
     assert "data:image/png;base64," in html and "least-confidence" in html
+    assert "<td>status</td><td>complete</td>" in html  # the final status, not "running"
     assert "Training batches shuffled" in meta["protocol"]
     assert "<th>" + meta["class_names"][0] + "</th>" in html  # per-class columns named by class
 
 
+@pytest.mark.slow
 def test_report_rerender(run):
     (run / "report.html").unlink()
     assert main(["report", str(run)]) == 0
     assert (run / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_resume_gives_same_result(run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
@@ -74,6 +78,7 @@ def test_resume_gives_same_result(run, tmp_path):
             assert a[name][k] == pytest.approx(b[name][k], rel=1e-6, abs=1e-9), (name, k)
 
 
+@pytest.mark.slow
 def test_resume_with_other_settings_refused(run, capsys):
     assert main(["active", "--out", str(run), *FAST, "--strategies", "random", "--resume"]) == 2
     assert "strategies" in capsys.readouterr().err
@@ -98,6 +103,7 @@ def test_bad_input(tmp_path, capsys, args, needle):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_existing_directory_refused(run, capsys):
     before = sorted(p.name for p in run.iterdir())
     assert main(["active", "--out", str(run), *FAST]) == 2
@@ -109,6 +115,7 @@ def _snapshot(d):
     return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["config", "round-fingerprint"])
 def test_refused_resume_leaves_every_file_byte_identical(run, tmp_path, capsys, how):
     copy = tmp_path / "copy"

@@ -221,6 +221,7 @@ def test_a_second_writer_gets_the_holders_pid_and_the_kernel_frees_a_dead_holder
     assert not (tmp_path / ".run.lock").exists() and (out / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_never_mix(tmp_path):
     """Two real processes into one --out (the issue's p = 0.02 / p = 0.05 mix): one wins, the other
     is refused in one line, and the run on disk is one run's files only."""
@@ -517,6 +518,7 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the workers")
 @pytest.mark.parametrize("backend,sig", [("local", signal.SIGTERM), ("local", signal.SIGKILL),
                                          ("ray", signal.SIGTERM)])
@@ -617,6 +619,7 @@ def _in_namespace(tmp_path: Path, prev: Path, size_kb: int, read_only: bool,
     return {n: tuple(v) for n, v in json.loads(res.read_text()).items()}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _unshare_ok(), reason="needs root and unshare -m to mount a read-only or "
                     "full tmpfs (as a non-root user, permissions would do: see the chmod test)")
 def test_read_only_and_full_disks_are_one_line(toy_run, tmp_path):
@@ -677,11 +680,278 @@ def test_a_swap_killed_halfway_is_undone_by_the_next_writer(toy_run, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(toy_run, tmp_path / ".run.old-99999999")
     (tmp_path / ".run.partial-99999999").mkdir()  # the killed process's staging
-    with pytest.raises(RunDirError, match="exists and is not empty"):
+    with pytest.raises(RunDirError, match="exists and holds a finished run"):
         with StagedRunDir(out):
             pass
     assert snapshot(out) == snapshot(toy_run)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+# --- the data room: image folders, the decode cache, resuming (each case one line, nothing written) -
+
+def _tree(root: Path, classes=("cat", "dog"), n_train=40, n_test=6, size=8) -> Path:
+    """An image-folder tree of PNGs (class k bright in channel k)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("test", n_test)):
+        for k, c in enumerate(classes):
+            d = root / split / c
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                a = rng.integers(0, 60, (size, size, 3)).astype(np.uint8)
+                a[:, :, k % 3] += 150
+                Image.fromarray(a).save(d / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def data_room(tmp_path, monkeypatch):
+    """A working directory whose default cache folder lies inside it (so a snapshot sees it)."""
+    d = tmp_path / "w"
+    d.mkdir()
+    monkeypatch.chdir(d)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(d / "xdg"))
+    return d
+
+
+def _refused(args: list[str], root: Path, words: list[str], capsys, code: int = 2) -> str:
+    """Run the CLI, expect ``code``, one line holding ``words``, and root unchanged."""
+    before = snapshot(root)
+    capsys.readouterr()
+    try:
+        got = main(args)
+    except SystemExit as e:
+        got = e.code
+    err = capsys.readouterr().err.strip()
+    after = snapshot(root)
+    record(got == code and all(w in err for w in words), err, after == before)
+    assert got == code, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for w in words:
+        assert w in err, (w, err)
+    assert after == before, sorted(set(after) ^ set(before))
+    return err
+
+
+FAST = ["--preset", "synthetic", "--epochs", "1", "--rounds", "1", "--query-size", "10",
+        "--initial-pool", "20", "--strategies", "random", "--sae", "off", "--threads", "1", "--quiet"]
+
+
+def test_fault_01_one_class_tree(data_room, capsys):
+    _tree(data_room / "data", classes=("cat",))
+    _refused(["active", "--data-dir", "data", "--out", "run", *FAST], data_room,
+             ["one class folder", "train/cat", "at least two"], capsys)
+
+
+def test_fault_02_names_that_are_not_utf8(data_room, capsys):
+    from superlens.active.folders import load_image_folder
+
+    root = _tree(data_room / "data", n_train=3, n_test=2)
+    bad = os.fsdecode(b"caf\xe9")
+    (root / "train" / "cat" / "000.png").rename(root / "train" / "cat" / (bad + ".png"))
+    ds = load_image_folder(root, progress=False, workers=1)  # a file name: read like any other
+    assert ds.train_x.shape[0] == 6 and ds.class_names == ["cat", "dog"]
+    for split in ("train", "test"):  # a class name becomes a label: refused, named
+        (root / split / "dog").rename(root / split / bad)
+    _refused(["active", "--data-dir", "data", "--out", "run", *FAST], data_room,
+             ["not UTF-8", "caf\\xe9"], capsys)
+
+
+def test_fault_03_initial_pool_larger_than_the_data_writes_no_cache(data_room, capsys):
+    _tree(data_room / "data", n_train=5)
+    _refused(["active", "--data-dir", "data", "--out", "run", *FAST, "--initial-pool", "500"],
+             data_room, ["initial_pool = 500", "10 images"], capsys)
+
+
+def test_fault_04_cache_dir_inside_out(data_room, capsys):
+    _tree(data_room / "data", n_train=5)
+    _refused(["active", "--data-dir", "data", "--out", "run", "--cache-dir", "run", *FAST],
+             data_room, ["cache_dir = 'run'", "inside the run directory"], capsys)
+    _refused(["active", "--data-dir", "data", "--out", "run", "--cache-dir", "run/c", *FAST],
+             data_room, ["inside the run directory"], capsys)
+
+
+def test_fault_05_sweep_precheck_loads_the_runs_data_and_writes_no_cache(data_room, capsys):
+    """The pre-check loads what the run loads (image_size resizes mixed sizes, as `superlens
+    active` does) into nothing: a point refused later leaves no cache in cache_dir nor the default."""
+    import numpy as np
+    from PIL import Image
+
+    root = _tree(data_room / "data", n_train=10)
+    Image.fromarray(np.zeros((11, 9, 3), np.uint8)).save(root / "train" / "cat" / "odd.png")
+    (data_room / "s.toml").write_text(textwrap.dedent("""\
+        study = 'active'
+        [base]
+        preset = 'synthetic'
+        data_dir = 'data'
+        cache_dir = 'cache'
+        image_size = 8
+        query_size = 2
+        rounds = 1
+        [axes]
+        initial_pool = [4, 400]
+        """))
+    _refused(["sweep", "s.toml", "--out", "sw"], data_room,
+             ["sweep point 1", "initial_pool = 400", "21 images"], capsys)
+
+
+def test_fault_06_cache_dir_empty_or_inside_the_data(data_room, capsys):
+    _tree(data_room / "data", n_train=5)
+    _refused(["active", "--data-dir", "data", "--out", "run", "--cache-dir", "", *FAST], data_room,
+             ["cache_dir = ''"], capsys)
+    _refused(["active", "--data-dir", "data", "--out", "run", "--cache-dir", "data/train/extra",
+              *FAST], data_room, ["inside the data folder"], capsys)
+
+
+def test_fault_07_a_foreign_cache_file_is_one_line(data_room, capsys):
+    import pickle
+
+    from superlens.active.folders import image_folder_files
+    from superlens.active.image_cache import cache_path
+
+    _tree(data_room / "data", n_train=5)
+    path = cache_path(image_folder_files(data_room / "data"), None, data_room / "cache")
+    path.parent.mkdir()
+    path.write_bytes(pickle.dumps({"not": "a cache"}, protocol=4))  # torch warns on protocol 4
+    _refused(["active", "--data-dir", "data", "--out", "run", "--cache-dir", "cache", *FAST],
+             data_room, ["does not match data folder", "delete that file"], capsys)
+
+
+SAE_VAL = "study = 'sae-validation'\n[base]\nrows = 200\nae_seeds = 1\nsteps = 5\n"
+
+
+@pytest.mark.parametrize("axes", ["p = [0.1]", "p = [0.1, 0.2]"])
+def test_fault_08_sae_validation_with_fewer_than_three_points(data_room, capsys, axes):
+    (data_room / "s.toml").write_text(SAE_VAL + "[axes]\n" + axes + "\n")
+    _refused(["sweep", "s.toml", "--out", "sw"], data_room, ["at least 3"], capsys)
+
+
+@pytest.mark.parametrize("key,value", [("batch_size", 10**12), ("n_features", 10**9),
+                                       ("sae_dict_multiple", 1e9)])
+def test_fault_09_sae_validation_sizes_checked_before_training(data_room, capsys, key, value):
+    (data_room / "s.toml").write_text(SAE_VAL + f"{key} = {value}\n[axes]\np = [0.1, 0.2, 0.3]\n")
+    _refused(["sweep", "s.toml", "--out", "sw"], data_room, [f"{key} = {value}", "GiB"], capsys)
+
+
+def test_fault_10_resume_after_the_data_changed_is_refused(data_room, capsys):
+    import numpy as np
+    from PIL import Image
+
+    root = _tree(data_room / "data", n_train=20)
+    assert main(["active", "--data-dir", "data", "--out", "run", *FAST]) == 0
+    meta = json.loads((data_room / "run" / "meta.json").read_text())
+    assert meta["n_train"] == 40 and len(meta["data_sha256"]) == 64
+    meta["status"] = "interrupted"  # as a killed run leaves it
+    (data_room / "run" / "meta.json").write_text(json.dumps(meta))
+    for i in range(2):
+        Image.fromarray(np.full((8, 8, 3), 9 * i, np.uint8)).save(root / "train" / "cat" / f"new{i}.png")
+    before = snapshot(data_room / "run")
+    err = _refused(["active", "--out", "run", "--resume", "--quiet"], data_room / "run",
+                   ["data changed", "40 training", "42"], capsys)
+    assert snapshot(data_room / "run") == before, err
+    # the same count but another image: the digest tells
+    (root / "train" / "cat" / "new0.png").unlink()
+    (root / "train" / "cat" / "new1.png").unlink()
+    Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(root / "train" / "cat" / "000.png")
+    _refused(["active", "--out", "run", "--resume", "--quiet"], data_room / "run",
+             ["data changed", "other images"], capsys)
+
+
+def test_fault_11a_images_smaller_than_the_models_take(data_room, capsys):
+    _tree(data_room / "data", size=4)
+    _refused(["active", "--data-dir", "data", "--out", "run", *FAST], data_room,
+             ["4x4", "--image-size 8"], capsys)
+
+
+def test_fault_11b_one_sweep_point_reached_twice(data_room, capsys):
+    (data_room / "s.toml").write_text("study = 'toy'\n[base]\nn_hidden = 4\nsteps = 20\n"
+                                      "[axes]\np = [0.1]\ncells = [{n_hidden = 4}, {seed = 0}]\n")
+    _refused(["sweep", "s.toml", "--out", "sw"], data_room,
+             ["sweep points 0", "and 1", "the same config"], capsys)
+
+
+def test_fault_11c_an_unwritable_cache(data_room, capsys):
+    from superlens.active.folders import load_image_folder
+
+    _tree(data_room / "data", n_train=5)
+    (data_room / "afile").write_text("x")
+    _refused(["active", "--data-dir", "data", "--out", "run", "--cache-dir", "afile/cache", *FAST],
+             data_room, ["cache_dir = 'afile/cache'", "not a directory"], capsys)
+    # the default cache folder unwritable: one notice line (no Python source), the data loads
+    os.environ["XDG_CACHE_HOME"] = str(data_room / "afile")
+    capsys.readouterr()
+    ds = load_image_folder(data_room / "data", progress=False, workers=1)
+    err = capsys.readouterr().err.strip()
+    assert ds.train_x.shape[0] == 10
+    assert len(err.splitlines()) == 1 and err.startswith("superlens: note: cannot write"), err
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the workers")
+def test_fault_11d_ctrl_c_on_a_sweep_is_one_line(tmp_path):
+    """SIGINT to the whole process group (what Ctrl-C does) while two active groups train with
+    their progress bars on: "superlens: interrupted" and nothing else (no semaphore-leak lines)."""
+    (tmp_path / "s.toml").write_text("study = 'active'\n[base]\npreset = 'synthetic'\nepochs = 200\n"
+                                     "sae = 'off'\n[axes]\nseed = [0, 1]\n")
+    p = subprocess.Popen([sys.executable, "-m", "superlens", "sweep", str(tmp_path / "s.toml"),
+                          "--out", str(tmp_path / "sw"), "--workers", "2"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env(), start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:  # until both groups train (their run folders exist)
+            if len(list((tmp_path / "sw" / "runs").glob("*/baseline"))) >= 2:
+                break
+            time.sleep(0.3)
+        time.sleep(2.0)
+        os.killpg(p.pid, signal.SIGINT)
+        code = p.wait(timeout=90)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    err = p.stderr.read().strip()
+    record(code == 130 and err == "superlens: interrupted", err)
+    assert code == 130 and err == "superlens: interrupted", (code, err)
+
+
+# --- resuming and run-directory hints name the command that works --------------------------------
+
+def test_resume_reads_the_runs_own_config_and_names_every_mismatch(active_run, tmp_path, capsys):
+    run = _copy_with_status(active_run, tmp_path / "run", "interrupted")
+    before = snapshot(run)
+    err = _refused(["active", "--out", str(run), "--resume", "--epochs", "7", "--lr", "0.5",
+                    "--quiet"], run, ["epochs = 7 (the run has 1)", "lr = 0.5", "--resume` alone"],
+                   capsys)
+    assert snapshot(run) == before, err
+    # no flags: the run's own settings; a flag that may change (threads) is taken
+    assert main(["active", "--out", str(run), "--resume", "--quiet", "--threads", "1"]) == 0
+    assert json.loads((run / "meta.json").read_text())["status"] == "complete"
+
+
+def test_rerun_without_resume_suggests_resume_not_force(active_run, tmp_path, capsys):
+    run = _copy_with_status(active_run, tmp_path / "run", "interrupted")
+    err = _refused(["active", "--out", str(run), *ACTIVE], tmp_path, ["--resume", "unfinished"],
+                   capsys)
+    assert "--force would start over" in err  # named as what not to do
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"x")
+    for args in (["active", "--out", str(tmp_path / "photos"), *ACTIVE],
+                 ["toy", "--out", str(tmp_path / "photos"), *TINY]):
+        err = _refused(args, tmp_path, ["not a superlens run", "choose another --out"], capsys)
+        assert "--force" not in err, err
+
+
+def test_data_folder_errors_say_what_is_missing(data_room, capsys):
+    root = _tree(data_room / "data", n_train=2, n_test=1)
+    shutil.rmtree(root / "test")
+    _refused(["active", "--data-dir", "data", "--out", "run", *FAST], data_room,
+             ["has train/ but no test/", "DIR/train/<class>"], capsys)
+    _tree(data_room / "outer" / "cifar", n_train=2, n_test=1)
+    _refused(["active", "--data-dir", "outer", "--out", "run", *FAST], data_room,
+             ["subfolder cifar/", "--data-dir " + str(Path("outer") / "cifar")], capsys)
+    _refused(["active", "--preset", "cifar10-cpu", "--out", "run", "--quiet"], data_room,
+             ["preset cifar10-cpu", "--data-dir", "JPEGs", "DIR/train/<class>/*.jpg"], capsys)
+
 
 
 def test_zz_tally():

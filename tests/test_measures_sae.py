@@ -99,11 +99,17 @@ def test_recipe_validation_cap_and_dict():
         SAERecipe(decoder="free")
     with pytest.raises(ValueError, match="warmup"):
         SAERecipe(warmup=1.0)
+    with pytest.raises(ValueError, match="tied"):
+        SAERecipe(decoder="tied", sparsity="batchtopk")
     r = SAERecipe()
     assert r.dict_size(5) == round(r.dict_multiple * 5)
     assert r.schedule(5) == (r.steps, r.batch_size)  # tiny layers are never cut
     steps, batch = r.schedule(512)  # a wide layer is cut to the compute cap
-    assert 10.0 * steps * batch * 512 * r.dict_size(512) <= r.max_gflop * 1e9 * 1.001
+    per_row = 3.0 if r.sparsity != "l1" else 10.0  # flop per row / (N D), as SAERecipe.schedule
+    assert per_row * steps * batch * 512 * r.dict_size(512) <= r.max_gflop * 1e9 * 1.001
+    l1 = SAERecipe(sparsity="l1")
+    s1, b1 = l1.schedule(512)
+    assert 10.0 * s1 * b1 * 512 * l1.dict_size(512) <= l1.max_gflop * 1e9 * 1.001
     assert batch >= r.min_batch
     d = r.as_dict()
     assert d["l1"] == r.l1 and d["dict_multiple"] == r.dict_multiple and "architecture" in d
@@ -134,7 +140,8 @@ def _sparse_features(k, n_dims, p, rows=6000, seed=0):
 def test_orthogonal_sparse_features_are_counted():
     """k = 3 and k = 6 orthogonal sparse features in 8 dims: F near k, and the larger set reads larger
     (a monotone count is what the validation needs)."""
-    small = SAERecipe(steps=2000, batch_size=512)
+    # the ReLU + L1 recipe as it was frozen before BatchTopK (kept by name, sparsity "l1")
+    small = SAERecipe(steps=2000, batch_size=512, sparsity="l1", lr=1e-2, lr_width=20, warmup=0.2)
     m3 = sae_measure(_sparse_features(3, 8, 0.1), small, seeds=(0, 1))
     m6 = sae_measure(_sparse_features(6, 8, 0.1), small, seeds=(0, 1))
     assert 2.5 < m3["sae_features"] < 5.0
@@ -213,7 +220,7 @@ def test_fit_matches_autograd_and_torch_adam(fused, monkeypatch):
 
     monkeypatch.setattr(sae, "_FUSED_ADAM", fused and sae._FUSED_ADAM)
     x = _sparse_features(3, 5, 0.3, rows=500, seed=1)
-    r = SAERecipe(steps=40, batch_size=64, dict_multiple=2)
+    r = SAERecipe(steps=40, batch_size=64, dict_multiple=2, sparsity="l1")
     fit = fit_saes(x, r, [4, 5])
     for i, seed in enumerate((4, 5)):
         W_enc, b, V = _reference_fit(x, r, seed)
@@ -229,8 +236,62 @@ def test_tied_decoder_rows_stay_unit_norm():
     x = _sparse_features(3, 8, 0.2, rows=2000)
     for decoder in ("tied", "unit"):
         fit = fit_saes(x, SAERecipe(steps=200, batch_size=128, dict_multiple=2, decoder=decoder,
-                                    progress=False), [0, 1])
+                                    sparsity="l1", progress=False), [0, 1])
         norms = fit.W_dec.norm(dim=2)
         torch.testing.assert_close(norms, torch.ones_like(norms), atol=1e-5, rtol=0)
         if decoder == "tied":
             torch.testing.assert_close(fit.W_enc, fit.W_dec.transpose(1, 2))
+
+
+def _reference_batchtopk(x, recipe, seed):
+    """BatchTopK written with autograd and torch.optim.Adam, the same init, minibatches and
+    selection as fit_topk_ (no decoder bias): loss mean ||z V - x||^2."""
+    from superlens.device import generator
+    from superlens.measures.sae import _BLOCK_ELEMS, _init
+
+    n_rows, n = x.shape
+    d, k = recipe.dict_size(n), recipe.k
+    kr = min(d, 4 * k)
+    W_enc, b, V = (t[0].clone().requires_grad_(True) for t in _init([seed], n, d, "cpu", torch.float32))
+    opt = torch.optim.Adam([W_enc, b, V], lr=recipe.lr, betas=(0.9, 0.999), eps=1e-8)
+    steps, B = recipe.schedule(n)
+    g = generator(10_007 * seed + 1)
+    T = max(1, min(steps, _BLOCK_ELEMS // B))
+    theta = None
+    for t in range(steps):
+        if t % T == 0:
+            idx = torch.empty(T, B, dtype=torch.int64).random_(0, n_rows, generator=g)
+        xb = x[idx[t % T]]
+        pre = xb @ W_enc + b
+        val, ind = pre.topk(kr, dim=1)
+        val = val.clamp_min(0)
+        thr = val.detach().reshape(-1).topk(k * B).values[-1]
+        val = val * (val.detach() >= thr)
+        theta = thr if theta is None else 0.99 * theta + 0.01 * thr
+        z = torch.zeros(B, d).scatter(1, ind, val)
+        loss = ((z @ V - xb) ** 2).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        with torch.no_grad():
+            V.grad -= (V.grad * V).sum(1, keepdim=True) * V
+        for grp in opt.param_groups:
+            grp["lr"] = recipe.lr * 0.5 * (1 + np.cos(np.pi * t / steps))
+        opt.step()
+        with torch.no_grad():
+            V /= V.norm(dim=1, keepdim=True)
+    return W_enc.detach(), b.detach(), V.detach(), theta
+
+
+def test_batchtopk_fit_matches_autograd():
+    """The hand-written BatchTopK gradients (gathered on the chosen latents) equal autograd's."""
+    from superlens.measures.sae import fit_saes
+
+    x = _sparse_features(3, 6, 0.4, rows=500, seed=2)
+    r = SAERecipe(steps=30, batch_size=32, dict_multiple=2, k=2, lr=5e-3, progress=False)
+    fit = fit_saes(x, r, [4, 5])
+    for i, seed in enumerate((4, 5)):
+        W_enc, b, V, theta = _reference_batchtopk(x, r, seed)
+        torch.testing.assert_close(fit.W_dec[i], V, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(fit.W_enc[i], W_enc, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(fit.b_enc[i], b, rtol=1e-4, atol=1e-5)
+        assert float(fit.threshold[i]) == pytest.approx(float(theta), rel=1e-4)

@@ -78,6 +78,7 @@ def pages(tmp_path_factory):
     return pages
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["toy", "active", "sweep", "toy_sweep", "active_sweep"])
 def test_report_reads_as_text(pages, kind):
     assert page_problems(pages[kind]) == []
@@ -87,6 +88,7 @@ def _first_section(html: str) -> str:
     return re.search(r"<h2>(.*?)</h2>", html).group(1)
 
 
+@pytest.mark.slow
 def test_toy_report_opens_with_its_verdicts(pages):
     """The first section is the verdict table, and metrics.json holds the same rows."""
     html, m = pages["toy"], pages["toy_metrics"]
@@ -101,6 +103,7 @@ def test_toy_report_opens_with_its_verdicts(pages):
     assert html.index(rich(rows[0]["claim"])) < html.index(rich(rows[-1]["claim"]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sweep", "toy_sweep"])
 def test_sweep_reports_open_with_the_phase_summary(pages, kind):
     html = pages[kind]
@@ -109,6 +112,7 @@ def test_sweep_reports_open_with_the_phase_summary(pages, kind):
     assert "symbols used on this page" in html
 
 
+@pytest.mark.slow
 def test_toy_sweep_eval_samples_adapt_to_p(pages):
     from superlens.studies.toy import MIN_EVAL_SAMPLES
     from superlens.toy.theory import eval_samples_for
@@ -119,6 +123,7 @@ def test_toy_sweep_eval_samples_adapt_to_p(pages):
     assert f"{MIN_EVAL_SAMPLES:,}–{rows[0.01]['eval_samples']:,} samples" in pages["toy_sweep"]
 
 
+@pytest.mark.slow
 def test_active_config_is_resolved(pages):
     """The active report's resolved config shows what ran: no "auto" device, amp only on CUDA."""
     cfg = pages["active_config"]
@@ -140,6 +145,7 @@ def test_geometry_answer_names_the_nearer_reference():
     assert geometry_answer({}) == ""
 
 
+@pytest.mark.slow
 def test_tms_sweep_has_one_definition_of_represented(pages):
     """Geometry classes come from W with the phase's norm threshold: a feature is named "not
     represented" exactly when it is not counted in n_represented (the figure titles' count)."""
@@ -168,6 +174,7 @@ def test_phase_regions_merge_neighbours_and_pick():
     assert best[-1]["phase"] == "a" and best[-1]["agree"] == 1
 
 
+@pytest.mark.slow
 def test_active_sweep_opens_with_its_strategies_and_the_control(pages):
     html = pages["active_sweep"]
     assert _first_section(html).startswith("Strategies")

@@ -12,6 +12,7 @@ TINY = ["--n-features", "12", "--n-hidden", "4", "--steps", "30", "--batch-size"
         "--seeds", "2", "--eval-samples", "2000", "--quiet"]
 
 
+@pytest.mark.slow
 def test_toy_end_to_end(tmp_path):
     out = tmp_path / "run"
     assert main(["toy", "--out", str(out), *TINY]) == 0
@@ -37,6 +38,8 @@ def test_toy_end_to_end(tmp_path):
     assert meta["wall_seconds"] > 0 and meta["report_seconds"] > 0
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "src=\"figures" not in html
+    # the page is written before meta.json says complete, yet shows the final status
+    assert "<td>status</td><td>complete</td>" in html and "running" not in html
     wall = html.split("wall seconds</td>", 1)[1].split("</td>", 1)[0]
     assert "None" not in wall and float(wall.split(">")[-1]) > 0, wall
     for text in ("L2 vs L4 (analysis 7)", "Strategy under L2", "source report claims",

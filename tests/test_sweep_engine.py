@@ -63,12 +63,14 @@ def test_unknown_study(tmp_path, capsys):
     assert "study" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_toy_sweep_end_to_end_and_resume(tmp_path):
     out = tmp_path / "sw"
     rows = run_sweep(toy_spec(), out, progress=False)
     assert [r["point"] for r in rows] == [0, 1, 2, 3]
     for f in ("table.csv", "table.json", "report.html", "config.json", "meta.json"):
         assert (out / f).is_file()
+    assert "<td>status</td><td>complete</td>" in (out / "report.html").read_text()
     assert all(r["phase"] in {"all-dedicated", "ignore-some", "attenuate-all", "mixed"} for r in rows)
     wide = [r for r in rows if r["n_hidden"] == 8]
     assert all(r["gain_mean"] > 0 for r in wide)
@@ -156,6 +158,7 @@ def test_address_needs_ray_backend(tmp_path, capsys):
 VOLATILE = {"train_seconds", "threads"}
 
 
+@pytest.mark.slow
 def test_ray_backend_matches_local(tmp_path):
     """A real local Ray instance (started for the run) gives the same table as the local backend."""
     pytest.importorskip("ray")

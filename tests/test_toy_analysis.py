@@ -9,12 +9,11 @@ from sklearn.metrics.pairwise import cosine_similarity
 from superlens.device import generator
 from superlens.toy import theory
 from superlens.report.toy_report import summary_rows
-from superlens.toy.analysis import (ToyAnalysis, analyze, cross_gain, eval_chunks, evaluate,
-                                    feature_cosines, interp_curves, isolated_mse, line_search_scale,
-                                    random_direction_cosines, response_curves, response_grid,
-                                    response_stats, scale_profile, scaled_lq_loss, sparsity_sweep)
+from superlens.toy.analysis import (ToyAnalysis, analyze, cross_gain, evaluate, feature_cosines,
+                                    interp_curves, isolated_mse, random_direction_cosines,
+                                    response_curves, response_grid, response_stats, sparsity_sweep)
 from superlens.toy.definitions import METRIC_DEFINITIONS, metric_definition
-from superlens.toy.data import single_feature_batch
+from superlens.toy.data import eval_chunks, single_feature_batch
 from superlens.toy.models import MLPParams, forward, init_mlp, naive_params
 
 torch.set_num_threads(1)
@@ -217,37 +216,6 @@ def test_random_direction_cosines_match_closed_form():
     c = random_direction_cosines(100, 10, 20, seed=0)
     assert c.shape == (20 * 4950,)
     assert c.abs().mean().item() == pytest.approx(theory.random_abs_cos_mean(10), abs=4e-3)
-
-
-@pytest.mark.parametrize("q", [2.0, 3.0])
-def test_line_search_finds_the_least_squares_scale(q):
-    # a noisy attenuated identity (n = h = 8, gain ~0.7): the optimum c lies well inside the range
-    g = generator(9)
-    eye = torch.eye(8, dtype=F64).expand(2, 8, 8)
-    P = MLPParams(eye + 0.2 * torch.randn(2, 8, 8, generator=g, dtype=F64),
-                  0.7 * eye + 0.2 * torch.randn(2, 8, 8, generator=g, dtype=F64))
-    p, samples, seed = 0.2, 4000, 11
-    prof = scale_profile(P, q=q, p=p, samples=samples, seed=seed, chunk=1500)
-    # the profile reproduces the loss of the unscaled model
-    ev = evaluate(P, p=p, samples=samples, seed=seed, powers=(q,), chunk=1500)
-    assert torch.allclose(scaled_lq_loss(prof, torch.tensor([1.0]), q)[:, 0], ev["lq"][:, 0])
-    # brute force: the loss on a dense grid of c, from a direct pass over the same evaluation set
-    cs = torch.linspace(0.05, 3.0, 591, dtype=F64)  # step 0.005
-    loss = torch.zeros(2, cs.shape[0], dtype=F64)
-    for x in eval_chunks(8, p, samples, seed, chunk=1500, dtype=F64):
-        y, r = forward(P, x.expand(2, -1, -1)), torch.relu(x)
-        loss += ((cs[None, :, None, None] * y[:, None] - r[:, None]).abs() ** q).sum((2, 3))
-    best = cs[loss.argmin(1)]
-    if q == 2.0:  # least squares in closed form: c* = sum y t / sum y^2 (hand-derived)
-        num = den = 0
-        for x in eval_chunks(8, p, samples, seed, chunk=1500, dtype=F64):
-            y = forward(P, x.expand(2, -1, -1))
-            num, den = num + (y * torch.relu(x)).sum((1, 2)), den + y.square().sum((1, 2))
-        assert torch.allclose(best, num / den, atol=0.003)
-    assert ((best > 0.3) & (best < 2.5)).all()
-    ls = line_search_scale(prof, q, lo=0.05, hi=3.0, coarse=60)
-    assert not ls["at_edge"].any()
-    assert torch.allclose(ls["best"], best, atol=0.005)  # the brute-force grid's step
 
 
 @pytest.mark.parametrize("q", [2.0, 4.0])

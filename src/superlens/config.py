@@ -196,8 +196,9 @@ class SAEValidationConfig(BaseConfig):
     shape, training, and the autoencoders fitted to its layer. Unset training fields take the
     family's defaults (FAMILY_DEFAULTS there); unset sae_* fields take SAERecipe's."""
 
-    family: Literal["tms", "cc"] = Field("tms", description="tms (classic toy model, layer W x) or cc "
-                                         "(compressed computation, layer ReLU(W_in x))")
+    family: Literal["tms", "cc", "planted"] = Field(
+        "tms", description="tms (classic toy model, layer W x), cc (compressed computation, layer "
+        "ReLU(W_in x)) or planted (sums of k_features planted directions, superlens.measures.planted)")
     n_features: int | None = Field(None, ge=2, description="input features, integer >= 2 (default: "
                                    "20 tms, 40 cc)")
     n_hidden: int = Field(5, ge=1, description="layer width, integer >= 1")
@@ -213,7 +214,24 @@ class SAEValidationConfig(BaseConfig):
     rows: int = Field(20_000, ge=100, le=1_000_000, description="activation rows the autoencoders "
                       "see, integer in [100, 1e6]")
     ae_seeds: int = Field(3, ge=1, le=20, description="autoencoder seeds per model, integer in [1, 20]")
+    k_features: int = Field(64, ge=1, le=65536, description="planted: features K, integer in [1, 65536]")
+    active: float = Field(3.0, gt=0, description="planted: expected active features per row, > 0 "
+                          "and <= k_features")
+    frequency: Literal["uniform", "power"] = Field("uniform", description="planted: per-feature "
+                                                   "frequencies, uniform or power (p_k ~ (k+1)^-alpha)")
+    alpha: float = Field(1.0, ge=0, le=4, description="planted: power-law exponent in [0, 4]")
+    magnitude: Literal["uniform", "exponential", "halfnormal", "one"] = Field(
+        "uniform", description="planted: coefficient law, uniform U(0,1), exponential, halfnormal or one")
+    directions: Literal["random", "clustered"] = Field("random", description="planted: random unit "
+                                                       "directions, or clustered around centres")
+    overlap: float = Field(0.3, ge=0, lt=1, description="planted clustered: expected cosine within a "
+                           "cluster, in [0, 1)")
+    cooccur: float = Field(0.0, ge=0, le=1, description="planted: probability feature 2j+1 copies "
+                           "feature 2j's draw, in [0, 1]")
     sae_l1: float | None = Field(None, ge=0, description="SAERecipe.l1 (unset: the frozen recipe's)")
+    sae_k: int | None = Field(None, ge=1, description="SAERecipe.k (unset: the frozen recipe's)")
+    sae_sparsity: Literal["l1", "topk", "batchtopk"] | None = Field(
+        None, description="SAERecipe.sparsity (unset: the frozen recipe's)")
     sae_dict_multiple: float | None = Field(None, ge=1, description="SAERecipe.dict_multiple (unset: "
                                             "the frozen recipe's)")
     sae_steps: int | None = Field(None, ge=1, description="SAERecipe.steps (unset: the frozen "

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import os
-import random
 import threading
 from typing import Callable
 
-import numpy as np
 import torch
 
 from superlens.errors import ConfigError
@@ -43,21 +41,10 @@ def set_threads(n: int) -> int:
     return torch.get_num_threads()
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     g = torch.Generator(device=device)
     g.manual_seed(int(seed))
     return g
-
-
-def autocast_enabled(device: torch.device) -> bool:
-    """Mixed precision on CUDA only."""
-    return device.type == "cuda"
 
 
 def run_threaded(fn: Callable[[int], None], items: list[int], workers: int,

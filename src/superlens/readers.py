@@ -6,11 +6,10 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Iterator
 
 from superlens.errors import RunDirError
 
-T = TypeVar("T")
 NUMBER = (int, float)
 _TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer",
                float: "a number", bool: "true or false"}
@@ -106,12 +105,6 @@ def read_npz(path: str | Path, keys: tuple[str, ...] = ()) -> dict:
         if k not in arrays:
             raise RunDirError(f"{path}: missing array {k!r}")
     return arrays
-
-
-def parsed(path: str | Path, fn: Callable[[], T]) -> T:
-    """``fn()`` (a parser of ``path``'s contents) with a wrong shape turned into one line."""
-    with file_contents(path):
-        return fn()
 
 
 @contextlib.contextmanager

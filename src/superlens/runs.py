@@ -459,6 +459,13 @@ def versions() -> dict[str, str]:
     return out
 
 
+def page_meta(meta: dict, status: str | None) -> dict:
+    """The meta a report page shows. A run's last step writes report.html with status "complete"
+    and only then sets meta.json to it (a run whose page failed is not complete), so the page is
+    drawn from a meta that still says "running": status overrides it on the page alone."""
+    return meta if status is None else {**meta, "status": status}
+
+
 def base_meta(device: str, threads: int, seeds: list[int], argv: list[str] | None = None) -> dict:
     return {
         "versions": versions(),

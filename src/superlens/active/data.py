@@ -27,6 +27,7 @@ from superlens.active.folders import FOLDER_HOW, load_image_folder
 from superlens.active.image_cache import ImageFiles, check_cache_dir, decoded_dataset
 from superlens.errors import ConfigError, DataError
 from superlens.errors import one_line as _one_line
+from superlens.vision import import_torchvision
 
 # Per-channel (mean, std) in [0, 1] units. "dataset" is not here: it means the ImageDataset's own
 # statistics, so callers resolve it with resolve_normalization(kind, ds).
@@ -210,7 +211,7 @@ CIFAR_HOW = ("expected the CIFAR-10 python batches (cifar-10-python.tar.gz from 
 
 
 def _cifar_class():
-    from torchvision.datasets import CIFAR10
+    CIFAR10 = import_torchvision().datasets.CIFAR10
 
     class _CIFAR10(CIFAR10):
         """torchvision's CIFAR-10 loader with one change: the integrity check verifies that the
@@ -332,11 +333,10 @@ def load_tiny_imagenet(data_dir: str | os.PathLike, download: bool = False,
     if not folder.is_dir():
         if not download:
             raise DataError(f"data set folder {folder}: not found; {TINY_HOW}, or pass --download")
-        from torchvision.datasets.utils import download_and_extract_archive
-
         try:
             root.mkdir(parents=True, exist_ok=True)
-            download_and_extract_archive(TINY_URL, str(root), md5=TINY_MD5)
+            fetch_archive = import_torchvision().datasets.utils.download_and_extract_archive
+            fetch_archive(TINY_URL, str(root), md5=TINY_MD5)
         except Exception as e:  # noqa: BLE001
             raise DataError(f"data set folder {folder}: download failed ({_one_line(e)}); {TINY_HOW} "
                             f"by hand into {root}") from None

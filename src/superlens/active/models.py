@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from superlens.errors import CheckpointError, ConfigError, one_line
+from superlens.vision import import_torchvision
 
 KNOWN = ("small-cnn", "narrow-cnn", "resnet18-cifar", "resnet18")
 
@@ -116,9 +117,7 @@ def build_model(name: str, n_classes: int, in_channels: int, *, pretrained: bool
     if name == "narrow-cnn":
         return NarrowCNN(in_channels, n_classes, dropout)
 
-    from torchvision.models import resnet18
-
-    m = resnet18(weights=None)
+    m = import_torchvision().models.resnet18(weights=None)
     if name == "resnet18-cifar":
         m.conv1 = _conv_init(nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False))
         m.maxpool = nn.Identity()
@@ -149,10 +148,9 @@ def _imagenet_state_dict(weights_path: str | None) -> dict[str, Tensor]:
         if not isinstance(sd, dict) or not all(isinstance(v, Tensor) for v in sd.values()):
             raise CheckpointError(f"weights_path {path}: not a state_dict (a dict of tensors); {how}")
         return sd
-    from torchvision.models import ResNet18_Weights
-
+    weights = import_torchvision().models.ResNet18_Weights
     try:
-        return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+        return weights.IMAGENET1K_V1.get_state_dict(progress=False)
     except Exception as e:  # noqa: BLE001 - no network, a broken cache file, ...
         raise CheckpointError(f"resnet18 ImageNet weights: cannot be loaded ({one_line(e)}); "
                               f"{how}") from None

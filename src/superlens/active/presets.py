@@ -34,8 +34,6 @@ CPU_DELTA = {"accuracy": 0.01, "cos_mean": 0.01, "silhouette_tsne": 0.01,
 CPU_PRIMARY = {"accuracy": "accuracy", "more-superposition": "cos_mean", "overlap": "cos_mean",
                "clustering": "silhouette_tsne", "coreset-less": "cos_mean", "rounds": "cos_mean"}
 
-ALL_STRATEGIES = ["least-confidence", "margin", "entropy", "coreset", "badge", "bald", "random"]
-
 PRESETS: dict[str, dict[str, Any]] = {
     "digits": dict(dataset="digits", model="small-cnn", optimizer="adam", lr=2e-3, epochs=30,
                    batch_size=64, initial_pool=100, rounds=5, query_size=100,

@@ -22,11 +22,9 @@ from superlens.active.train import amp_enabled
 from superlens.config import ActiveConfig, load_toml
 from superlens.device import choose_threads, pick_device, set_threads
 from superlens.errors import ConfigError, DataError
+from superlens.measures.numeric import mean_std
 from superlens.runs import base_meta, check_resume_dir, read_json, sigterm_as_interrupt, write_json
 
-MEASURE_KEYS = ["accuracy", "cos_mean", "cos_std", "silhouette_tsne", "davies_bouldin_tsne",
-                "silhouette_raw", "davies_bouldin_raw", "effective_rank", "participation_ratio",
-                "neuron_abs_cos_mean", "selectivity_mean"]
 # fields that may differ on --resume without changing any result (the paths, like the loop's
 # fingerprints, may move between machines). seeds: a resume may add seeds (or keep a prefix); each
 # seed's models depend on that seed alone. ensemble: how many models train at once changes results
@@ -143,11 +141,12 @@ def config_for_resume(out: str | Path, preset_name: str | None, config_file: str
 
 
 def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resume: bool = False,
-               argv: list[str] | None = None, render: Callable[[Path], Any] | None = None,
+               argv: list[str] | None = None, render: Callable[..., Any] | None = None,
                inputs: tuple = ()) -> dict:
-    """Run (or resume) the study into ``out``; returns metrics. render(out) draws the figures and
-    report.html at the end (superlens.studies.active.render_active_report, which the command and
-    sweeps pass: the report layer sits above this package).
+    """Run (or resume) the study into ``out``; returns metrics. render(out, status=...) draws the
+    figures and report.html at the end (superlens.studies.active.render_active_report, which the
+    command and sweeps pass: the report layer sits above this package); status "complete" on the
+    last page, which is written before meta.json says so.
 
     Everything that can be wrong with the input is checked before the first write; the run's lock
     is held throughout (one writer per run directory). A fresh run writes ``out`` in place (an
@@ -220,18 +219,19 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
                 metrics = _run_into(cfg, ds, work, seeds, device)
                 meta.update(wall_seconds=before + time.perf_counter() - t_start)
                 write_json(work / "meta.json", meta)
+                # the sparse-autoencoder pass last: the slowest measure on a CPU; the report
+                # drawn before it already holds everything else (and says "running")
+                sae_next = cfg.sae != "off"  # add_sae_measures does nothing when off
                 if render is not None:
-                    render(work)
-                # the sparse-autoencoder pass last: the slowest measure on a CPU; the report above
-                # already holds everything else
+                    render(work, status=None if sae_next else "complete")
                 with sigterm_as_interrupt():
-                    if add_sae_measures(cfg, ds, work, seeds, device):
+                    if sae_next and add_sae_measures(cfg, ds, work, seeds, device):
                         metrics = aggregate(work, cfg, seeds)
                         write_json(work / "metrics.json", metrics)
                         meta.update(wall_seconds=before + time.perf_counter() - t_start)
                         write_json(work / "meta.json", meta)
                         if render is not None:
-                            render(work)
+                            render(work, status="complete")
             except BaseException as e:  # finished steps stay; --resume continues after them
                 meta["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
                 with contextlib.suppress(OSError):
@@ -429,9 +429,7 @@ def aggregate(out: Path, cfg: ActiveConfig, seeds: list[int]) -> dict:
         for k in keys:
             vals = [d["measures"][k] for d in per_seed]
             if all(isinstance(v, (int, float)) and v is not None for v in vals):
-                arr = np.asarray(vals, dtype=float)
-                entry[k] = float(arr.mean())
-                entry[k + "_std"] = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+                entry[k], entry[k + "_std"] = mean_std(vals)
         entry["per_seed"] = {str(s): d["measures"] for s, d in zip(seeds, per_seed)}
         if name != "baseline":
             entry["rounds"] = _rounds_mean(per_seed)
@@ -484,9 +482,8 @@ def _rounds_mean(per_seed: list[dict]) -> list[dict]:
     n_rounds = min(len(d["rounds"]) for d in per_seed)
     for r in range(n_rounds):
         rs = [d["rounds"][r] for d in per_seed]
-        acc = np.asarray([x["accuracy"] for x in rs], dtype=float)
-        entry = {"round": r, "labelled": rs[0]["labelled"], "accuracy": float(acc.mean()),
-                 "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0}
+        acc, acc_std = mean_std([x["accuracy"] for x in rs])
+        entry = {"round": r, "labelled": rs[0]["labelled"], "accuracy": acc, "accuracy_std": acc_std}
         # per-class counts of this round's queries: integer sums over the seeds, and their mean per
         # seed (like accuracy); null for a round that queried nothing (the last one)
         qs = [x.get("queried_per_class") for x in rs]
@@ -496,9 +493,7 @@ def _rounds_mean(per_seed: list[dict]) -> list[dict]:
         for k in sorted({k for x in rs for k in x if k.startswith("sae_") or k in ROUND_KEYS}):
             vals = [x.get(k) for x in rs]
             if all(isinstance(v, (int, float)) for v in vals):
-                a = np.asarray(vals, dtype=float)
-                entry[k] = float(a.mean())
-                entry[k + "_std"] = float(a.std(ddof=1)) if len(a) > 1 else 0.0
+                entry[k], entry[k + "_std"] = mean_std(vals)
         entry["seeds"] = len(rs)
         entry["queried_per_class_sum"] = None if total is None else [int(v) for v in total]
         entry["queried_per_class"] = None if total is None else (total / len(rs)).tolist()

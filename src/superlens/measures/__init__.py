@@ -1,4 +1,4 @@
-"""Measures of superposition in a model's features (the active-learning study, issue 3).
+"""Measures of superposition in a model's features (used by the active-learning study).
 
 Each measure is a pure function of features [N, d] (and class labels [N]); feature_measures
 collects all of them. METRIC_DEFINITIONS says which follow the paper's code and which are sound.

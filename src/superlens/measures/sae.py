@@ -1,8 +1,8 @@
 """The sparse-autoencoder measure of superposition (Bereska et al. 2025, "Superposition as Lossy
 Compression", TMLR, arXiv 2512.13568; public code: leonardbereska/superposition-measurement).
 
-A sparse autoencoder (SAE) with a ReLU encoder and an L1 penalty is fitted to a layer's activations
-x [n_rows, N]; its D = dict_multiple * N latents z [n_rows, D] are the candidate features. With
+A sparse autoencoder (SAE) is fitted to a layer's activations x [n_rows, N]; its D = dict_multiple * N
+latents z [n_rows, D] are the candidate features. With
 
     p_i = E|z_i| ||d_i|| / sum_j E|z_j| ||d_j||      (latent i's share of the mean absolute code;
                                                         ||d_i|| = 1 here, see below)
@@ -11,36 +11,31 @@ x [n_rows, N]; its D = dict_multiple * N latents z [n_rows, D] are the candidate
 
 F counts how many dictionary directions carry the layer's activity, weighted by how much.
 
-The recipe (SAERecipe), and why:
-- Scale: activations are divided by the root-mean-square norm of their non-zero rows, so that a
-  typical active row has norm 1 and the L1 coefficient means the same thing for every layer and
-  every sparsity (an all-zero row carries no feature and says nothing about the features' scale).
-- Model: z = ReLU(x W_enc + b_enc), x̂ = z W_dec, W_dec's rows (the dictionary d_i) kept at unit norm.
-  No decoder bias: the features of a ReLU network (and of the toy models) are non-negative
-  combinations of directions anchored at 0 (an absent feature contributes 0). A decoder bias that
-  centres the data turns "feature absent" into a negative offset along every direction, and the SAE
-  then spends many latents tiling a dense, centred cloud (the naive recipe read F = 12-14 instead of 5
-  for the dense toy model). Unit-norm decoder rows make |z_i| the feature's size in activation units,
-  so p_i compares like with like and the L1 penalty cannot be dodged by shrinking z and growing d.
-- Loss: mean_rows ||x - x̂||^2 + l1 * mean_rows sum_i z_i (on the scaled activations: a lone active
-  feature of norm c is encoded as about c - l1 / 2).
-- Training: Adam (on layers wider than lr_width: a linear warm-up of the L1 coefficient and
-  learning rate over the first `warmup` of the steps), a cosine decay of the learning rate to 0,
-  over `steps` minibatches of `batch_size` rows drawn with replacement; the decoder's gradient is
-  projected off the radial direction and its rows renormalised after every step (Bricken et al.
-  2023). Above lr_width neurons the learning rate falls as 1 / sqrt(width) (SAERecipe.lr_for). On
-  wide layers the minibatch (then the step count) is cut so that one AE costs at most `max_gflop`
-  (the cut is reported as sae_batch / sae_steps).
-- Pooling: latents whose decoder rows point the same way (cosine >= merge_cos) are one feature whose
-  magnitudes the SAE tiled over several copies (L1 is indifferent to that split; see merge_parallel);
+The frozen recipe (SAERecipe's defaults), chosen on planted features whose F is exact
+(superlens.measures.planted; development grid examples/sae_calibration_dev.toml) and then checked once
+on a held-out grid (examples/sae_calibration.toml; the figures are in sae_calibration.json, read by
+superlens.measures.sae_calibration, never copied by hand):
+- Scale: activations are divided by the root-mean-square norm of their non-zero rows.
+- Model: BatchTopK (Bussmann et al. 2024, arXiv 2412.06410; TopK: Gao et al. 2024, arXiv
+  2406.04093): z keeps the k * B largest pre-activations x W_enc + b_enc of a minibatch of B rows (at
+  most 4k per row); at evaluation a latent is active when its pre-activation exceeds the running
+  threshold. Rows with fewer features then use fewer latents: a plain TopK fills all k slots of
+  every row, and the spare slots spread mass over many small latents (F read 1.2-2x too many).
+  x̂ = z W_dec with unit-norm decoder rows and no decoder bias: the features of a ReLU layer are
+  non-negative combinations anchored at 0, and a decoder bias at the mean row grew a heavy latent
+  along no feature. Unit rows make z_i the feature's size in activation units, so p_i compares
+  like with like.
+- Loss: mean_rows ||x - x̂||^2. Training: Adam at lr, a cosine decay to 0, `steps` minibatches of
+  `batch_size` rows with replacement; the decoder's gradient is projected off the radial direction
+  and its rows renormalised after every step. On wide layers the minibatch (then the step count) is
+  cut so that one AE costs at most `max_gflop` (reported as sae_batch / sae_steps).
+- k is a constant of the recipe, fixed on the development grid (not derived from any truth); F is
+  right only where rows hold about as few features as there; dense layers read wrong (the page).
+- Pooling: latents whose decoder rows point the same way (cosine >= merge_cos) are one feature;
   their masses are summed before the entropy. sae_features_raw is F without this pooling.
 - Seeds: each AE seed draws its own initialisation (decoder rows uniform on the sphere, encoder =
   decoder^T, b_enc = 0) and its own minibatches; several seeds train together on an instance axis.
-
-Validated where the answer is known (superlens.studies.sae_validation): on the classic toy model F tracks
-the number of represented features (held-out grid: Spearman 0.87, Pearson 0.91 over 36 models); on
-the compressed-computation model it does not where features are crowded (more than ~4 per neuron),
-and wide layers (> 20 neurons) are outside what was validated. See that module's report.
+The earlier recipe (a ReLU encoder with an L1 penalty, sparsity "l1") stays available by name.
 
 Beside F the measure reports what makes it trustworthy or not (all on at most eval_rows rows): the
 fraction of variance unexplained (FVU = sum ||x - x̂||^2 / sum ||x - mean x||^2 on the scaled rows),
@@ -59,6 +54,7 @@ import torch
 from torch import Tensor
 
 from superlens.device import generator
+from superlens.measures.numeric import mean_std
 
 
 @dataclass(frozen=True)
@@ -90,19 +86,19 @@ class SAERecipe:
 
     dict_multiple: float = 8.0
     l1: float = 0.1
-    steps: int = 3000
+    steps: int = 2000
     batch_size: int = 256
-    lr: float = 1e-2
-    max_gflop: float = 1200.0
+    lr: float = 1e-3
+    max_gflop: float = 100.0
     min_batch: int = 128
     scale: str = "nonzero-rms"
     decoder: str = "unit"
     merge_cos: float = 0.95
-    lr_width: int = 20
-    warmup: float = 0.2
+    lr_width: int = 1_000_000
+    warmup: float = 0.0
     eval_rows: int = 20_000
-    sparsity: str = "l1"
-    k: int = 4
+    sparsity: str = "batchtopk"
+    k: int = 2
     decoder_bias: bool = False
     progress: bool = True
 
@@ -122,10 +118,13 @@ class SAERecipe:
             raise ValueError(f"SAERecipe.l1 = {self.l1!r}, must be >= 0")
         if self.decoder not in ("unit", "tied"):
             raise ValueError(f"SAERecipe.decoder = {self.decoder!r}, must be 'unit' or 'tied'")
-        if self.sparsity not in ("l1", "topk"):
-            raise ValueError(f"SAERecipe.sparsity = {self.sparsity!r}, must be 'l1' or 'topk'")
+        if self.sparsity not in ("l1", "topk", "batchtopk"):
+            raise ValueError(f"SAERecipe.sparsity = {self.sparsity!r}, must be 'l1', 'topk' or "
+                             "'batchtopk'")
         if not self.k >= 1:
             raise ValueError(f"SAERecipe.k = {self.k!r}, must be >= 1")
+        if self.decoder == "tied" and self.sparsity != "l1":
+            raise ValueError("SAERecipe.decoder = 'tied' is for sparsity 'l1' only")
         if self.scale not in ("nonzero-rms", "none"):
             raise ValueError(f"SAERecipe.scale = {self.scale!r}, must be 'nonzero-rms' or 'none'")
 
@@ -135,7 +134,9 @@ class SAERecipe:
 
     def schedule(self, n: int) -> tuple[int, int]:
         """(steps, batch) after the compute cap for a layer of n neurons."""
-        per_row = 10.0 * n * self.dict_size(n)  # encode, decode and their gradients: ~5 matmuls
+        # ReLU + L1: encode, decode and their gradients, ~5 dense products; TopK: the dense encoder
+        # product and the top-k selection, the rest on k gathered decoder rows
+        per_row = (10.0 if self.sparsity == "l1" else 3.0) * n * self.dict_size(n)
         rows = self.max_gflop * 1e9 / per_row  # row passes the cap allows
         batch = self.batch_size
         if self.steps * batch > rows:
@@ -153,10 +154,17 @@ class SAERecipe:
     def as_dict(self) -> dict:
         """The fields (SAERecipe(**{k: d[k] for k in fields}) rebuilds it) and, for readers, the
         architecture in words."""
-        arch = ("ReLU(x W_enc + b_enc) encoder, " +
-                ("unit-norm decoder rows" if self.decoder == "unit" else "tied decoder W_enc^T") +
-                ", no decoder bias; loss mean ||x - x_hat||^2 + l1 * mean sum z; Adam, cosine lr")
-        return {**asdict(self), "architecture": arch}
+        enc = {"l1": "ReLU(x W_enc + b_enc) encoder",
+               "topk": f"TopK (k = {self.k}) of ReLU(x W_enc + b_enc)",
+               "batchtopk": f"BatchTopK (k = {self.k} per row on average) of x W_enc + b_enc"}[self.sparsity]
+        loss = "mean ||x - x_hat||^2" + (" + l1 * mean sum z" if self.sparsity == "l1" else "")
+        arch = (enc + ", " + ("unit-norm decoder rows" if self.decoder == "unit" else
+                              "tied decoder W_enc^T, unit rows") +
+                (", decoder bias" if self.decoder_bias else ", no decoder bias") +
+                f"; loss {loss}; Adam, cosine lr")
+        # progress is how a fit reports itself, not part of the recipe: runs with and without
+        # --quiet record the same recipe
+        return {**{k: v for k, v in asdict(self).items() if k != "progress"}, "architecture": arch}
 
 
 # ------------------------------------------------------------------------------------------- math
@@ -251,6 +259,7 @@ class SAEFit:
     model: Tensor | None = None
     b_dec: Tensor | None = None  # [I, N] decoder bias (None: none)
     k: int | None = None  # TopK: at most k active latents per row (None: ReLU code)
+    threshold: Tensor | None = None  # [I] BatchTopK: of the k candidates, those with pre > threshold
 
     def encode(self, x: Tensor) -> Tensor:
         """Latents z [I, B, D] of scaled rows x: [B, N] (every instance) or [I, B, N]."""
@@ -262,7 +271,10 @@ class SAEFit:
         if self.k is None:
             return torch.relu(pre)
         val, ind = pre.topk(min(self.k, pre.shape[2]), dim=2)
-        return torch.zeros_like(pre).scatter_(2, ind, val.clamp_min(0))
+        val = val.clamp_min(0)
+        if self.threshold is not None:  # BatchTopK: of a row's k candidates, those above threshold
+            val = val * (val > self.threshold[:, None, None])
+        return torch.zeros_like(pre).scatter_(2, ind, val)
 
     def decode(self, z: Tensor) -> Tensor:
         """x̂ [I, B, N] of latents z [I, B, D]."""
@@ -300,6 +312,8 @@ def fit_saes(x: Tensor, recipe: SAERecipe, seeds: Sequence[int]) -> SAEFit:
     steps, B = recipe.schedule(n)
     small = 10.0 * M * len(seeds) * B * n * recipe.dict_size(n) < _ONE_THREAD_FLOP
     threads = torch.get_num_threads()
+    from superlens.measures.sae_topk import fit_topk_
+
     fit = (fit_saes_ if recipe.sparsity == "l1" else
            lambda x, r, s: fit_topk_(x, r, s, r.k))
     if x.device.type != "cpu" or not small or threads == 1:
@@ -378,77 +392,6 @@ def fit_saes_(x: Tensor, recipe: SAERecipe, seeds: Sequence[int]) -> SAEFit:
     if tied:
         W_enc = W_dec.transpose(1, 2).contiguous()
     return SAEFit(W_enc, b, W_dec, 1.0, steps, B, time.perf_counter() - t0, model)
-
-
-@torch.no_grad()
-def fit_topk_(x: Tensor, recipe: SAERecipe, seeds: Sequence[int], k: int) -> SAEFit:
-    """TopK sparse autoencoders (Gao et al. 2024, arXiv 2406.04093) on already scaled rows, one per
-    (activation matrix, seed) on an instance axis, as fit_saes_ (x: [n_rows, N] or [M, n_rows, N]).
-
-        pre = (x - b_dec) W_enc + b_enc     z = ReLU(TopK_k(pre))     x̂ = z W_dec + b_dec
-
-    loss mean_rows ||x - x̂||^2; unit-norm decoder rows (gradient projected off the radial
-    direction, rows renormalised after each step); b_dec starts at the mean row. Only the k chosen
-    latents of a row carry gradient, so everything but the encoder's forward product is done on the
-    k gathered decoder rows (cost ~ 2 B N D + O(B k N) per step instead of ~10 B N D).
-    """
-    t0 = time.perf_counter()
-    x3 = x if x.ndim == 3 else x[None]
-    M, n_rows, n = x3.shape
-    S, d = len(seeds), recipe.dict_size(n)
-    k = max(1, min(int(k), d))
-    inst_seeds = [s for _ in range(M) for s in seeds]
-    I = M * S
-    steps, B = recipe.schedule(n)
-    dev, dt = x3.device, x3.dtype
-    model = torch.arange(M, device=dev).repeat_interleave(S)
-    flat = x3.reshape(M * n_rows, n)
-    offset = (model * n_rows)[:, None, None]
-    W_enc, b, W_dec = _init(inst_seeds, n, d, dev, dt)
-    b_dec = x3.mean(1)[model].clone() if recipe.decoder_bias else torch.zeros(I, n, device=dev, dtype=dt)
-    W_encT = W_enc.transpose(1, 2).contiguous()  # [I, D, N]: gradients are scattered by latent row
-    params = [W_encT, b, W_dec, b_dec]
-    m = [torch.zeros_like(p) for p in params]
-    v = [torch.zeros_like(p) for p in params]
-    b1, b2, eps = 0.9, 0.999, 1e-8
-    t_state = [torch.zeros((), device=dev) for _ in params]
-    gens = [generator(10_007 * s + 1, dev) for s in inst_seeds]
-    T = max(1, min(steps, _BLOCK_ELEMS // B))
-    idx = torch.empty(I, T, B, dtype=torch.int64, device=dev)
-    base = (torch.arange(I, device=dev) * d)[:, None, None]  # [I, 1, 1] latent offset per instance
-    lr0 = recipe.lr_for(n)
-    warm = recipe.warmup * steps if n > recipe.lr_width else 0.0
-    say = _progress(recipe, I, steps, B, n, d)
-    for t in range(steps):
-        ramp = min(1.0, (t + 1) / warm) if warm > 0 else 1.0
-        if t % T == 0:
-            for i, g in enumerate(gens):
-                idx[i].random_(0, n_rows, generator=g)
-            idx += offset
-        xb = flat[idx[:, t % T]] - b_dec[:, None, :]  # [I, B, N], centred on b_dec
-        pre = torch.baddbmm(b[:, None, :], xb, W_encT.transpose(1, 2))  # [I, B, D]
-        val, ind = pre.topk(k, dim=2)  # [I, B, k]
-        val = val.clamp_min_(0)
-        gi = (ind + base).reshape(-1)  # global latent rows
-        rows_dec = W_dec.reshape(I * d, n)[gi].view(I, B, k, n)
-        xh = (val[..., None] * rows_dec).sum(2)  # [I, B, N], x̂ - b_dec
-        r = (xh - xb).mul_(2.0 / B)  # dL/dx̂
-        gz = (rows_dec * r[:, :, None, :]).sum(3) * (val > 0)  # [I, B, k]
-        gW_dec = torch.zeros_like(W_dec).view(I * d, n).index_add_(
-            0, gi, (val[..., None] * r[:, :, None, :]).reshape(-1, n)).view(I, d, n)
-        gW_dec -= (gW_dec * W_dec).sum(2, keepdim=True) * W_dec
-        gW_encT = torch.zeros_like(W_encT).view(I * d, n).index_add_(
-            0, gi, (gz[..., None] * xb[:, :, None, :]).reshape(-1, n)).view(I, d, n)
-        gb = torch.zeros_like(b).view(-1).index_add_(0, gi, gz.reshape(-1)).view(I, d)
-        # b_dec enters x̂ directly and the encoder through x - b_dec
-        gb_dec = r.sum(1) - torch.bmm(gb[:, None, :], W_encT)[:, 0]
-        grads = [gW_encT, gb, gW_dec, gb_dec]
-        lr = ramp * lr0 * 0.5 * (1.0 + math.cos(math.pi * t / steps))
-        _adam(params, grads, m, v, t_state, t, lr, b1, b2, eps)
-        W_dec /= W_dec.norm(dim=2, keepdim=True).clamp_min(1e-12)
-        say(t)
-    return SAEFit(W_encT.transpose(1, 2).contiguous(), b, W_dec, 1.0, steps, B,
-                  time.perf_counter() - t0, model, b_dec if recipe.decoder_bias else None, k)
 
 
 def _adam(params, grads, m, v, t_state, t, lr, b1, b2, eps) -> None:
@@ -589,10 +532,10 @@ def summarize(st: dict[str, Tensor], n: int, fit: SAEFit) -> dict[str, float]:
     """Per-seed statistics -> the sae_* dict of floats (see sae_measure)."""
     F = st["features"].cpu().numpy()  # [I]
     D = fit.W_dec.shape[1]
-    f = float(F.mean())
+    f, f_std = mean_std(F)
     return {
         "sae_features": f,
-        "sae_features_std": float(F.std(ddof=1)) if len(F) > 1 else 0.0,
+        "sae_features_std": f_std,
         "sae_features_raw": float(st["features_raw"].mean()),
         "sae_psi": f / n,
         "sae_fvu": float(st["fvu"].mean()),

@@ -1,8 +1,11 @@
 """The SAE feature count's calibration: one checked-in table, read by the code that decides.
 
-sae_calibration.json (beside this module) is written by the SAE validation sweep
-(`superlens sweep examples/sae_validation.toml`, then `superlens.report.sae_calibration`'s
-write_calibration on its table); no figure in it is copied by hand anywhere else. It holds the
+sae_calibration.json (beside this module) is written by the held-out calibration sweep and installed
+by this module's command, with no figure copied by hand anywhere else:
+
+    superlens sweep examples/sae_calibration.toml --out runs/sae-calibration
+    python -m superlens.measures.sae_calibration runs/sae-calibration    # -> sae_calibration.json
+ It holds the
 targets, the measured held-out figures, and per layer width whether F / F_true stayed within them.
 
     targets_met()            -> bool: do the SAE rows decide a verdict?
@@ -124,5 +127,34 @@ def calibration_text(path: str | Path | None = None) -> str:
             + f"; {verdict}.")
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Install RUN_DIR/sae_calibration.json (a calibration sweep's) as the checked-in table."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m superlens.measures.sae_calibration",
+                                 description=main.__doc__)
+    ap.add_argument("run_dir", help="a finished `superlens sweep examples/sae_calibration.toml` run")
+    ap.add_argument("--to", default=str(TABLE), help="where to write (default: the checked-in table)")
+    a = ap.parse_args(argv)
+    src = Path(a.run_dir) / "sae_calibration.json"
+    try:
+        t = dict(load_calibration(src))
+    except CalibrationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from superlens.runs import write_json
+
+    t["source"] = str(Path(a.run_dir).name)
+    write_json(Path(a.to), t)
+    _load.cache_clear()
+    print(f"wrote {a.to}: targets met = {t['targets_met']}")
+    return 0
+
+
 __all__ = ["TABLE", "TARGETS", "WIDTH_FACTOR", "CalibrationError", "calibration_note",
            "calibration_text", "load_calibration", "targets_met"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

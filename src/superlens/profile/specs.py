@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from superlens.errors import CheckpointError, ConfigError, one_line
+from superlens.vision import import_torchvision
 
 
 @dataclass
@@ -36,8 +37,7 @@ class LoadedModel:
 
 
 def torchvision_names() -> list[str]:
-    import torchvision
-
+    torchvision = import_torchvision()
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
@@ -158,8 +158,7 @@ def load_model(spec: str, weights: str | None = None, seed: int = 0) -> LoadedMo
             raise ConfigError(f"model {spec!r}: not a file, a torchvision architecture"
                               f"{' (nearest: ' + ', '.join(near) + ')' if near else ''} or "
                               "package.module:function")
-        import torchvision
-
+        torchvision = import_torchvision()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = torchvision.models.get_model(spec, weights=None)

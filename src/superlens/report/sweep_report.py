@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from superlens.measures.numeric import mean_std
 from superlens.report.html import (definitions, details, esc, figure, fmt, page, para, pm,
                                    rich, run_info, section, table, verdict_badge)
 from superlens.report.plotting import plt, save
@@ -201,9 +202,9 @@ def active_sections(rows: list[dict]) -> list[str]:
     for s, rs in sorted(_group(rows, ("strategy",)).items()):
         cells = []
         for k in keys:
-            v = np.asarray([r[k] for r in rs if r.get(k) is not None], dtype=float)
-            cells.append(pm(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else None)
-                         if len(v) else "—")
+            v = [r[k] for r in rs if r.get(k) is not None]
+            mean, std = mean_std(v) if v else (None, None)
+            cells.append(pm(mean, std if len(v) > 1 else None) if v else "—")
         out.append([s[0], len(rs), *cells])
     control = ("The random strategy at the same number of labels is the control: a strategy's "
                "numbers mean something only beside random's row (same labels, same seeds)."

@@ -147,7 +147,7 @@ def l2_strategy_sentence(m: dict, a) -> str:
     src = ("the trained models themselves (loss_power = 2, so no separate L2 run)"
            if m.get("l2_trained_from_main_model") else "the same seeds trained with L2")
     text = (f"Strategy under L2 ({src}): it ignores {fmt(ign)} of {n} features (gain < {GAIN_IGNORED}) "
-            f"and keeps the other {fmt(n - ign)} at gain {fmt(km)} ± {fmt(ks, 2)} over features")
+            f"and keeps the other {fmt(n - ign)} at gain {pm(km, ks)} over features")
     if _has(m, "l2_trained_kept_gain_min", "l2_trained_kept_gain_max"):
         text += f" (range {fmt(m['l2_trained_kept_gain_min'])}–{fmt(m['l2_trained_kept_gain_max'])})"
     if _has(m, "l2_trained_mse_active_range"):
@@ -157,7 +157,7 @@ def l2_strategy_sentence(m: dict, a) -> str:
     if _has(m, "ignored_features", "kept_gain_mean", "kept_gain_std") and q != 2.0:
         lab = majority(cc_phases(a.gain, a.mse_active, h))
         text += (f" The L{q:g}-trained model ignores {fmt(m['ignored_features'])} and keeps the rest at "
-                 f"{fmt(m['kept_gain_mean'])} ± {fmt(m['kept_gain_std'], 2)} [{lab}].")
+                 f"{pm(m['kept_gain_mean'], m['kept_gain_std'])} [{lab}].")
     return text
 
 

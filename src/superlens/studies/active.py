@@ -8,15 +8,16 @@ from pathlib import Path
 import torch
 
 from superlens.config import ActiveConfig
-from superlens.runs import atomic_write_text
+from superlens.runs import atomic_write_text, page_meta
 from superlens.studies.base import SweepStudy, rows_base
 
 
-def render_active_report(out: str | Path, complete: bool = True) -> Path:
+def render_active_report(out: str | Path, complete: bool = True, status: str | None = None) -> Path:
     """(Re)draw figures and report.html from a run directory, without training; every file is read
     and checked (one line naming the file on a wrong shape) before the first figure is drawn.
     complete: first add measures a finished run lacks (superlens.active.study.complete_measures:
-    the sparse-autoencoder pass, from its checkpoints)."""
+    the sparse-autoencoder pass, from its checkpoints). status: the run status the page shows
+    instead of meta.json's (runs.page_meta)."""
     from superlens.active.study import complete_measures
     from superlens.readers import check_object, file_contents, read_meta, read_object
     from superlens.report.active_figures import make_active_figures
@@ -24,7 +25,7 @@ def render_active_report(out: str | Path, complete: bool = True) -> Path:
 
     out = Path(out)
     config = read_object(out / "config.json", {"dataset": str, "strategies": list})
-    meta = read_meta(out)
+    meta = page_meta(read_meta(out), status)
     check_object(out / "meta.json", meta, {"seeds": list})
     metrics = read_object(out / "metrics.json", {"baseline": dict})
     for name in config["strategies"]:

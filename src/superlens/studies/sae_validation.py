@@ -53,20 +53,13 @@ import numpy as np
 import torch
 
 from superlens.config import SAEValidationConfig
-from superlens.device import generator
 from superlens.measures.sae import SAERecipe, activation_scale, fit_saes, sae_stats
+from superlens.measures.sae_agreement import correlation_tables
 from superlens.studies.base import SweepStudy, rows_base, threads_for
-
-REPRESENTED_NORM = 0.5  # a feature column with ||W_i|| above this counts as represented
-RECIPE_FIXED = ("The recipe (dictionary 8 × width, L1 0.1 on activations scaled to unit RMS norm, 3000 "
-                "Adam steps × 256 rows, unit-norm decoder rows without a decoder bias, latents with "
-                "decoder cosine ≥ 0.95 pooled) was fixed on synthetic sanity data and the development "
-                "grid (model seeds 0 and 1) before the held-out grid (model seeds 100–102) was run, "
-                "and was not changed after; the variants tried and why are in the docstring of "
-                "superlens.studies.sae_validation.")
-KNOWN_ANSWER = ("the count of feature columns with ‖W_i‖ > {} (TMS: W; compressed computation: "
-                "sqrt(‖W_in,i‖ ‖W_out,i‖), which W_in a, W_out / a leaves unchanged)")
-
+from superlens.toy.known_features import cc_models, tms_models
+from superlens.report.sae_validation_report import (PLANTED_CAPTION, plot_planted, plot_validation,
+                                                   report_html, report_markdown, validation_sections)
+from superlens.toy.phases import NORM_REPRESENTED
 
 @dataclass(frozen=True)
 class ValidationGrid:
@@ -104,57 +97,6 @@ GRIDS = {
 
 
 # ------------------------------------------------------------------------------------------ models
-
-def tms_models(cells: Sequence[tuple[float, float, int]], n: int, m: int, *, steps: int,
-               batch_size: int, lr: float, rows: int, device="cpu") -> list[dict]:
-    """Classic toy models n -> m, one per cell (p, importance decay, model seed), trained on one
-    instance axis. Returns one entry per model with its activations acts [rows, m] (h = W x on fresh
-    inputs the model never saw) and its known answer."""
-    from superlens.toy.data import sample_tms
-    from superlens.toy.models import importance_decay
-    from superlens.toy.train import train_tms
-
-    imp = torch.stack([importance_decay(n, dec) for _, dec, _ in cells])
-    probs = [p for p, _, _ in cells]
-    params, _ = train_tms(n, m, importance=imp, feature_probability=probs, steps=steps,
-                          batch_size=batch_size, lr=lr, seeds=[s for *_, s in cells],
-                          device=device, schedule="cosine")
-    gens = [generator(50_000 + s, device) for *_, s in cells]  # data the models never saw
-    x = sample_tms(gens, rows, n, probs, device=device)  # [I, rows, n]
-    h = torch.bmm(x, params.W.transpose(1, 2))  # [I, rows, m]
-    norms = params.W.norm(dim=1)  # [I, n]
-    out = []
-    for i, (p, dec, s) in enumerate(cells):
-        out.append({"family": "tms", "p": p, "importance": "uniform" if dec == 1.0 else f"{dec:g}^j",
-                    "width": m, "loss_power": None, "model_seed": s,
-                    "represented": int((norms[i] > REPRESENTED_NORM).sum()),
-                    "frobenius_sq": float((params.W[i] ** 2).sum()), "acts": h[i]})
-    return out
-
-
-def cc_models(cells: Sequence[tuple[float, float, int]], n: int, h: int, *, steps: int,
-              batch_size: int, lr: float, rows: int, device="cpu") -> list[dict]:
-    """Compressed-computation models n -> h -> n, one per cell (p, loss power, model seed), trained
-    on one instance axis; the layer is ReLU(W_in x) on fresh inputs."""
-    from superlens.toy.data import sample_dense
-    from superlens.toy.models import hidden
-    from superlens.toy.train import train_mlp
-
-    res = train_mlp(n, h, seeds=[s for *_, s in cells], p=[p for p, _, _ in cells],
-                    loss_power=[q for _, q, _ in cells], lr=lr, steps=steps,
-                    batch_size=batch_size, device=device)
-    P = res.params
-    gens = [generator(50_000 + s, device) for *_, s in cells]
-    x = sample_dense(gens, rows, n, [p for p, _, _ in cells], device=device)
-    acts = hidden(P, x)  # [I, rows, h]
-    # W_in a, W_out / a is the same model for any a > 0, so a feature's norm is the geometric
-    # mean of its W_in column and W_out row norms (invariant to that rescaling)
-    norms = (P.W_in.norm(dim=1) * P.W_out.norm(dim=2)).sqrt()  # [I, n]
-    return [{"family": "cc", "p": p, "importance": "uniform", "width": h, "loss_power": q,
-             "model_seed": s, "represented": int((norms[i] > REPRESENTED_NORM).sum()),
-             "frobenius_sq": float((norms[i] ** 2).sum()), "acts": acts[i]}
-            for i, (p, q, s) in enumerate(cells)]
-
 
 def train_tms_models(grid: ValidationGrid, device="cpu") -> list[dict]:
     """Every TMS cell x model seed of the grid, on one instance axis."""
@@ -204,86 +146,6 @@ def measure_models(models: list[dict], recipe: SAERecipe, ae_seeds: Sequence[int
             e["F_over_dict"] = e["F_mean"] / e["dict_size"]
 
 
-def correlation_tables(models: list[dict]) -> dict:
-    """The three correlation tables of a validation: F and F_raw against the represented count, F
-    against ||W||_F^2."""
-    return {"correlations": correlations(models), "correlations_raw": correlations(models, "F_raw"),
-            "correlations_frobenius": correlations(models, known_key="frobenius_sq")}
-
-
-def toy_sae_metrics(params, p: float, seed: int, rows: int = 20_000, recipe: SAERecipe | None = None,
-                    ae_seeds: Sequence[int] = (0, 1, 2)) -> dict:
-    """The SAE measure of the compressed-computation model's hidden layer ReLU(W_in x), for the toy
-    study's metrics.json: per model (instance) F is the mean over AE seeds; the keys are means over
-    models with `_std` = population std over models (as the study's other measures), plus
-    sae_features_ae_std (the mean over models of F's spread over AE seeds) and
-    sae_represented_features (features with sqrt(||W_in,i|| ||W_out,i||) > 0.5, the count F aims at).
-    """
-    from superlens.measures.sae import sae_measure_many
-    from superlens.toy.data import sample_dense
-    from superlens.toy.models import hidden
-
-    recipe = recipe or SAERecipe()
-    P = params.detach().to("cpu")
-    gens = [generator(seed + 20_000 + i) for i in range(P.instances)]
-    x = sample_dense(gens, rows, P.n_features, p)
-    per_model = sae_measure_many(hidden(P, x), recipe, ae_seeds)
-    represented = ((P.W_in.norm(dim=1) * P.W_out.norm(dim=2)).sqrt() > REPRESENTED_NORM).sum(1)
-    out: dict = {}
-    for key in ("sae_features", "sae_psi", "sae_fvu", "sae_l0", "sae_dead_fraction",
-                "sae_features_raw", "sae_features_over_dict"):
-        v = np.array([m[key] for m in per_model])
-        out[key], out[key + "_std"] = float(v.mean()), float(v.std())
-    out["sae_features_ae_std"] = float(np.mean([m["sae_features_std"] for m in per_model]))
-    out["sae_dict_size"] = per_model[0]["sae_dict_size"]
-    out["sae_represented_features"] = float(represented.float().mean())
-    out["sae_recipe"] = recipe.as_dict()
-    out["sae_ae_seeds"] = list(ae_seeds)
-    return out
-
-
-def _rank(a: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share the mean rank), as scipy.stats.rankdata."""
-    order = np.argsort(a, kind="mergesort")
-    r = np.empty(len(a))
-    r[order] = np.arange(len(a), dtype=float)
-    for v in np.unique(a):
-        tie = a == v
-        r[tie] = r[tie].mean()
-    return r
-
-
-def pearson(a, b) -> float:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    a, b = a - a.mean(), b - b.mean()
-    den = math.sqrt(float((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum() / den) if den > 0 else math.nan
-
-
-def spearman(a, b) -> float:
-    return pearson(_rank(np.asarray(a, float)), _rank(np.asarray(b, float)))
-
-
-def correlations(models: list[dict], key: str = "F", known_key: str = "represented") -> dict:
-    """Spearman rho and Pearson r of F (per AE seed) against the represented count, per family and
-    pooled: {subset: {"n": models, "rho": [per seed], "r": [...], "rho_mean", "rho_std", "r_mean",
-    "r_std"}} (std over AE seeds, ddof = 1)."""
-    out = {}
-    for name in ("pooled", "tms", "cc"):
-        sub = [e for e in models if name == "pooled" or e["family"] == name]
-        if len(sub) < 3:
-            continue
-        known = [e[known_key] for e in sub]
-        S = len(sub[0][key])
-        rho = [spearman([e[key][s] for e in sub], known) for s in range(S)]
-        r = [pearson([e[key][s] for e in sub], known) for s in range(S)]
-        out[name] = {"n": len(sub), "rho": rho, "r": r,
-                     "rho_mean": float(np.mean(rho)),
-                     "rho_std": float(np.std(rho, ddof=1)) if S > 1 else 0.0,
-                     "r_mean": float(np.mean(r)), "r_std": float(np.std(r, ddof=1)) if S > 1 else 0.0}
-    return out
-
-
 def run_validation(grid: ValidationGrid | str = "heldout", recipe: SAERecipe | None = None,
                    ae_seeds: Sequence[int] = (0, 1, 2), device="cpu", progress: bool = True) -> dict:
     """Train the grid's toy models, fit the measure, correlate. Returns the table (JSON-ready)."""
@@ -301,191 +163,8 @@ def run_validation(grid: ValidationGrid | str = "heldout", recipe: SAERecipe | N
     for e in models:
         del e["acts"]
     return {"grid_name": grid_name, "grid": asdict(grid), "recipe": recipe.as_dict(),
-            "ae_seeds": list(ae_seeds), "represented_norm": REPRESENTED_NORM, "models": models,
+            "ae_seeds": list(ae_seeds), "represented_norm": NORM_REPRESENTED, "models": models,
             **correlation_tables(models), "train_seconds": t_train, "sae_seconds": t_sae}
-
-
-# ------------------------------------------------------------------------------------------ output
-
-def plot_validation(table: dict, path: Path) -> str:
-    """F (mean +- std over AE seeds) against the represented count, coloured by regime; and F / D."""
-    from superlens.report.plotting import plt, save
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
-    ms = table["models"]
-    styles = {}
-    for e in ms:
-        if e["family"] == "tms":
-            lab = f"TMS 20→5, {e['importance']} importance"
-        else:
-            lab = f"compressed computation, L{e['loss_power']:g}"
-        styles.setdefault(lab, []).append(e)
-    markers = "osD^v<>"
-    for k, (lab, sub) in enumerate(styles.items()):
-        xk = np.array([e["represented"] for e in sub], float)
-        jitter = (np.random.default_rng(k).random(len(sub)) - 0.5) * 0.3
-        c = [math.log10(e["p"]) for e in sub]
-        sc = axes[0].scatter(xk + jitter, [e["F_mean"] for e in sub], c=c, cmap="viridis", vmin=-2,
-                             vmax=0, marker=markers[k % len(markers)], label=lab, edgecolor="k", lw=0.4)
-        axes[0].errorbar(xk + jitter, [e["F_mean"] for e in sub], yerr=[e["F_std"] for e in sub],
-                         fmt="none", ecolor="gray", lw=0.8, zorder=0)
-        axes[1].scatter(xk + jitter, [e["F_over_dict"] for e in sub], c=c, cmap="viridis", vmin=-2,
-                        vmax=0, marker=markers[k % len(markers)], edgecolor="k", lw=0.4)
-    top = max(max(e["represented"] for e in ms), max(e["F_mean"] for e in ms)) * 1.05
-    axes[0].plot([0, top], [0, top], "k--", lw=0.8, label="F = represented count")
-    axes[0].set_xlabel(f"represented features (||W_i|| > {table['represented_norm']})")
-    axes[0].set_ylabel("SAE feature count F = exp(H(p)), mean ± std over AE seeds")
-    axes[0].legend(fontsize=8, loc="upper left")
-    axes[1].set_xlabel("represented features")
-    axes[1].set_ylabel("F / dictionary size (1 = the cap)")
-    axes[1].set_ylim(0, 1.05)
-    fig.colorbar(sc, ax=axes, label="log10 feature probability p", shrink=0.8)
-    c = table["correlations"]["pooled"]
-    fig.suptitle(f"SAE measure vs known answer: pooled Spearman ρ = {c['rho_mean']:.3f} ± "
-                 f"{c['rho_std']:.3f}, Pearson r = {c['r_mean']:.3f} ± {c['r_std']:.3f} "
-                 f"({c['n']} models, {len(table['ae_seeds'])} AE seeds)")
-    return save(fig, path)
-
-
-def trust_findings(table: dict) -> list[str]:
-    """Where F is and is not a count of the represented features, in words, from the table."""
-    out = []
-    for fam, name in (("tms", "classic toy model"), ("cc", "compressed-computation model")):
-        sub = [e for e in table["models"] if e["family"] == fam]
-        if not sub:
-            continue
-        ratio = np.array([e["F_mean"] / max(e["represented"], 1) for e in sub])
-        off = [e for e, r in zip(sub, ratio) if not 0.67 <= r <= 1.5]
-        c = table["correlations"].get(fam)
-        text = (f"{name}: F / represented count has median {np.median(ratio):.2f} (range "
-                f"{ratio.min():.2f}–{ratio.max():.2f})")
-        if c:
-            text += (f"; ρ = {c['rho_mean']:.3f} ± {c['rho_std']:.3f}, "
-                     f"r = {c['r_mean']:.3f} ± {c['r_std']:.3f}")
-        if off:
-            cells = sorted({(e["p"], e["importance"] if fam == "tms" else f"L{e['loss_power']:g}",
-                             e["width"]) for e in off})
-            text += ("; off by more than a factor 1.5 in " + f"{len(off)} of {len(sub)} models: " +
-                     ", ".join(f"p = {p:g} {k} width {w}" for p, k, w in cells))
-        out.append(text + ".")
-    cc = [e for e in table["models"] if e["family"] == "cc"]
-    if cc:
-        crowded = [e for e in cc if e["represented"] > 4 * e["width"]]
-        if crowded:
-            r = np.median([e["F_mean"] / e["represented"] for e in crowded])
-            out.append("Not trustworthy where features are crowded: compressed-computation models with "
-                       f"more than 4 represented features per neuron read F at a median {r:.2f} of the count "
-                       "(the SAE recovers about as many directions as the activations let it decode, "
-                       "growing with the width rather than with the count). Their signed inputs also give "
-                       "each feature two ReLU half-directions, so where features are resolved F can reach "
-                       "up to twice the count.")
-    dense = [e for e in table["models"] if e["family"] == "tms" and e["p"] >= 0.99]
-    if dense:
-        out.append("Dense inputs (p = 1) read " + ", ".join(
-            f"{e['F_mean']:.1f}" for e in dense) + " for " + ", ".join(
-            str(e["represented"]) for e in dense) + " represented features: dense non-negative "
-            "mixtures invite extra 'corner' latents (the L1 penalty is lower for a shared direction), "
-            "a bias upward.")
-    return out
-
-
-def _verdict(c: dict) -> str:
-    ok = c["rho_mean"] >= 0.9
-    return ("meets the target (pooled ρ ≥ 0.9)" if ok else
-            f"does NOT meet the target (pooled ρ ≥ 0.9): ρ = {c['rho_mean']:.3f}")
-
-
-def report_markdown(table: dict, command: str) -> str:
-    c = table["correlations"]
-    lines = [f"# SAE measure validation ({table['grid_name']} grid)", "",
-             f"Command: `{command}`", "",
-             f"Verdict: the measure {_verdict(c['pooled'])} on this grid.", "",
-             "| subset | models | Spearman ρ (mean ± std over AE seeds) | Pearson r |",
-             "|---|---|---|---|"]
-    for name, v in sorted(c.items(), key=lambda kv: ["pooled", "tms", "cc"].index(kv[0])):
-        lines.append(f"| {name} | {v['n']} | {v['rho_mean']:.3f} ± {v['rho_std']:.3f} | "
-                     f"{v['r_mean']:.3f} ± {v['r_std']:.3f} |")
-    cr = table["correlations_raw"].get("pooled")
-    if cr:
-        lines += ["", f"Without pooling parallel latents (the paper's plain F): pooled ρ = "
-                      f"{cr['rho_mean']:.3f} ± {cr['rho_std']:.3f}, r = {cr['r_mean']:.3f} ± "
-                      f"{cr['r_std']:.3f}."]
-    cf = table.get("correlations_frobenius", {}).get("pooled")
-    if cf:
-        lines += ["", f"Against ‖W‖²_F instead of the count: pooled ρ = {cf['rho_mean']:.3f} ± "
-                      f"{cf['rho_std']:.3f}, r = {cf['r_mean']:.3f} ± {cf['r_std']:.3f}."]
-    lines += ["", "Where it is and is not trustworthy:", ""] + [f"- {t}" for t in trust_findings(table)]
-    lines += ["", "Recipe: `" + json.dumps(table["recipe"]) + "`", "",
-              "| family | p | importance | width | L | seed | represented | ‖W‖²_F | F | F std | F_raw | "
-              "F / D | FVU | L0 | dead |", "|" + "---|" * 15]
-    for e in table["models"]:
-        lines.append(
-            f"| {e['family']} | {e['p']:g} | {e['importance']} | {e['width']} | "
-            f"{'' if e['loss_power'] is None else format(e['loss_power'], 'g')} | {e['model_seed']} | "
-            f"{e['represented']} | {e['frobenius_sq']:.2f} | {e['F_mean']:.2f} | {e['F_std']:.2f} | "
-            f"{np.mean(e['F_raw']):.2f} | {e['F_over_dict']:.2f} | {np.mean(e['fvu']):.3f} | "
-            f"{np.mean(e['l0']):.2f} | {np.mean(e['dead_fraction']):.2f} |")
-    lines += ["", "Known answer: " + KNOWN_ANSWER.format(table["represented_norm"]) + ". Times: models "
-                  f"{table['train_seconds']:.0f} s, SAEs {table['sae_seconds']:.0f} s."]
-    return "\n".join(lines) + "\n"
-
-
-def report_html(table: dict, fig: Path, command: str) -> str:
-    from superlens.report.html import code_block, esc, page, para, section
-
-    secs = validation_sections(table, fig)
-    secs.append(section("How", para("Known answer: " + KNOWN_ANSWER.format(table["represented_norm"]) +
-                                    ". The SAE is fitted on fresh activations of the hidden layer."),
-                        para(f"Command: {command}"), code_block({"recipe": table["recipe"],
-                                                                 "grid": table["grid"]})))
-    return page(f"SAE measure validation — {esc(table['grid_name'])} grid", secs)
-
-
-def validation_sections(table: dict, fig: Path | None, every_model: bool = True) -> list[str]:
-    """The findings of a validation table as HTML sections (first: the verdict and the correlations,
-    then the figure when given, where F is trustworthy, and every model unless every_model is
-    False: a sweep's page has its own table of every point)."""
-    from superlens.report.html import esc, figure, para, section, table as html_table
-
-    c = table["correlations"]
-    order = lambda kv: ["pooled", "tms", "cc"].index(kv[0])  # noqa: E731
-    rows = [(k, v["n"], f"{v['rho_mean']:.3f} ± {v['rho_std']:.3f}", f"{v['r_mean']:.3f} ± {v['r_std']:.3f}")
-            for k, v in sorted(c.items(), key=order)]
-    cr = table["correlations_raw"]
-    rows_raw = [(k, v["n"], f"{v['rho_mean']:.3f} ± {v['rho_std']:.3f}",
-                 f"{v['r_mean']:.3f} ± {v['r_std']:.3f}") for k, v in sorted(cr.items(), key=order)]
-    models = [(e["family"], e["p"], e["importance"], e["width"],
-               "" if e["loss_power"] is None else e["loss_power"], e["model_seed"], e["represented"],
-               round(e["frobenius_sq"], 2), f"{e['F_mean']:.2f} ± {e['F_std']:.2f}",
-               round(float(np.mean(e["F_raw"])), 2), round(e["F_over_dict"], 3),
-               round(float(np.mean(e["fvu"])), 3), round(float(np.mean(e["l0"])), 2),
-               round(float(np.mean(e["dead_fraction"])), 2)) for e in table["models"]]
-    secs = [
-        section("Verdict: does F count the features?", para(
-            (f"On the {table['grid_name']} grid" if table["grid_name"] != "sweep" else "On this grid")
-            + f" the SAE measure {_verdict(c['pooled'])}. "
-            "Correlations are between F and the known number of represented features "
-            f"({KNOWN_ANSWER.format(table['represented_norm'])}), one value per AE seed, shown as "
-            "mean ± std over AE seeds."),
-            html_table(["subset", "models", "Spearman ρ", "Pearson r"], rows),
-            para(RECIPE_FIXED, "note")),
-        figure(fig, "Left: F against the represented count (dashed: F = count); colour: feature "
-                    "probability p. Right: F over the dictionary size, so the cap (1) is visible.")
-        if fig is not None else "",
-        section("Where it is and is not trustworthy",
-                "<ul>" + "".join(f"<li>{esc(t)}</li>" for t in trust_findings(table)) + "</ul>"),
-        section("Without pooling parallel latents (the paper's plain F)",
-                html_table(["subset", "models", "Spearman ρ", "Pearson r"], rows_raw)),
-        section("Against ‖W‖²_F instead of the represented count",
-                html_table(["subset", "models", "Spearman ρ", "Pearson r"], [
-                    (k, v["n"], f"{v['rho_mean']:.3f} ± {v['rho_std']:.3f}",
-                     f"{v['r_mean']:.3f} ± {v['r_std']:.3f}")
-                    for k, v in sorted(table.get("correlations_frobenius", {}).items(), key=order)])),
-        section("Every model", html_table(
-            ["family", "p", "importance", "width", "L", "seed", "represented", "‖W‖²_F", "F",
-             "F raw", "F / D", "FVU", "L0", "dead"], models)) if every_model else "",
-    ]
-    return [s for s in secs if s]
 
 
 # ------------------------------------------------------------------------------ the sweep adapter
@@ -503,14 +182,38 @@ def resolved(cfg) -> dict:
 
 def point_recipe(cfg) -> SAERecipe:
     """SAERecipe() with the point's sae_* overrides."""
-    over = {k: getattr(cfg, "sae_" + k) for k in ("l1", "dict_multiple", "steps")
+    over = {k: getattr(cfg, "sae_" + k) for k in ("l1", "dict_multiple", "steps", "k", "sparsity")
             if getattr(cfg, "sae_" + k) is not None}
     return SAERecipe(**over)
 
 
+def planted_spec(cfg):
+    """The PlantedSpec of a planted point (its model_seed seeds the directions and the draws)."""
+    from superlens.measures.planted import PlantedSpec
+
+    return PlantedSpec(n=cfg.n_hidden, k=cfg.k_features, active=cfg.active, frequency=cfg.frequency,
+                       alpha=cfg.alpha, magnitude=cfg.magnitude, directions=cfg.directions,
+                       overlap=cfg.overlap, cooccur=cfg.cooccur, seed=cfg.model_seed)
+
+
+def planted_models(cfgs) -> list[dict]:
+    """One validation entry per planted point: its activations and its truth F_true."""
+    from superlens.measures.planted import planted_activations
+
+    out = []
+    for c in cfgs:
+        x, info = planted_activations(planted_spec(c), c.rows)
+        out.append({"family": "planted", "p": c.active / c.k_features, "importance": c.frequency,
+                    "width": c.n_hidden, "loss_power": None, "model_seed": c.model_seed,
+                    "k_features": c.k_features, "active": c.active, "magnitude": c.magnitude,
+                    "directions": c.directions, "represented": info["f_true"],
+                    "frobenius_sq": None, "rows_per_feature": info["rows_per_feature"], "acts": x})
+    return out
+
+
 def table_from_rows(rows: list[dict], name: str = "sweep") -> dict:
     """A validation table (as run_validation returns) from a sweep's rows (at least one)."""
-    return {"grid_name": name, "models": rows, "represented_norm": REPRESENTED_NORM,
+    return {"grid_name": name, "models": rows, "represented_norm": NORM_REPRESENTED,
             "ae_seeds": list(range(len(rows[0]["F"]))), "recipe": rows[0]["recipe"],
             **correlation_tables(rows)}
 
@@ -523,10 +226,12 @@ class SAEValidationSweep(SweepStudy):
 
     name = "sae-validation"
     config = SAEValidationConfig
-    instance_fields = frozenset({"p", "importance_decay", "loss_power", "model_seed"})
-    table_columns = ["point", "family", "n_hidden", "p", "importance", "loss_power", "model_seed",
-                     "represented", "frobenius_sq", "F_mean", "F_std", "F_over_dict", "fvu_mean",
-                     "l0_mean", "dead_mean"]
+    instance_fields = frozenset({"p", "importance_decay", "loss_power", "model_seed", "k_features",
+                                 "active", "frequency", "alpha", "magnitude", "directions", "overlap",
+                                 "cooccur"})
+    table_columns = ["point", "family", "n_hidden", "k_features", "active", "p", "importance",
+                     "loss_power", "model_seed", "represented", "weight_entropy", "F_mean", "F_std",
+                     "F_raw_mean", "F_over_dict", "fvu_mean", "l0_mean", "dead_mean"]
     point_words = ("points of one family, shape and recipe trained together on the instance axis, "
                    "then an SAE fitted to each point's layer")
 
@@ -538,25 +243,78 @@ class SAEValidationSweep(SweepStudy):
                 raise ConfigError(f"{where}: importance_decay applies to family tms only")
             if cfg.family == "tms" and cfg.loss_power != 2.0:
                 raise ConfigError(f"{where}: loss_power applies to family cc only")
+            if cfg.family == "planted":
+                if cfg.active > cfg.k_features:
+                    raise ConfigError(f"{where}: active = {cfg.active} must be <= k_features = "
+                                      f"{cfg.k_features}")
+                return
             n = cfg.n_features or FAMILY_DEFAULTS[cfg.family]["n_features"]
             if cfg.family == "tms" and cfg.n_hidden >= n:
                 raise ConfigError(f"{where}: n_hidden = {cfg.n_hidden} must be < n_features = {n}")
         return check
+
+    def check_groups(self, groups, check) -> None:
+        # the report correlates F with the known count over the points (pooled and per family):
+        # a rank correlation needs at least 3 models
+        n = sum(len(g.points) for g in groups)
+        if n < 3:
+            from superlens.errors import ConfigError
+
+            raise ConfigError(f"sae-validation sweep: {n} point(s); the study correlates F with the "
+                              "known feature count over its points and needs at least 3 (add axis "
+                              "values)")
+
+    def check_sizes(self, groups) -> None:
+        """Lower bounds of a group's float32 memory, from the configs alone: training (the weight
+        matrix with its gradient and two Adam moments, 4 I n m floats; a batch, I B (2n + m)), then
+        the activations (I rows (n + m)) beside the autoencoders (per model and AE seed, encoder and
+        decoder [m, D] with gradients and two Adam moments, 8 m D floats; a minibatch I S B D)."""
+        from superlens.device import pick_device
+        from superlens.errors import ConfigError
+        from superlens.limits import FLOAT, check_fits
+
+        for g in groups:
+            c = g.points[0].config
+            t = resolved(c)
+            n, m, I = t["n_features"], c.n_hidden, len(g.points)
+            try:
+                recipe = point_recipe(c)
+            except ValueError as e:
+                raise ConfigError(f"sweep point(s) {g.points[0].index}: {e}") from None
+            D = recipe.dict_size(m)
+            _, B = recipe.schedule(m)
+            train = (4 * I * n * m + I * t["batch_size"] * (2 * n + m)) * FLOAT
+            sae = (I * c.rows * (n + m) + I * c.ae_seeds * (8 * m * D + B * D)) * FLOAT
+            try:
+                check_fits(max(train, sae), {"n_features": n, "n_hidden": m,
+                                             "batch_size": t["batch_size"], "rows": c.rows,
+                                             "sae_dict_multiple": recipe.dict_multiple,
+                                             "ae_seeds": c.ae_seeds},
+                           f"{I} toy model(s) and their autoencoders", pick_device(c.device))
+            except ConfigError as e:
+                pts = ", ".join(str(p.index) for p in g.points)
+                raise ConfigError(f"sweep point(s) {pts}: {e}") from None
 
     def run_group(self, group, options: dict) -> dict:
         from superlens.device import pick_device
 
         cfgs = [p.config for p in group.points]
         c0 = cfgs[0]
-        t = resolved(c0)
         device = pick_device(c0.device)
-        threads = threads_for(None, len(cfgs) * t["batch_size"] * t["n_features"], options)
         t0 = time.perf_counter()
-        if c0.family == "tms":
+        if c0.family == "planted":
+            threads = threads_for(None, len(cfgs) * c0.n_hidden * SAERecipe().dict_size(c0.n_hidden),
+                                  options)
+            models = planted_models(cfgs)
+        elif c0.family == "tms":
+            t = resolved(c0)
+            threads = threads_for(None, len(cfgs) * t["batch_size"] * t["n_features"], options)
             cells = [(c.p, c.importance_decay, c.model_seed) for c in cfgs]
             models = tms_models(cells, t["n_features"], c0.n_hidden, steps=t["steps"],
                                 batch_size=t["batch_size"], lr=t["lr"], rows=c0.rows, device=device)
         else:
+            t = resolved(c0)
+            threads = threads_for(None, len(cfgs) * t["batch_size"] * t["n_features"], options)
             cells = [(c.p, c.loss_power, c.model_seed) for c in cfgs]
             models = cc_models(cells, t["n_features"], c0.n_hidden, steps=t["steps"],
                                batch_size=t["batch_size"], lr=t["lr"], rows=c0.rows, device=device)
@@ -570,7 +328,7 @@ class SAEValidationSweep(SweepStudy):
         per_point = {}
         for row, pt, e in zip(rows, group.points, models):
             del e["acts"]
-            for k in ("fvu", "l0", "dead_fraction"):
+            for k in ("fvu", "l0", "dead_fraction", "F_raw"):
                 e[("dead" if k == "dead_fraction" else k) + "_mean"] = float(np.mean(e[k]))
             row.update(e, n_hidden=pt.config.n_hidden, recipe=recipe.as_dict(),
                        train_seconds=t_train / len(models), sae_seconds=t_sae / len(models))
@@ -580,13 +338,29 @@ class SAEValidationSweep(SweepStudy):
     def report_sections(self, rows: list[dict], fig_dir: Path):
         if not rows:
             return [], []
+        from superlens.measures.sae_agreement import calibration_table
+        from superlens.measures.sae_calibration import TARGETS
+        from superlens.runs import write_json
+
         table = table_from_rows(rows)
         fig_dir.mkdir(parents=True, exist_ok=True)
-        plot_validation(table, fig_dir / "sae_validation.png")
-        caption = ("Left: F (mean ± std over AE seeds) against the represented count (dashed: F = "
-                   "count); colour: feature probability p. Right: F over the dictionary size (1 = "
-                   "the cap).")
-        return validation_sections(table, None, every_model=False), [("sae_validation.png", caption)]
+        figs = []
+        if any(e["family"] != "planted" for e in rows):
+            plot_validation(table, fig_dir / "sae_validation.png")
+            figs.append(("sae_validation.png", "Toy models. Left: F (mean ± std over AE seeds) against "
+                         "the represented count (dashed: F = count); colour: feature probability p. "
+                         "Right: F over the dictionary size (1 = the cap)."))
+        cal = None
+        if any(e["family"] == "planted" for e in rows):
+            cal = calibration_table(rows, TARGETS, self.command_words(fig_dir), rows[0]["recipe"])
+            # the run's calibration, in the format the checked-in table has (sae_calibration.json)
+            write_json(fig_dir.parent / "sae_calibration.json", cal)
+            figs.append((plot_planted(table, fig_dir / "sae_planted.png"), PLANTED_CAPTION))
+        return validation_sections(table, None, every_model=False, calibration=cal), figs
+
+    @staticmethod
+    def command_words(fig_dir: Path) -> str:
+        return f"superlens sweep SPEC --out {fig_dir.parent.name}"
 
 
 STUDY = SAEValidationSweep()
@@ -619,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if a.render:
         table = read_json(Path(a.out) / "table.json")
-        table.setdefault("correlations_frobenius", correlations(table["models"], known_key="frobenius_sq"))
+        table.update(correlation_tables(table["models"]))
         write_outputs(table, Path(a.out), table.get("command", "python -m superlens.studies.sae_validation"))
         return 0
     try:

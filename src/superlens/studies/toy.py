@@ -8,11 +8,10 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from superlens.config import ToyConfig
 from superlens.device import choose_threads, pick_device, set_threads
-from superlens.errors import ConfigError, RunDirError
+from superlens.errors import ConfigError
 from superlens.runs import StagedRunDir, atomic_write_bytes, base_meta, write_json
 from superlens.studies.base import SweepStudy, check_instance_sizes, rows_base, threads_for
 from superlens.toy.geometry import geometry_summary
@@ -29,18 +28,6 @@ def save_params(path: Path, params: dict[str, MLPParams]) -> None:
     tensors = {f"{name}.{k}": v.detach().cpu().contiguous()
                for name, p in params.items() for k, v in p.tensors().items()}
     atomic_write_bytes(path, save(tensors))
-
-
-def load_params(path: Path) -> dict[str, MLPParams]:
-    try:
-        flat = load_file(str(path))
-    except Exception as e:  # safetensors raises several types for a corrupt file
-        raise RunDirError(f"{path}: not a readable safetensors file ({e})") from None
-    groups: dict[str, dict] = {}
-    for key, v in flat.items():
-        name, k = key.split(".", 1)
-        groups.setdefault(name, {})[k] = v
-    return {name: MLPParams.from_tensors(d) for name, d in groups.items()}
 
 
 def train_toy(cfg: ToyConfig, device: torch.device, progress: bool = True,
@@ -110,10 +97,12 @@ def _run_into(cfg: ToyConfig, out: Path, device: torch.device, threads: int, pro
     metrics.update(geo_metrics)
     write_json(out / "geometry.json", geo)
     # the SAE measure of superposition on the hidden layer (superlens.measures.sae)
-    from superlens.studies.sae_validation import toy_sae_metrics
+    from superlens.toy.known_features import toy_sae_metrics
 
     t_sae = time.perf_counter()
-    metrics.update(toy_sae_metrics(res.params, cfg.p, cfg.seed))
+    from superlens.measures.sae import SAERecipe
+
+    metrics.update(toy_sae_metrics(res.params, cfg.p, cfg.seed, recipe=SAERecipe(progress=progress)))
     metrics["sae_seconds"] = time.perf_counter() - t_sae
     metrics["verdicts"] = toy_verdicts(metrics)  # the source report's claims, judged (toy.verdicts)
     metrics["train_seconds"] = train_seconds["trained"]
@@ -129,26 +118,27 @@ def _run_into(cfg: ToyConfig, out: Path, device: torch.device, threads: int, pro
     if progress:
         print(f"analysed in {meta['analysis_seconds']:.0f} s; drawing figures and writing "
               "report.html ...", file=sys.stderr, flush=True)
-    render_toy_report(out)
+    render_toy_report(out, status="complete")
     # "complete" is set last: a run whose report failed is not complete
     meta.update(status="complete", report_seconds=time.perf_counter() - t_rep)
     write_json(out / "meta.json", meta)
     return metrics
 
 
-def render_toy_report(out: str | Path) -> Path:
-    """(Re)draw figures and report.html from a finished run directory, without training."""
+def render_toy_report(out: str | Path, status: str | None = None) -> Path:
+    """(Re)draw figures and report.html from a finished run directory, without training.
+    status: the run status the page shows instead of meta.json's (runs.page_meta)."""
     from superlens.readers import NUMBER, check_object, file_contents, read_meta, read_object
     from superlens.report.toy_figures import make_toy_figures, plot_frame_geometry
     from superlens.report.toy_report import toy_report_html
-    from superlens.runs import atomic_write_text
+    from superlens.runs import atomic_write_text, page_meta
     from superlens.toy.record import ToyAnalysis
 
     out = Path(out)
     # every file is read and checked before the first figure is drawn
     config = read_object(out / "config.json", {"n_features": int, "n_hidden": int, "p": NUMBER,
                                                "loss_power": NUMBER})
-    meta = read_meta(out)
+    meta = page_meta(read_meta(out), status)
     metrics = read_object(out / "metrics.json", {"mse_active_mean": (*NUMBER, type(None)),
                                                  "gain_mean": (*NUMBER, type(None))})
     with file_contents(out / "analysis.json", "not a toy analysis"):

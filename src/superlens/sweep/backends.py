@@ -124,6 +124,13 @@ def _worker_init(parent: int) -> None:
     as a fallback, a watchdog thread polls the parent PID. Ctrl-C is the parent's to handle: it
     stops the workers itself."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # tqdm's default write lock is a multiprocessing RLock: a named semaphore that a worker killed
+    # on Ctrl-C never unlinks, so the resource tracker would print leak warnings after
+    # "interrupted". A worker's bars share nothing with other processes: a thread lock does.
+    with contextlib.suppress(ImportError):
+        from tqdm import tqdm
+
+        tqdm.set_lock(threading.RLock())
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             import ctypes

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from superlens.config import SweepSpec
 from superlens.errors import ConfigError, RunDirError
-from superlens.runs import atomic_write_text, base_meta, read_json, write_json
+from superlens.runs import atomic_write_text, base_meta, page_meta, read_json, write_json
 from superlens.sweep.grid import expand, group_points, load_spec
 from superlens.sweep.points import Group
 from superlens.studies import sweep_study
@@ -113,7 +113,7 @@ def _run_into(spec: SweepSpec, out: Path, points: list, groups: list[Group], ses
     write_table(out, rows)
     meta.update(wall_seconds=time.perf_counter() - t0)
     write_json(out / "meta.json", meta)
-    render_sweep_report(out)
+    render_sweep_report(out, status="complete")
     meta["status"] = "complete"  # set last: a sweep whose report failed is not complete
     write_json(out / "meta.json", meta)
     return rows
@@ -179,16 +179,17 @@ def write_table(out: Path, rows: list[dict]) -> None:
     atomic_write_text(out / "table.csv", buf.getvalue())
 
 
-def render_sweep_report(out: str | Path) -> Path:
+def render_sweep_report(out: str | Path, status: str | None = None) -> Path:
     """(Re)write report.html from a sweep directory. An unfinished sweep (no table.json yet) is
-    reported from the groups that finished."""
+    reported from the groups that finished. status: the run status the page shows instead of
+    meta.json's (runs.page_meta)."""
     from superlens.readers import file_contents, read_meta, read_object, read_rows
     from superlens.report.sweep_report import sweep_report_html
 
 
     out = Path(out)
     spec = read_object(out / "config.json", {"study": str, "axes": dict})
-    meta = read_meta(out)
+    meta = page_meta(read_meta(out), status)
     table = out / "table.json"
     if table.exists() or meta.get("status") == "complete":
         rows = read_rows(table, {"point": int})

@@ -116,6 +116,7 @@ def expand(spec: SweepSpec) -> list[Point]:
     grids = [cell_values(spec.axes[n], allowed) if n == CELLS else axis_values(n, spec.axes[n])
              for n in names]
     points = []
+    seen: dict[str, tuple[int, dict]] = {}
     check = study.checker()
     for i, combo in enumerate(itertools.product(*grids)):
         values: dict[str, Any] = {}
@@ -132,6 +133,14 @@ def expand(spec: SweepSpec) -> list[Point]:
                 values[n] = v
         data = study.point_data({**spec.base, **extra, **values, **study.fixed})
         cfg = cls.build(data, source=f"sweep point {i} {values}")
+        # two axis combinations can reach one config (an axis value equal to the base value or
+        # default another combination leaves unset): it would train twice and count twice
+        key = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
+        if key in seen:
+            j, other = seen[key]
+            raise ConfigError(f"sweep points {j} {other} and {i} {values}: the same config (an axis "
+                              "value equals the base value or default); drop one of them")
+        seen[key] = (i, values)
         if check is not None:
             check(cfg, f"sweep point {i} {values}")
         points.append(Point(i, values, cfg))

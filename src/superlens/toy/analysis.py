@@ -5,52 +5,34 @@ per-instance weights to per-instance results. Quantities measured on data use on
 the same for every instance and every model, drawn in fixed-size chunks so memory stays bounded (the set
 depends on (seed, chunk), so keep chunk fixed when comparing runs).
 
-`analyze` runs them all and returns a `ToyAnalysis` (superlens.toy.record: numpy arrays), whose
-`metrics()` are the numbers the report quotes, each defined in superlens.toy.definitions.
+The line search over the output scale lives in superlens.toy.scales, the seeded evaluation set in
+superlens.toy.data (eval_chunks). `analyze` runs them all and returns a `ToyAnalysis`
+(superlens.toy.record: numpy arrays), whose `metrics()` are the numbers the report quotes, each
+defined in superlens.toy.definitions.
 """
 from __future__ import annotations
 
 import math
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from superlens.device import generator
-from superlens.measures.numeric import unit_vectors
+from superlens.measures.numeric import as_numpy, unit_vectors
 from superlens.toy import theory
-from superlens.toy.data import sample_dense
+from superlens.toy.data import DEFAULT_CHUNK, eval_chunks, sample_dense
 from superlens.toy.models import MLPParams, forward, hidden, naive_params
 from superlens.toy.record import ToyAnalysis
+from superlens.toy.scales import line_search_fields
 
-DEFAULT_CHUNK = 20_000
 RESPONSE_POINTS = 2001  # 1 mod 4: t = 0 is a node and both halves have an odd node count (Simpson)
 FIGURE_POINTS = 101  # response-curve samples kept for figures
 COS_BINS = 80
-LINE_SEARCH_RANGE = (0.3, 2.0)
-LINE_SEARCH_COARSE = 35  # step 0.05
-LINE_SEARCH_FINE = 41  # +- one coarse step around the coarse best, step 0.0025
 DEFAULT_SWEEP_PS = tuple(float(v) for v in np.logspace(-3, 0, 13))
-SINGLE_POINTS = 256  # midpoint-rule nodes of U(0, 1] for the single-active-feature line search
 
-# ----------------------------------------------------------------------------- evaluation set
-
-
-def eval_chunks(n_features: int, p: float, samples: int, seed: int, *, chunk: int = DEFAULT_CHUNK,
-                device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Iterator[Tensor]:
-    """The seeded evaluation set at sparsity p, chunk by chunk: x [1, b, n] (sum of b = samples).
-
-    One generator seeded with `seed` feeds every chunk in order, so each call replays the same set.
-    """
-    if samples < 1:
-        raise ValueError(f"samples = {samples}, must be >= 1")
-    g = generator(seed, device)
-    done = 0
-    while done < samples:
-        b = min(chunk, samples - done)
-        yield sample_dense([g], b, n_features, p, device=device, dtype=dtype)
-        done += b
+# ----------------------------------------------------------------------------- evaluation
 
 
 def stack_params(models: Sequence[MLPParams]) -> MLPParams:
@@ -284,102 +266,7 @@ def gain_ratio_K(G: Tensor, q: float) -> Tensor:
                        torch.full_like(self_, float("inf")))
 
 
-# ----------------------------------------------------------------------------- data sweeps
-
-
-@torch.no_grad()
-def scale_profile(params: MLPParams, *, q: float, p: float, samples: int, seed: int,
-                  chunk: int = DEFAULT_CHUNK) -> dict[str, Tensor]:
-    """What the Lq loss of the output-scaled model c * y needs, for every c, from one pass:
-
-    loss(c) = [c^q S0 + sum_{t > 0} |c y - t|^q] / (samples n), with t = ReLU(x). Entries with t = 0
-    (~99 % of them at p = 0.02) contribute c^q |y|^q, summed once into S0; the few positive targets
-    are kept. Returns s0 [I] float64, y_pos [I, K], t_pos [K], norm (= samples n).
-    """
-    I, n = params.instances, params.n_features
-    dev, dt = params.W_in.device, params.W_in.dtype
-    s0 = torch.zeros(I, dtype=torch.float64, device=dev)
-    ys, ts = [], []
-    for x in eval_chunks(n, p, samples, seed, chunk=chunk, device=dev, dtype=dt):
-        y = forward(params, x.expand(I, -1, -1))
-        pos = x[0] > 0
-        s0 += (y.abs().pow(q) * ~pos).sum((1, 2), dtype=torch.float64)
-        ys.append(y[:, pos])
-        ts.append(x[0][pos])
-    return {"s0": s0, "y_pos": torch.cat(ys, 1), "t_pos": torch.cat(ts), "norm": float(samples * n)}
-
-
-def single_feature_values(points: int = SINGLE_POINTS, *, negative: bool = False, device=None,
-                          dtype=torch.float32) -> Tensor:
-    """Equal-weight nodes of the value distribution of one active feature: midpoints (j - 1/2) / V of
-    U(0, 1] (the closed form's x > 0), or, with negative, those and their negatives (U(-1, 1)).
-
-    For a bias-free net each output is linear in x on each side of 0, so every error term is |x|^q
-    times a constant per side; the nodes then only set the common factor E|x|^q (equal on both sides
-    by symmetry) and the minimising output scale does not depend on their number."""
-    v = (torch.arange(points, device=device, dtype=dtype) + 0.5) / points
-    return torch.cat([-v.flip(0), v]) if negative else v
-
-
-@torch.no_grad()
-def single_feature_profile(params: MLPParams, values: Tensor, q: float) -> dict[str, Tensor]:
-    """scale_profile for the single-active-feature distribution: every feature i alone at every value
-    v in `values` (equal weights), x = v e_i, target ReLU(x). Same keys, so scaled_lq_loss and
-    line_search_scale apply unchanged; norm = n V n (mean over samples and features)."""
-    I, n = params.instances, params.n_features
-    V = values.shape[0]
-    dev = params.W_in.device
-    values = values.to(dev, params.W_in.dtype)
-    s0 = torch.zeros(I, dtype=torch.float64, device=dev)
-    ys, ts = [], []
-    step = max(1, 4_000_000 // max(1, I * V * n))  # features per block: bounds y at [I, f V, n]
-    for s in range(0, n, step):
-        f = torch.arange(s, min(n, s + step), device=dev)
-        x = torch.zeros(len(f), V, n, dtype=values.dtype, device=dev)
-        x[torch.arange(len(f), device=dev), :, f] = values
-        x = x.reshape(-1, n)
-        y = forward(params, x.expand(I, -1, -1))  # [I, f V, n]
-        pos = x > 0  # the entries whose target ReLU(x) is positive: only (i, i) with v > 0
-        s0 += (y.abs().pow(q) * ~pos).sum((1, 2), dtype=torch.float64)
-        ys.append(y[:, pos])
-        ts.append(x[pos])
-    return {"s0": s0, "y_pos": torch.cat(ys, 1), "t_pos": torch.cat(ts), "norm": float(n * V * n)}
-
-
-def scaled_lq_loss(profile: dict[str, Tensor], scales: Tensor, q: float) -> Tensor:
-    """Lq loss of c * y for scales [C] (shared) or [I, C] (per instance) -> [I, C] float64."""
-    s0, yp, tp = profile["s0"], profile["y_pos"].double(), profile["t_pos"].double()
-    c = scales.to(s0.device, torch.float64)
-    if c.dim() == 1:
-        c = c.expand(s0.shape[0], -1)
-    out = c.pow(q) * s0[:, None]
-    for j in range(c.shape[1]):  # a loop over C keeps memory at [I, K]
-        out[:, j] += (c[:, j:j + 1] * yp - tp).abs().pow(q).sum(1)
-    return out / profile["norm"]
-
-
-def line_search_scale(profile: dict[str, Tensor], q: float, *, lo: float = LINE_SEARCH_RANGE[0],
-                      hi: float = LINE_SEARCH_RANGE[1], coarse: int = LINE_SEARCH_COARSE,
-                      fine: int = LINE_SEARCH_FINE) -> dict[str, Tensor]:
-    """1-D search over the output scale c (W_out and b_out times c): a coarse grid on [lo, hi], then a
-    fine grid of +- one coarse step around each instance's coarse best.
-
-    Returns scales [I, coarse + fine] (sorted), losses [I, same], best [I], at_edge [I] (bool: the best
-    is an end of [lo, hi], so the true optimum may lie outside)."""
-    dev = profile["s0"].device
-    cg = torch.linspace(lo, hi, coarse, dtype=torch.float64, device=dev)
-    cl = scaled_lq_loss(profile, cg, q)
-    step = (hi - lo) / max(coarse - 1, 1)
-    b0 = cg[cl.argmin(1)]  # [I]
-    fg = (b0[:, None] + torch.linspace(-step, step, fine, dtype=torch.float64, device=dev)[None, :]
-          ).clamp(lo, hi)
-    fl = scaled_lq_loss(profile, fg, q)
-    scales, losses = torch.cat([cg.expand_as(cl), fg], 1), torch.cat([cl, fl], 1)
-    order = scales.argsort(1)
-    scales, losses = scales.gather(1, order), losses.gather(1, order)
-    best = scales.gather(1, losses.argmin(1, keepdim=True))[:, 0]
-    at_edge = (best <= lo + 1e-12) | (best >= hi - 1e-12)
-    return {"scales": scales, "losses": losses, "best": best, "at_edge": at_edge}
+# ----------------------------------------------------------------------------- sparsity sweep
 
 
 @torch.no_grad()
@@ -422,14 +309,122 @@ def sparsity_sweep(params: MLPParams, ps: Sequence[float], *, samples: int, seed
     return out
 
 
-# ----------------------------------------------------------------------------- entry point
-
-
-def _np(t: Tensor) -> np.ndarray:
-    return t.detach().to("cpu", torch.float64).numpy() if t.dtype.is_floating_point else t.cpu().numpy()
+# ----------------------------------------------------------------------------- the analysis: its fields
+# by group (each a dict of ToyAnalysis fields), then analyze
 
 
 @torch.no_grad()
+def response_fields(t: Tensor, curves: Tensor, s: Tensor) -> dict[str, np.ndarray]:
+    """ToyAnalysis fields of the response curves [I, n, T] on the grid t [T]: gains, the negative
+    residual, the isolated error, and that error with the negative self-response s removed."""
+    rs = response_stats(t, curves)
+    iso = isolated_mse(t, curves)
+    iso_abl = isolated_mse(t, curves - s)
+    stride = max(1, (t.shape[0] - 1) // (FIGURE_POINTS - 1))
+    return dict(
+        gain=as_numpy(rs["gain"]), gain_intercept=as_numpy(rs["intercept"]),
+        negative_residual=as_numpy(rs["negative_residual"]), value_at_minus1=as_numpy(rs["value_at_minus1"]),
+        response_t=as_numpy(t[::stride]), response_curves0=as_numpy(curves[0, :, ::stride]),
+        isolated_mse=as_numpy(iso["total"]), isolated_mse_positive=as_numpy(iso["positive"]),
+        isolated_mse_negative=as_numpy(iso["negative"]), ablated_isolated_mse=as_numpy(iso_abl["total"]))
+
+
+def evaluate_models(params: MLPParams, naive: MLPParams, l2: MLPParams | None, s: Tensor, *, p: float,
+                    samples: int, seed: int, powers: list[float],
+                    chunk: int) -> tuple[dict[str, Tensor], dict[str, slice]]:
+    """One pass over the evaluation set for the trained models, the same with the negative
+    self-response s [I, n, T] removed (ablated), the naive baseline and the L2 models, stacked on the
+    instance axis. (evaluate's results, the instance slice of each model family)."""
+    I, I2 = params.instances, 0 if l2 is None else l2.instances
+    n, T = s.shape[1], s.shape[2]
+    models = [params, params, naive] + ([l2] if l2 is not None else [])
+    corr = torch.cat([torch.zeros_like(s), s, torch.zeros_like(s[:1])]
+                     + ([torch.zeros(I2, n, T, dtype=s.dtype, device=s.device)] if l2 is not None else []))
+    ev = evaluate(stack_params(models), p=p, samples=samples, seed=seed, powers=powers, chunk=chunk,
+                  negative_correction=corr)
+    sl = {"trained": slice(0, I), "ablated": slice(I, 2 * I), "naive": slice(2 * I, 2 * I + 1),
+          "l2": slice(2 * I + 1, 2 * I + 1 + I2)}
+    return ev, sl
+
+
+def evaluation_fields(ev: dict[str, Tensor], sl: dict[str, slice], powers: list[float]) -> dict:
+    """ToyAnalysis fields of the evaluation pass: errors of the trained, naive and ablated models."""
+    return dict(
+        mse_active=as_numpy(ev["mse_active"][sl["trained"]]), mse_all=as_numpy(ev["mse_all"][sl["trained"]]),
+        active_count=as_numpy(ev["active_count"]),
+        naive_mse_active=as_numpy(ev["mse_active"][sl["naive"]][0]),
+        naive_mse_all=as_numpy(ev["mse_all"][sl["naive"]][0]),
+        lq_powers=np.array(powers), lq_trained=as_numpy(ev["lq"][sl["trained"]]),
+        lq_naive=as_numpy(ev["lq"][sl["naive"]][0]),
+        ablated_mse_active=as_numpy(ev["mse_active"][sl["ablated"]]))
+
+
+def geometry_fields(params: MLPParams, seed: int) -> dict:
+    """ToyAnalysis fields of the weights: W_eff = W_out W_in and its statistics, the cosines between
+    W_in's columns (per-instance summaries and histogram) beside random directions in R^h."""
+    _, h, n = params.W_in.shape
+    weff = effective_weights(params)
+    ws = matrix_stats(weff)
+    cos, zero_cols = feature_cosines(params.W_in)
+    pairs = [c.double().cpu() for c in offdiag_pairs(cos, zero_cols)]
+    edges = np.linspace(-1, 1, COS_BINS + 1)
+    nan = float("nan")
+    hist = np.stack([np.histogram(c.numpy(), bins=edges, density=True)[0] if len(c)
+                     else np.zeros(COS_BINS) for c in pairs])
+    pairs_n = n * (n - 1) // 2
+    rand = random_direction_cosines(n, h, max(1, min(200, math.ceil(50_000 / max(pairs_n, 1)))), seed) \
+        if n > 1 else torch.zeros(0, dtype=torch.float64)
+    return dict(
+        W_in0=as_numpy(params.W_in[0]), W_out0=as_numpy(params.W_out[0]), weff0=as_numpy(weff[0]),
+        weff_diag=as_numpy(ws["diag"]), weff_offdiag_mean=as_numpy(ws["off_mean"]),
+        weff_offdiag_abs_mean=as_numpy(ws["off_abs_mean"]), weff_offdiag_std=as_numpy(ws["off_std"]),
+        abs_cos_mean=np.array([c.abs().mean().item() if len(c) else nan for c in pairs]),
+        cos_mean=np.array([c.mean().item() if len(c) else nan for c in pairs]),
+        max_abs_cos=np.array([c.abs().max().item() if len(c) else nan for c in pairs]),
+        cos_sq_mean=np.array([c.square().mean().item() if len(c) else nan for c in pairs]),
+        zero_norm_features=as_numpy(zero_cols.sum(1)).astype(float),
+        cos_hist_edges=edges, cos_hist=hist,
+        cos_hist_random=(np.histogram(rand.numpy(), bins=edges, density=True)[0] if len(rand)
+                         else np.zeros(COS_BINS)),
+        abs_cos_random_mc=float(rand.abs().mean()) if len(rand) else nan)
+
+
+def cross_gain_fields(params: MLPParams, q: float, p: float) -> dict:
+    """ToyAnalysis fields of the cross-gain G (positive inputs) and G- (negative inputs): its
+    statistics, the interference they predict, the gain ratio K and the optimal gain γ* it implies."""
+    G, Gm = cross_gain(params, 1.0), cross_gain(params, -1.0)
+    gs = matrix_stats(G)
+    K_np = as_numpy(gain_ratio_K(G, q))
+    return dict(
+        cross_gain0=as_numpy(G[0]), self_gain=as_numpy(gs["diag"]), cross_gain_mean=as_numpy(gs["off_mean"]),
+        cross_gain_abs_mean=as_numpy(gs["off_abs_mean"]), cross_gain_min=as_numpy(gs["off_min"]),
+        cross_gain_max=as_numpy(gs["off_max"]), interference_rms=as_numpy(interference_rms(G)),
+        predicted_interference_mse=theory.first_order_interference_mse(as_numpy(G), as_numpy(Gm), p),
+        gain_ratio_K=K_np, gamma_star=np.asarray(theory.optimal_gain(K_np, q), dtype=float),
+        gamma_star_mean_K=np.asarray(theory.optimal_gain(K_np.mean(1), q),
+                                     dtype=float).reshape(params.instances))
+
+
+def add_l2_fields(out: ToyAnalysis, l2: MLPParams | None, t: Tensor, ev: dict[str, Tensor],
+                  sl: dict[str, slice], sweep_l2: Tensor | None) -> None:
+    """The L2 fields of `out`, in place: from the same seeds trained under L2 when given; copies of
+    the main fields (flagged l2_from_main) when the models were trained under L2 themselves."""
+    if l2 is not None:
+        c2 = response_curves(l2, t)
+        out.l2_gain = as_numpy(response_stats(t, c2)["gain"])
+        out.l2_mse_active = as_numpy(ev["mse_active"][sl["l2"]])
+        out.l2_weff_diag = as_numpy(torch.diagonal(effective_weights(l2), dim1=1, dim2=2))
+        out.l2_isolated_mse = as_numpy(isolated_mse(t, c2)["total"])
+        out.l2_lq = as_numpy(ev["lq"][sl["l2"]])
+        out.sweep_l2 = as_numpy(sweep_l2)
+    elif out.loss_power == 2.0:
+        # trained under L2 already: the L2-trained models are these models (no second training run),
+        # so the L2 fields are copies of the main ones and flagged as such
+        out.l2_gain, out.l2_mse_active, out.l2_weff_diag = out.gain, out.mse_active, out.weff_diag
+        out.l2_isolated_mse, out.l2_lq, out.sweep_l2 = out.isolated_mse, out.lq_trained, out.sweep_mse
+        out.l2_from_main = True
+
+
 def analyze(params: MLPParams, *, p: float, loss_power: float, eval_samples: int, seed: int,
             l2_params: MLPParams | None = None, sweep_ps: Sequence[float] | None = None,
             sweep_samples: int | None = None, chunk: int = DEFAULT_CHUNK,
@@ -455,114 +450,27 @@ def analyze(params: MLPParams, *, p: float, loss_power: float, eval_samples: int
     l2 = None if l2_params is None else l2_params.detach().to(dev, dt)
     if l2 is not None and (l2.n_features, l2.n_hidden) != (n, h):
         raise ValueError(f"l2_params: {l2.n_features} -> {l2.n_hidden}, expected {n} -> {h}")
-    I2 = 0 if l2 is None else l2.instances
 
-    # response curves, isolated error and the ablation's correction
     t = response_grid(response_points, device=dev, dtype=dt)
     curves = response_curves(params, t)
-    rs = response_stats(t, curves)
-    iso = isolated_mse(t, curves)
-    s = negative_self_response(t, curves)
-    iso_abl = isolated_mse(t, curves - s)
-
-    # one pass over the evaluation set: trained, ablated, naive, L2 stacked on the instance axis
-    models = [params, params, naive] + ([l2] if l2 is not None else [])
-    zero = torch.zeros_like(s)
-    corr = torch.cat([zero, s, torch.zeros_like(s[:1])]
-                     + ([torch.zeros(I2, n, t.shape[0], dtype=dt, device=dev)] if l2 is not None else []))
-    ev = evaluate(stack_params(models), p=p, samples=eval_samples, seed=seed, powers=powers, chunk=chunk,
-                  negative_correction=corr)
-    sl = {"trained": slice(0, I), "ablated": slice(I, 2 * I), "naive": slice(2 * I, 2 * I + 1),
-          "l2": slice(2 * I + 1, 2 * I + 1 + I2)}
-
-    # weights, geometry, cross-gain
-    weff = effective_weights(params)
-    ws = matrix_stats(weff)
-    cos, zero_cols = feature_cosines(params.W_in)
-    pairs = [c.double().cpu() for c in offdiag_pairs(cos, zero_cols)]
-    edges = np.linspace(-1, 1, COS_BINS + 1)
-    nan = float("nan")
-    hist = np.stack([np.histogram(c.numpy(), bins=edges, density=True)[0] if len(c)
-                     else np.zeros(COS_BINS) for c in pairs])
-    pairs_n = n * (n - 1) // 2
-    rand = random_direction_cosines(n, h, max(1, min(200, math.ceil(50_000 / max(pairs_n, 1)))), seed) \
-        if n > 1 else torch.zeros(0, dtype=torch.float64)
-    G, Gm = cross_gain(params, 1.0), cross_gain(params, -1.0)
-    gs = matrix_stats(G)
-    K = gain_ratio_K(G, q)
-
-    # line search over the output scale on the training distribution
-    prof = scale_profile(params, q=q, p=p, samples=eval_samples, seed=seed, chunk=chunk)
-    ls = line_search_scale(prof, q)
-    # ... and on the single-active-feature loss the closed form γ* assumes (x > 0 only), plus the
-    # isolated distribution (x ~ U(-1, 1)): the steps between the three optima locate the gap
-    ls1 = line_search_scale(single_feature_profile(params, single_feature_values(device=dev, dtype=dt),
-                                                   q), q)
-    ls_iso = line_search_scale(single_feature_profile(
-        params, single_feature_values(negative=True, device=dev, dtype=dt), q), q)
-
+    s = negative_self_response(t, curves)  # the ablation removes it
+    response = response_fields(t, curves, s)
+    ev, sl = evaluate_models(params, naive, l2, s, p=p, samples=eval_samples, seed=seed, powers=powers,
+                             chunk=chunk)
+    geometry = geometry_fields(params, seed)
+    gains = cross_gain_fields(params, q, p)
+    scales = line_search_fields(params, q=q, p=p, samples=eval_samples, seed=seed, chunk=chunk)
     # sparsity sweep: trained, naive (and L2) on the same conditioned samples
     ps = list(DEFAULT_SWEEP_PS if sweep_ps is None else sweep_ps)
     ps = sorted({round(float(v), 12) for v in ps} | {round(float(p), 12)})
     sw = sparsity_sweep(stack_params([params, naive] + ([l2] if l2 is not None else [])), ps,
                         samples=sweep_samples or eval_samples, seed=seed, chunk=chunk)
 
-    stride = max(1, (t.shape[0] - 1) // (FIGURE_POINTS - 1))
-    K_np = _np(K)
     out = ToyAnalysis(
         n_features=n, n_hidden=h, instances=I, p=float(p), loss_power=q, eval_samples=int(eval_samples),
         seed=int(seed), bias=params.b_in is not None or params.b_out is not None,
-        mse_active=_np(ev["mse_active"][sl["trained"]]), mse_all=_np(ev["mse_all"][sl["trained"]]),
-        active_count=_np(ev["active_count"]),
-        naive_mse_active=_np(ev["mse_active"][sl["naive"]][0]),
-        naive_mse_all=_np(ev["mse_all"][sl["naive"]][0]),
-        lq_powers=np.array(powers), lq_trained=_np(ev["lq"][sl["trained"]]),
-        lq_naive=_np(ev["lq"][sl["naive"]][0]),
-        gain=_np(rs["gain"]), gain_intercept=_np(rs["intercept"]),
-        negative_residual=_np(rs["negative_residual"]), value_at_minus1=_np(rs["value_at_minus1"]),
-        response_t=_np(t[::stride]), response_curves0=_np(curves[0, :, ::stride]),
-        W_in0=_np(params.W_in[0]), W_out0=_np(params.W_out[0]), weff0=_np(weff[0]),
-        weff_diag=_np(ws["diag"]), weff_offdiag_mean=_np(ws["off_mean"]),
-        weff_offdiag_abs_mean=_np(ws["off_abs_mean"]), weff_offdiag_std=_np(ws["off_std"]),
-        abs_cos_mean=np.array([c.abs().mean().item() if len(c) else nan for c in pairs]),
-        cos_mean=np.array([c.mean().item() if len(c) else nan for c in pairs]),
-        max_abs_cos=np.array([c.abs().max().item() if len(c) else nan for c in pairs]),
-        cos_sq_mean=np.array([c.square().mean().item() if len(c) else nan for c in pairs]),
-        zero_norm_features=_np(zero_cols.sum(1)).astype(float),
-        cos_hist_edges=edges, cos_hist=hist,
-        cos_hist_random=(np.histogram(rand.numpy(), bins=edges, density=True)[0] if len(rand)
-                         else np.zeros(COS_BINS)),
-        abs_cos_random_mc=float(rand.abs().mean()) if len(rand) else nan,
-        cross_gain0=_np(G[0]), self_gain=_np(gs["diag"]), cross_gain_mean=_np(gs["off_mean"]),
-        cross_gain_abs_mean=_np(gs["off_abs_mean"]), cross_gain_min=_np(gs["off_min"]),
-        cross_gain_max=_np(gs["off_max"]), interference_rms=_np(interference_rms(G)),
-        predicted_interference_mse=theory.first_order_interference_mse(_np(G), _np(Gm), p),
-        isolated_mse=_np(iso["total"]), isolated_mse_positive=_np(iso["positive"]),
-        isolated_mse_negative=_np(iso["negative"]),
-        gain_ratio_K=K_np, gamma_star=np.asarray(theory.optimal_gain(K_np, q), dtype=float),
-        gamma_star_mean_K=np.asarray(theory.optimal_gain(K_np.mean(1), q), dtype=float).reshape(I),
-        line_search_scales=_np(ls["scales"]), line_search_losses=_np(ls["losses"]),
-        line_search_best_scale=_np(ls["best"]), line_search_at_edge=_np(ls["at_edge"]),
-        single_line_search_scales=_np(ls1["scales"]), single_line_search_losses=_np(ls1["losses"]),
-        single_line_search_best_scale=_np(ls1["best"]), single_line_search_at_edge=_np(ls1["at_edge"]),
-        isolated_line_search_scales=_np(ls_iso["scales"]),
-        isolated_line_search_losses=_np(ls_iso["losses"]),
-        isolated_line_search_best_scale=_np(ls_iso["best"]),
-        ablated_isolated_mse=_np(iso_abl["total"]), ablated_mse_active=_np(ev["mse_active"][sl["ablated"]]),
-        sweep_ps=np.array(ps), sweep_mse=_np(sw[:I]), sweep_naive=_np(sw[I]),
+        **evaluation_fields(ev, sl, powers), **response, **geometry, **gains, **scales,
+        sweep_ps=np.array(ps), sweep_mse=as_numpy(sw[:I]), sweep_naive=as_numpy(sw[I]),
     )
-    if l2 is not None:
-        c2 = response_curves(l2, t)
-        out.l2_gain = _np(response_stats(t, c2)["gain"])
-        out.l2_mse_active = _np(ev["mse_active"][sl["l2"]])
-        out.l2_weff_diag = _np(torch.diagonal(effective_weights(l2), dim1=1, dim2=2))
-        out.l2_isolated_mse = _np(isolated_mse(t, c2)["total"])
-        out.l2_lq = _np(ev["lq"][sl["l2"]])
-        out.sweep_l2 = _np(sw[I + 1:])
-    elif q == 2.0:
-        # trained under L2 already: the L2-trained models are these models (no second training run),
-        # so the L2 fields are copies of the main ones and flagged as such
-        out.l2_gain, out.l2_mse_active, out.l2_weff_diag = out.gain, out.mse_active, out.weff_diag
-        out.l2_isolated_mse, out.l2_lq, out.sweep_l2 = out.isolated_mse, out.lq_trained, out.sweep_mse
-        out.l2_from_main = True
+    add_l2_fields(out, l2, t, ev, sl, sw[I + 1:] if l2 is not None else None)
     return out

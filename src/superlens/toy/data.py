@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 from torch import Tensor
+
+from superlens.device import generator
 
 # Above this feature probability a dense draw (one uniform per entry) beats the geometric-gap draw
 # (two uniforms per active entry plus a dozen small ops): they cross near p = 0.21 for 1024 x 100
@@ -262,3 +265,23 @@ def sample_tms(generators: list[torch.Generator], batch: int, n_features: int, p
     for i, g in enumerate(generators):
         fill_tms_batch(x[i], g, P[i])
     return x
+
+
+# the seeded evaluation set of the analyses, drawn in chunks so memory stays bounded
+DEFAULT_CHUNK = 20_000
+
+
+def eval_chunks(n_features: int, p: float, samples: int, seed: int, *, chunk: int = DEFAULT_CHUNK,
+                device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Iterator[Tensor]:
+    """The seeded evaluation set at sparsity p, chunk by chunk: x [1, b, n] (sum of b = samples).
+
+    One generator seeded with `seed` feeds every chunk in order, so each call replays the same set.
+    """
+    if samples < 1:
+        raise ValueError(f"samples = {samples}, must be >= 1")
+    g = generator(seed, device)
+    done = 0
+    while done < samples:
+        b = min(chunk, samples - done)
+        yield sample_dense([g], b, n_features, p, device=device, dtype=dtype)
+        done += b

@@ -9,8 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from superlens.active.strategies.base import (PoolView, Selection, Strategy, check_finite, check_pool, register,
-                                              top_k)
+from superlens.active.strategies.base import FunctionStrategy, highest, register
 
 
 def _entropy(p: Tensor, dim: int) -> Tensor:
@@ -37,12 +36,6 @@ def bald_scores(mc_probs: Tensor, chunk: int = 8192) -> Tensor:
 
 
 @register
-class Bald(Strategy):
+class Bald(FunctionStrategy, fn=highest(bald_scores), args=("mc_probs",)):
+    # FunctionStrategy refuses a NaN in mc_probs first: bald_scores would snap it to 0
     name = "bald"
-    needs = frozenset({"mc_probs"})
-
-    def select(self, pool: PoolView, k: int, generator: torch.Generator) -> Selection:
-        check_pool(pool, self.needs, k)
-        check_finite(mc_probs=pool.mc_probs)  # a NaN would otherwise be snapped to 0 below
-        scores = bald_scores(pool.mc_probs)
-        return Selection(indices=top_k(scores, k), scores=scores)

@@ -7,7 +7,7 @@ declares and never asks which strategy it holds; a new strategy is a new file wi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import torch
 from torch import Tensor
@@ -89,6 +89,19 @@ class FunctionStrategy(Strategy):
         check_finite(**tensors)
         indices, scores = self.fn(*tensors.values(), int(k), generator)
         return Selection(indices=indices, scores=scores)
+
+
+def highest(score: Callable[[Tensor], Tensor]) -> Callable[[Tensor, int, torch.Generator],
+                                                           tuple[Tensor, Tensor]]:
+    """The FunctionStrategy fn of a pure score of one pool field ([..., N, ...] -> [N] scores): the
+    k highest scores (top_k), the generator unused.
+    class Entropy(FunctionStrategy, fn=highest(entropy_scores), args=("probs",))."""
+    def select(field: Tensor, k: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        scores = score(field)
+        return top_k(scores, k), scores
+
+    select.__name__ = f"highest_{score.__name__}"
+    return select
 
 
 _REGISTRY: dict[str, type[Strategy]] = {}

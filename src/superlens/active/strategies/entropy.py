@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from superlens.active.strategies.base import PoolView, Selection, Strategy, check_pool, register, top_k
+from superlens.active.strategies.base import FunctionStrategy, highest, register
 
 
 def entropy_scores(probs: Tensor) -> Tensor:
@@ -14,11 +14,5 @@ def entropy_scores(probs: Tensor) -> Tensor:
 
 
 @register
-class Entropy(Strategy):
+class Entropy(FunctionStrategy, fn=highest(entropy_scores), args=("probs",)):
     name = "entropy"
-    needs = frozenset({"probs"})
-
-    def select(self, pool: PoolView, k: int, generator: torch.Generator) -> Selection:
-        check_pool(pool, self.needs, k)
-        scores = entropy_scores(pool.probs)
-        return Selection(indices=top_k(scores, k), scores=scores)

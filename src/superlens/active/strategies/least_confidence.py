@@ -1,10 +1,9 @@
 """Least confidence (the paper's strategy): query where the top softmax probability is lowest."""
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from superlens.active.strategies.base import PoolView, Selection, Strategy, check_pool, register, top_k
+from superlens.active.strategies.base import FunctionStrategy, highest, register
 
 
 def least_confidence_scores(probs: Tensor) -> Tensor:
@@ -13,11 +12,5 @@ def least_confidence_scores(probs: Tensor) -> Tensor:
 
 
 @register
-class LeastConfidence(Strategy):
+class LeastConfidence(FunctionStrategy, fn=highest(least_confidence_scores), args=("probs",)):
     name = "least-confidence"
-    needs = frozenset({"probs"})
-
-    def select(self, pool: PoolView, k: int, generator: torch.Generator) -> Selection:
-        check_pool(pool, self.needs, k)
-        scores = least_confidence_scores(pool.probs)
-        return Selection(indices=top_k(scores, k), scores=scores)

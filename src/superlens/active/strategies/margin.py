@@ -1,10 +1,9 @@
 """Margin sampling (Scheffer et al. 2001): query where the two most likely classes are closest."""
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from superlens.active.strategies.base import PoolView, Selection, Strategy, check_pool, register, top_k
+from superlens.active.strategies.base import FunctionStrategy, highest, register
 
 
 def margin_scores(probs: Tensor) -> Tensor:
@@ -19,11 +18,5 @@ def margin_scores(probs: Tensor) -> Tensor:
 
 
 @register
-class Margin(Strategy):
+class Margin(FunctionStrategy, fn=highest(margin_scores), args=("probs",)):
     name = "margin"
-    needs = frozenset({"probs"})
-
-    def select(self, pool: PoolView, k: int, generator: torch.Generator) -> Selection:
-        check_pool(pool, self.needs, k)
-        scores = margin_scores(pool.probs)
-        return Selection(indices=top_k(scores, k), scores=scores)
