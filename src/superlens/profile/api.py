@@ -30,7 +30,7 @@ def _recipe(sae_gflop: float | None) -> SAERecipe:
 
 
 def measure(model: nn.Module, layers: Sequence[str], data, *, labels=None, batch_size: int = 256,
-            max_rows: int | None = 50_000, seed: int = 0, device: str | torch.device = "auto",
+            max_rows: int | None = 50_000, seed: int = 0, device: str | torch.device | None = None,
             cache_dir=None, sae: bool = True, sae_seeds: int = 3, sae_gflop: float | None = None,
             progress: bool = False, done: Mapping[str, dict] | None = None,
             on_layer: Callable[[str, dict], None] | None = None) -> dict[str, dict]:
@@ -39,14 +39,20 @@ def measure(model: nn.Module, layers: Sequence[str], data, *, labels=None, batch
 
     data: inputs [n, ...] fed as they are (uint8 cast to float), or a Source (superlens.capture,
     e.g. superlens.profile.inputs.folder_source(...).source). labels: [n] class labels, or None.
-    max_rows: rows kept per layer (a seeded subset). cache_dir: where activations are cached
+    max_rows: rows kept per layer (a seeded subset). device: where the model runs and the
+    autoencoders train (None: the model's own device; a device given moves the model there).
+    cache_dir: where activations are cached
     (None: a temporary folder). sae: fit the sparse autoencoders (sae_seeds AE seeds each; sae_gflop
     caps one AE's cost). done: layers already measured (skipped; returned as given); on_layer(name,
     values) is called as each layer finishes.
     """
-    dev = pick_device(device) if isinstance(device, str) else torch.device(device)
+    if device is None:
+        p = next(iter(model.parameters()), None)
+        dev = p.device if p is not None else torch.device("cpu")
+    else:
+        dev = pick_device(device) if isinstance(device, str) else torch.device(device)
+        model = model.to(dev)
     src = data if hasattr(data, "fingerprint") else TensorSource(torch.as_tensor(data))
-    model = model.to(dev)
     acts = capture(model, list(layers), src, cache_dir=cache_dir, max_rows=max_rows, seed=seed,
                    batch_size=batch_size, device=dev, progress=progress)
     lab = None if labels is None else np.asarray(torch.as_tensor(labels).cpu(), dtype=np.int64)
