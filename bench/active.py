@@ -20,8 +20,13 @@ All in this one process:
     images): superlens' train_epochs against a plain PyTorch loop (TensorDataset + shuffling
     DataLoader of float images normalised up front, forward, cross-entropy, backward, step) on the same
     model, batch and data; alternated, best of 3 each. train_vs_plain = superlens images/s / plain.
+(7) several seeds at once: images/s per model of 8 narrow-cnn models trained as one grouped network
+    (superlens.active.ensemble, at --threads) against the plain one-model loop (train_epochs, one
+    thread, the preset's setting). ensemble_vs_plain = per-model images/s ratio. --only-ensemble
+    runs this part alone.
 Last line: {"coreset_seconds": X, "coreset_peak_mb": Y, "silhouette_vs_sklearn": Z, "sae_seconds": S,
-            "decode_cold_seconds": ..., "decode_warm_seconds": ..., "train_vs_plain": ...}
+            "decode_cold_seconds": ..., "decode_warm_seconds": ..., "train_vs_plain": ...,
+            "ensemble_vs_plain": ...}
 where Z = sklearn seconds / superlens seconds (> 1: superlens is faster).
 """
 from __future__ import annotations
@@ -285,26 +290,92 @@ def bench_train_vs_plain(device: torch.device, n: int, epochs: int) -> float:
     return ratio
 
 
+def bench_ensemble_vs_plain(n: int, epochs: int, k: int = 8) -> float:
+    """(7) images/s per model: k narrow-cnn models trained at once (superlens.active.ensemble, at
+    this process's thread count) against the plain one-model loop (train_epochs, one model after
+    another, 1 thread: the cifar10-cpu preset's setting). Alternated, best of 2 each."""
+    from types import SimpleNamespace
+
+    from superlens.active import ensemble as E
+    from superlens.active.models import build_model
+    from superlens.active.train import make_optimizer, train_epochs
+    from superlens.device import generator
+
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g) for _ in range(k)]
+    ys = [torch.randint(0, 10, (n,), generator=g) for _ in range(k)]
+    norm = ((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
+    cfg = SimpleNamespace(epochs=epochs, batch_size=64, augment=False, amp=True, shuffle=True,
+                          image_size=None, progress=False, optimizer="adam", lr=2e-3,
+                          weight_decay=0.0)
+    threads = torch.get_num_threads()
+
+    def models():
+        out = []
+        for s in range(k):
+            torch.manual_seed(s)
+            out.append(build_model("narrow-cnn", 10, 3, dropout=0.2))
+        return out
+
+    def together() -> float:
+        ms = models()
+        t0 = time.perf_counter()
+        net = E.stack(ms)
+        opt = E.stack_optimizer(net, ms, [make_optimizer(m, cfg) for m in ms], cfg)
+        E.train_together(net, opt, xs, ys, cfg=cfg, norm=norm, device="cpu",
+                         generators=[generator(s) for s in range(k)], shuffle=True)
+        E.unstack(net, ms)
+        return n * epochs * k / (time.perf_counter() - t0) / k
+
+    def plain() -> float:
+        torch.set_num_threads(1)
+        try:
+            ms = models()
+            t0 = time.perf_counter()
+            for s, m in enumerate(ms[:2]):  # two models are enough for its rate
+                train_epochs(m, make_optimizer(m, cfg), xs[s], ys[s], cfg=cfg, norm=norm,
+                             device="cpu", generator=generator(s))
+            return n * epochs * 2 / (time.perf_counter() - t0)
+        finally:
+            torch.set_num_threads(threads)
+
+    a, b = [], []
+    for _ in range(2):
+        a.append(together())
+        b.append(plain())
+    ratio = max(a) / max(b)
+    print(f"(7) {k} narrow-cnn models at once ({threads} thread(s)): {max(a):.0f} img/s per model; "
+          f"plain one-model loop (1 thread): {max(b):.0f} img/s; ratio {ratio:.2f}", flush=True)
+    return ratio
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run, ~1 min on 2 cores)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--only-ensemble", action="store_true", help="run (7) alone and print its key")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     device = pick_device(a.device)
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}", flush=True)
+    if a.only_ensemble:
+        ens = bench_ensemble_vs_plain(1_000 if a.quick else 3_000, 1)
+        print(json.dumps({"ensemble_vs_plain": round(ens, 2)}))
+        return
     if a.quick:
         bench_scoring(device, 256, 128)
         secs, peak = bench_coreset(device, 10_000, 1_000, 1_000, 512, small=(5_000, 500, 500))
         ratio = bench_silhouette(device, 4_000, 512, 10)
         train_ratio = bench_train_vs_plain(device, 2_000, 1)
+        ens = bench_ensemble_vs_plain(1_000, 1)
     else:
         bench_scoring(device, 1_024, 256)
         secs, peak = bench_coreset(device, 50_000, 5_000, 5_000, 512, small=(20_000, 2_000, 2_000))
         ratio = bench_silhouette(device, 20_000, 512, 10)
         train_ratio = bench_train_vs_plain(device, 5_000, 2)
+        ens = bench_ensemble_vs_plain(3_000, 1)
     from sae import bench_sae  # bench/sae.py: the SAE measure on 50,000 x 512 (one AE)
 
     sae = bench_sae(10_000 if a.quick else 50_000, 512, 1, a.device)
@@ -313,7 +384,7 @@ def main() -> None:
     print(json.dumps({"coreset_seconds": round(secs, 2), "coreset_peak_mb": round(peak, 1),
                       "silhouette_vs_sklearn": round(ratio, 2), "sae_seconds": sae["sae_seconds"],
                       "decode_cold_seconds": r(cold), "decode_warm_seconds": r(warm),
-                      "train_vs_plain": r(train_ratio)}))
+                      "train_vs_plain": r(train_ratio), "ensemble_vs_plain": r(ens)}))
 
 
 if __name__ == "__main__":

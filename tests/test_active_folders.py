@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from superlens.active.verdicts import WORDS
 import torch
 from PIL import Image
 
@@ -161,9 +163,9 @@ def test_active_runs_on_an_image_folder(tmp_path, capsys):
     assert [r["labelled"] for r in m["random"]["rounds"]] == [9, 15]
     assert all("cos_mean" in r for r in m["random"]["rounds"])  # per-round measures
     v = m["verdicts"]
-    assert {r["claim"] for r in v["rows"]} == {"more-superposition", "overlap", "clustering",
-                                                "rounds"}
-    assert set(v["claims"].values()) <= {"reproduced", "contradicted", "inconclusive"}
+    assert {r["claim"] for r in v["rows"]} == {"accuracy", "more-superposition", "overlap",
+                                                "clustering", "rounds"}
+    assert set(v["claims"].values()) <= set(WORDS)
     html = (out / "report.html").read_text()
     assert "The paper&#x27;s claims, re-tested" in html and html.index("re-tested") < html.index(
         "side by side")

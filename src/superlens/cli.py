@@ -139,6 +139,7 @@ def _active_parser(sub, strategies: list[str] | None) -> None:
     a.add_argument("--device", help=h("device", "auto, cpu or cuda[:N]; auto uses CUDA when present"))
     a.add_argument("--threads", type=int, help=h("threads", "torch threads >= 1",
                                                  default_text="1 for small models, else all cores"))
+    a.add_argument("--ensemble", type=int, help=h("ensemble"))
     a.add_argument("--force", action="store_true", help="replace an existing run directory "
                    "(default: an existing one is refused)")
     a.add_argument("--resume", action="store_true", help="continue an interrupted run in --out "

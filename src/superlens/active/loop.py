@@ -103,6 +103,9 @@ def validate_plan(cfg: ActiveConfig, n_train: int) -> None:
     Round r queries from n_train - initial_pool - r * query_size unlabelled images, so the last query
     (r = rounds - 1) fits exactly when initial_pool + rounds * query_size <= n_train.
     """
+    from superlens.active.verdicts import check_plan
+
+    check_plan(cfg.delta, cfg.primary)  # the verdict's plan is part of the plan
     if cfg.initial_pool > n_train:
         raise ConfigError(f"initial_pool = {cfg.initial_pool}: the training set has only {n_train} images")
     need = cfg.initial_pool + cfg.rounds * cfg.query_size
@@ -169,36 +172,54 @@ def train_baseline(cfg: ActiveConfig, ds: ImageDataset, seed: int, out_dir: Path
     Returns {"accuracy", "seconds", "train_loss", "test_probs" [M, C], "test_features" [M, d],
     "out_dir"}. When out_dir/result.json exists (a finished baseline) it is loaded, not retrained.
     """
-    out_dir = Path(out_dir)
-    device = torch.device(device)
-    fp = fingerprint(cfg, TRAINING_FIELDS, seed=seed, kind="baseline")
-    marker = out_dir / BASELINE_MARKER
-    if marker.exists():
-        done = _read_marker(marker)
-        check_fingerprint(done.get("fingerprint"), fp, marker)
-        return {**done,
-                "test_probs": read_checkpoint(out_dir / "test_probs.pt", "test probabilities"),
-                "test_features": read_checkpoint(out_dir / "test_features.pt", "test features"),
-                "out_dir": out_dir}
+    return train_baselines(cfg, ds, [(seed, Path(out_dir))], device)[0]
 
+
+def train_baselines(cfg: ActiveConfig, ds: ImageDataset, specs: list[tuple[int, Path]],
+                    device: torch.device | str) -> list[dict]:
+    """train_baseline for every (seed, out_dir); the unfinished ones train together
+    (fit_together: cfg.ensemble at a time on the CPU). Results in the order of ``specs``."""
+    device = torch.device(device)
+    out: list[dict | None] = [None] * len(specs)
+    todo = []
+    for i, (seed, out_dir) in enumerate(specs):
+        fp = fingerprint(cfg, TRAINING_FIELDS, seed=seed, kind="baseline")
+        marker = Path(out_dir) / BASELINE_MARKER
+        if marker.exists():
+            done = _read_marker(marker)
+            check_fingerprint(done.get("fingerprint"), fp, marker)
+            out[i] = {**done, "test_probs": read_checkpoint(Path(out_dir) / "test_probs.pt", "test probabilities"),
+                      "test_features": read_checkpoint(Path(out_dir) / "test_features.pt", "test features"),
+                      "out_dir": Path(out_dir)}
+        else:
+            todo.append((i, seed, Path(out_dir), fp))
+    if not todo:
+        return out  # type: ignore[return-value]
     t0 = time.perf_counter()
     norm = resolve_normalization(cfg.normalize, ds)
-    model = _new_model(cfg, ds, derive_seed(seed, "baseline-init"), device)
-    opt = make_optimizer(model, cfg)
-    scaler = make_scaler(device, cfg)
-    fit = train_epochs(model, opt, ds.train_x, ds.train_y, cfg=cfg, norm=norm, device=device,
-                       generator=generator(derive_seed(seed, "baseline-train")),
-                       desc=f"baseline seed {seed}", shuffle=cfg.shuffle, scaler=scaler)
-    acc, probs, feats = _evaluate(cfg, model, ds.test_x, ds.test_y, norm, device)
-    save_checkpoint(out_dir / "checkpoint.pt", model, opt, fp, scaler)
-    atomic_save_torch(out_dir / "test_probs.pt", probs)
-    atomic_save_torch(out_dir / "test_features.pt", feats)
-    done = {"accuracy": acc, "seconds": time.perf_counter() - t0, "train_loss": fit["loss"],
-            "n_train": int(ds.train_y.shape[0]), "feature_layer": _feature_layer(cfg), "fingerprint": fp}
-    write_json(marker, done)  # last: the completion marker
-    say(cfg, f"[baseline seed {seed}] {done['n_train']} labelled, test accuracy {acc:.4f}, "
-         f"{done['seconds']:.1f} s")
-    return {**done, "test_probs": probs, "test_features": feats, "out_dir": out_dir}
+    models = [_new_model(cfg, ds, derive_seed(seed, "baseline-init"), device) for _, seed, _, _ in todo]
+    opts = [make_optimizer(m, cfg) for m in models]
+    scalers = [make_scaler(device, cfg) for _ in models]
+    fits = fit_together(cfg, models, opts, scalers, [ds.train_x] * len(todo),
+                        [ds.train_y] * len(todo),
+                        [generator(derive_seed(seed, "baseline-train")) for _, seed, _, _ in todo],
+                        cfg.shuffle, device, [f"baseline seed {seed}" for _, seed, _, _ in todo],
+                        norm)
+    share = (time.perf_counter() - t0) / len(todo)
+    for (i, seed, out_dir, fp), model, opt, scaler, fit in zip(todo, models, opts, scalers, fits):
+        t1 = time.perf_counter()
+        acc, probs, feats = _evaluate(cfg, model, ds.test_x, ds.test_y, norm, device)
+        save_checkpoint(out_dir / "checkpoint.pt", model, opt, fp, scaler)
+        atomic_save_torch(out_dir / "test_probs.pt", probs)
+        atomic_save_torch(out_dir / "test_features.pt", feats)
+        done = {"accuracy": acc, "seconds": share + time.perf_counter() - t1, "train_loss": fit["loss"],
+                "n_train": int(ds.train_y.shape[0]), "feature_layer": _feature_layer(cfg),
+                "fingerprint": fp}
+        write_json(out_dir / BASELINE_MARKER, done)  # last: the completion marker
+        say(cfg, f"[baseline seed {seed}] {done['n_train']} labelled, test accuracy {acc:.4f}, "
+             f"{done['seconds']:.1f} s")
+        out[i] = {**done, "test_probs": probs, "test_features": feats, "out_dir": out_dir}
+    return out  # type: ignore[return-value]
 
 
 def _read_marker(path: Path) -> dict:
@@ -299,118 +320,208 @@ def run_loop(cfg: ActiveConfig, ds: ImageDataset, strategy: str, seed: int, out_
     "strategy", "seed", "out_dir"}. ``on_round(r, info)`` is called after round r is saved.
     Calling it again on the same out_dir continues after the last finished round.
     """
-    out_dir = Path(out_dir)
-    device = torch.device(device)
-    n_train = int(ds.train_y.shape[0])
-    validate_plan(cfg, n_train)
-    strat = _check_strategy(cfg, strategy)
-    base_fp = fingerprint(cfg, TRAINING_FIELDS, seed=seed, kind="baseline")
-    base_ck = None
-    if cfg.round_training == "paper":
-        if baseline_dir is None or not (Path(baseline_dir) / BASELINE_MARKER).exists():
-            raise ConfigError(f"round_training = 'paper' continues the baseline's model and optimizer: "
-                              f"train the baseline first (train_baseline; looked in {baseline_dir})")
-        base_ck = Path(baseline_dir) / "checkpoint.pt"
-    fp = fingerprint(cfg, LOOP_FIELDS, seed=seed, strategy=strategy, kind="loop")
-    norm = resolve_normalization(cfg.normalize, ds)
-    pool_layer = default_feature_layer(cfg.model)  # what strategies call penultimate features
-    tag = f"[{strategy} seed {seed}]"
+    hook = None if on_round is None else (lambda job, r, info: on_round(r, info))
+    return run_loops(cfg, ds, [(strategy, seed, out_dir, baseline_dir)], device, on_round=hook)[0]
 
-    done = _finished_rounds(out_dir)
-    if done:  # the finished rounds must come from these settings (rounds included)
-        last = _round_dir(out_dir, done - 1) / ROUND_MARKER
-        check_fingerprint(_read_marker(last).get("fingerprint"), fp, last)
-    _discard_unfinished(out_dir, done)
+
+def run_loops(cfg: ActiveConfig, ds: ImageDataset, specs: list[tuple[str, int, Path, Path | None]],
+              device: torch.device | str, *,
+              on_round: Callable[["_Loop", int, dict], None] | None = None) -> list[dict]:
+    """Several loops (strategy, seed, out_dir, baseline_dir) run in step, round by round: every
+    loop at round r has the same number of labels, so their round-r models train together
+    (cfg.ensemble at a time, superlens.active.ensemble) and each is then evaluated, queries and is
+    saved as run_loop would alone. Each loop resumes after its own last finished round. Returns
+    run_loop's result per spec, in order."""
+    device = torch.device(device)
+    validate_plan(cfg, int(ds.train_y.shape[0]))
+    loops = [_Loop.open(cfg, ds, strategy, seed, Path(out_dir), device, baseline_dir)
+             for strategy, seed, out_dir, baseline_dir in specs]
+    norm = resolve_normalization(cfg.normalize, ds)
     # the images live on the device once for the whole loop; batches are indexed there
     x_train = ds.train_x.to(device)
     x_test = ds.test_x.to(device)
+    first = min((lp.done for lp in loops), default=cfg.rounds + 1)
+    for r in range(first, cfg.rounds + 1):
+        now = [lp for lp in loops if lp.done <= r]
+        t0 = time.perf_counter()
+        for lp in now:
+            lp.start_round(r)
+        fits = fit_together(cfg, [lp.model for lp in now], [lp.opt for lp in now],
+                            [lp.scaler for lp in now],
+                            [x_train[lp.labelled.to(device)] for lp in now],
+                            [ds.train_y[lp.labelled] for lp in now],
+                            [generator(derive_seed(lp.seed, "train", r)) for lp in now],
+                            rounds_shuffle(cfg), device,
+                            [f"{lp.strategy} seed {lp.seed} round {r}" for lp in now], norm)
+        shared = (time.perf_counter() - t0) / len(now)  # the joint training's time, per model
+        for lp, fit in zip(now, fits):
+            info = lp.finish_round(r, fit, x_train, x_test, norm, shared)
+            if on_round is not None:
+                on_round(lp, r, info)
+    return [_collect(lp.out_dir, cfg, lp.strategy, lp.seed) for lp in loops]
 
-    model: nn.Module | None = None
-    opt: torch.optim.Optimizer | None = None
-    scaler: torch.amp.GradScaler | None = None  # kept with opt while opt is continued (paper)
-    if done == 0:
-        perm = torch.randperm(n_train, generator=generator(derive_seed(seed, "initial-pool")))
-        labelled = perm[:cfg.initial_pool].clone()
-    else:
+
+def fit_together(cfg: ActiveConfig, models: list[nn.Module], opts: list, scalers: list,
+                 xs: list[Tensor], ys: list[Tensor], gens: list[torch.Generator], shuffle: bool,
+                 device: torch.device, descs: list[str], norm) -> list[dict]:
+    """train_epochs for each model; on the CPU, models of a groupable kind with the same number of
+    images train cfg.ensemble at a time as one grouped network (equal to alone up to rounding).
+    Returns one train_epochs result per model, in order."""
+    from superlens.active import ensemble as E
+
+    out: list[dict | None] = [None] * len(models)
+    group = (cfg.ensemble > 1 and device.type == "cpu" and len(models) > 1
+             and all(E.can_group(m) for m in models)
+             and len({int(x.shape[0]) for x in xs}) == 1)
+    if group:
+        for s in range(0, len(models), cfg.ensemble):
+            idx = list(range(s, min(s + cfg.ensemble, len(models))))
+            if len(idx) == 1:
+                continue  # a lone model trains the ordinary way below
+            ms = [models[i] for i in idx]
+            net = E.stack(ms)
+            opt = E.stack_optimizer(net, ms, [opts[i] for i in idx], cfg)
+            fits = E.train_together(net, opt, [xs[i] for i in idx], [ys[i] for i in idx], cfg=cfg,
+                                    norm=norm, device=device,
+                                    generators=[gens[i] for i in idx], shuffle=shuffle,
+                                    desc=f"{len(idx)} models: {descs[idx[0]]} ...")
+            E.unstack(net, ms)
+            E.unstack_optimizer(net, opt, ms, [opts[i] for i in idx])
+            for i, f in zip(idx, fits):
+                out[i] = f
+    for i, f in enumerate(out):
+        if f is None:
+            out[i] = train_epochs(models[i], opts[i], xs[i], ys[i], cfg=cfg, norm=norm,
+                                  device=device, generator=gens[i], desc=descs[i], shuffle=shuffle,
+                                  scaler=scalers[i])
+    return out  # type: ignore[return-value]
+
+
+class _Loop:
+    """One (strategy, seed) loop's state between rounds: its folder, labelled set, and the model,
+    optimizer and scaler that the next round starts from."""
+
+    def __init__(self, cfg: ActiveConfig, ds: ImageDataset, strategy: str, seed: int,
+                 out_dir: Path, device: torch.device):
+        self.cfg, self.ds, self.strategy, self.seed = cfg, ds, strategy, seed
+        self.out_dir, self.device = out_dir, device
+        self.strat = _check_strategy(cfg, strategy)
+        self.fp = fingerprint(cfg, LOOP_FIELDS, seed=seed, strategy=strategy, kind="loop")
+        self.base_fp = fingerprint(cfg, TRAINING_FIELDS, seed=seed, kind="baseline")
+        self.base_ck: Path | None = None
+        self.tag = f"[{strategy} seed {seed}]"
+        self.model: nn.Module | None = None
+        self.opt: torch.optim.Optimizer | None = None
+        self.scaler: torch.amp.GradScaler | None = None  # kept with opt while it is continued
+        self.done = 0
+        self.labelled = torch.empty(0, dtype=torch.int64)
+
+    @classmethod
+    def open(cls, cfg: ActiveConfig, ds: ImageDataset, strategy: str, seed: int, out_dir: Path,
+             device: torch.device, baseline_dir: Path | None) -> "_Loop":
+        """Check the folder, drop an interrupted round's files and load where the loop stands."""
+        lp = cls(cfg, ds, strategy, seed, out_dir, device)
+        if cfg.round_training == "paper":
+            if baseline_dir is None or not (Path(baseline_dir) / BASELINE_MARKER).exists():
+                raise ConfigError(f"round_training = 'paper' continues the baseline's model and "
+                                  f"optimizer: train the baseline first (train_baseline; looked in "
+                                  f"{baseline_dir})")
+            lp.base_ck = Path(baseline_dir) / "checkpoint.pt"
+        lp.done = done = _finished_rounds(out_dir)
+        if done:  # the finished rounds must come from these settings (rounds included)
+            last = _round_dir(out_dir, done - 1) / ROUND_MARKER
+            check_fingerprint(_read_marker(last).get("fingerprint"), lp.fp, last)
+        _discard_unfinished(out_dir, done)
+        if done == 0:
+            n_train = int(ds.train_y.shape[0])
+            perm = torch.randperm(n_train, generator=generator(derive_seed(seed, "initial-pool")))
+            lp.labelled = perm[:cfg.initial_pool].clone()
+            return lp
         prev = _round_dir(out_dir, done - 1)
         st = read_checkpoint(prev / "state.pt", "round state")
-        labelled = torch.cat([st["labelled"], st["queried"]])
+        lp.labelled = torch.cat([st["labelled"], st["queried"]])
         if cfg.round_training in ("warm", "paper") and done <= cfg.rounds:
-            model = _new_model(cfg, ds, derive_seed(seed, "init", 0), device, state_follows=True)
-            opt = make_optimizer(model, cfg) if cfg.round_training == "paper" else None
-            scaler = make_scaler(device, cfg) if cfg.round_training == "paper" else None
-            load_checkpoint(prev / "checkpoint.pt", model, opt, fp, scaler)
-        say(cfg, f"{tag} resuming after round {done - 1}")
+            lp.model = _new_model(cfg, ds, derive_seed(seed, "init", 0), device, state_follows=True)
+            paper = cfg.round_training == "paper"
+            lp.opt = make_optimizer(lp.model, cfg) if paper else None
+            lp.scaler = make_scaler(device, cfg) if paper else None
+            load_checkpoint(prev / "checkpoint.pt", lp.model, lp.opt, lp.fp, lp.scaler)
+        say(cfg, f"{lp.tag} resuming after round {done - 1}")
+        return lp
 
-    for r in range(done, cfg.rounds + 1):
-        t0 = time.perf_counter()
-        rdir = _round_dir(out_dir, r)
-        # --- how this round's model starts
+    def start_round(self, r: int) -> None:
+        """Set the model, optimizer and scaler round r trains (cfg.round_training)."""
+        cfg, ds, device = self.cfg, self.ds, self.device
         if cfg.round_training == "scratch" or (cfg.round_training == "warm" and r == 0):
-            model = _new_model(cfg, ds, derive_seed(seed, "init", r), device)
-            opt = make_optimizer(model, cfg)
-            scaler = make_scaler(device, cfg)
+            self.model = _new_model(cfg, ds, derive_seed(self.seed, "init", r), device)
+            self.opt, self.scaler = make_optimizer(self.model, cfg), make_scaler(device, cfg)
         elif cfg.round_training == "warm":
-            opt = make_optimizer(model, cfg)
-            scaler = make_scaler(device, cfg)
+            self.opt, self.scaler = make_optimizer(self.model, cfg), make_scaler(device, cfg)
         elif r == 0:  # paper: the baseline's model, optimizer and scaler, as after its training
-            model = _new_model(cfg, ds, derive_seed(seed, "init", 0), device, state_follows=True)
-            opt = make_optimizer(model, cfg)
-            scaler = make_scaler(device, cfg)
-            load_checkpoint(base_ck, model, opt, base_fp, scaler)
+            self.model = _new_model(cfg, ds, derive_seed(self.seed, "init", 0), device,
+                                    state_follows=True)
+            self.opt, self.scaler = make_optimizer(self.model, cfg), make_scaler(device, cfg)
+            load_checkpoint(self.base_ck, self.model, self.opt, self.base_fp, self.scaler)
         # paper, r > 0: keep model, opt and scaler
-        fit = train_epochs(model, opt, x_train[labelled.to(device)], ds.train_y[labelled], cfg=cfg,
-                           norm=norm, device=device, generator=generator(derive_seed(seed, "train", r)),
-                           desc=f"{strategy} seed {seed} round {r}", shuffle=rounds_shuffle(cfg),
-                           scaler=scaler)
-        acc, probs, feats = _evaluate(cfg, model, x_test, ds.test_y, norm, device)
 
-        # --- query
-        queried = torch.empty(0, dtype=torch.int64)
-        scores = torch.empty(0, dtype=torch.float32)
+    def query(self, r: int, x_train: Tensor, norm) -> tuple[Tensor, Tensor, Tensor, list[int]]:
+        """Round r's query: (queried [q] train indices, scores [q], pool [P] (the unlabelled
+        indices it chose from), per-class counts); nothing after the last round."""
+        cfg, ds, device = self.cfg, self.ds, self.device
+        n_train = int(ds.train_y.shape[0])
         mask = torch.ones(n_train, dtype=torch.bool)
-        mask[labelled] = False
+        mask[self.labelled] = False
         pool = mask.nonzero().squeeze(1)  # unlabelled train indices, ascending
-        per_class = [0] * ds.n_classes
-        t_query = time.perf_counter()
-        if r < cfg.rounds:
-            cand = getattr(cfg, "candidates", None)
-            if cand is not None and cand < pool.numel():
-                # a random candidate subset, the same for every strategy at (seed, round)
-                pick = torch.randperm(pool.numel(), generator=generator(derive_seed(seed, "candidates", r)))
-                pool = pool[pick[:cand].sort().values]
-            view = _pool_view(cfg, strat.needs, model, x_train, labelled, pool, norm, device, pool_layer,
-                              mc_seed=derive_seed(seed, strategy, "mc", r))
-            sel = strat.select(view, cfg.query_size,
-                               generator(derive_seed(seed, strategy, "select", r)))
-            pos = sel.indices.to("cpu", torch.int64)
-            assert pos.numel() == cfg.query_size and pos.unique().numel() == pos.numel(), (
-                f"strategy {strategy} returned {pos.numel()} positions ({pos.unique().numel()} distinct) "
-                f"for query_size {cfg.query_size}")
-            queried = pool[pos]
-            scores = sel.scores.detach().float().cpu()
-            per_class = torch.bincount(ds.train_y[queried], minlength=ds.n_classes).tolist()
-        t_query = time.perf_counter() - t_query
+        if r >= cfg.rounds:
+            return (torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.float32), pool,
+                    [0] * ds.n_classes)
+        cand = getattr(cfg, "candidates", None)
+        if cand is not None and cand < pool.numel():
+            # a random candidate subset, the same for every strategy at (seed, round)
+            pick = torch.randperm(pool.numel(),
+                                  generator=generator(derive_seed(self.seed, "candidates", r)))
+            pool = pool[pick[:cand].sort().values]
+        view = _pool_view(cfg, self.strat.needs, self.model, x_train, self.labelled, pool, norm,
+                          device, default_feature_layer(cfg.model),
+                          mc_seed=derive_seed(self.seed, self.strategy, "mc", r))
+        sel = self.strat.select(view, cfg.query_size,
+                                generator(derive_seed(self.seed, self.strategy, "select", r)))
+        pos = sel.indices.to("cpu", torch.int64)
+        assert pos.numel() == cfg.query_size and pos.unique().numel() == pos.numel(), (
+            f"strategy {self.strategy} returned {pos.numel()} positions ({pos.unique().numel()} "
+            f"distinct) for query_size {cfg.query_size}")
+        queried = pool[pos]
+        per_class = torch.bincount(ds.train_y[queried], minlength=ds.n_classes).tolist()
+        return queried, sel.scores.detach().float().cpu(), pool, per_class
 
-        # --- save; round.json last marks the round finished
-        atomic_save_torch(rdir / "state.pt", {"labelled": labelled, "pool": pool, "queried": queried,
-                                              "scores": scores})
+    def finish_round(self, r: int, fit: dict, x_train: Tensor, x_test: Tensor, norm,
+                     train_share: float) -> dict:
+        """Evaluate round r's model, query, save the round (round.json last) and add the queries
+        to the labelled set. train_share: this model's share of the training wall time."""
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        acc, probs, feats = _evaluate(cfg, self.model, x_test, self.ds.test_y, norm, self.device)
+        t_query = time.perf_counter()
+        queried, scores, pool, per_class = self.query(r, x_train, norm)
+        t_query = time.perf_counter() - t_query
+        rdir = _round_dir(self.out_dir, r)
+        atomic_save_torch(rdir / "state.pt", {"labelled": self.labelled, "pool": pool,
+                                              "queried": queried, "scores": scores})
         atomic_save_torch(rdir / "test_probs.pt", probs)
         atomic_save_torch(rdir / "test_features.pt", feats)
-        save_checkpoint(rdir / "checkpoint.pt", model, opt, fp, scaler)
-        info = {"round": r, "labelled": int(labelled.numel()), "accuracy": acc,
+        save_checkpoint(rdir / "checkpoint.pt", self.model, self.opt, self.fp, self.scaler)
+        info = {"round": r, "labelled": int(self.labelled.numel()), "accuracy": acc,
                 "queried_per_class": per_class if r < cfg.rounds else None,
-                "seconds": time.perf_counter() - t0, "train_seconds": fit["seconds"],
-                "query_seconds": t_query, "train_loss": fit["loss"], "strategy": strategy, "seed": seed,
-                "feature_layer": _feature_layer(cfg), "fingerprint": fp}
+                "seconds": train_share + time.perf_counter() - t0,
+                "train_seconds": fit["seconds"], "query_seconds": t_query,
+                "train_loss": fit["loss"], "strategy": self.strategy, "seed": self.seed,
+                "feature_layer": _feature_layer(cfg), "fingerprint": self.fp}
         write_json(rdir / ROUND_MARKER, info)
-        say(cfg, f"{tag} round {r}/{cfg.rounds}: {info['labelled']} labelled, test accuracy {acc:.4f}, "
-             f"loss {fit['loss']:.4f}, {info['seconds']:.1f} s")
-        if on_round is not None:
-            on_round(r, info)
-        labelled = torch.cat([labelled, queried])
-
-    return _collect(out_dir, cfg, strategy, seed)
+        say(cfg, f"{self.tag} round {r}/{cfg.rounds}: {info['labelled']} labelled, test accuracy "
+             f"{acc:.4f}, loss {fit['loss']:.4f}, {info['seconds']:.1f} s")
+        self.labelled = torch.cat([self.labelled, queried])
+        self.done = r + 1
+        return info
 
 
 def _pool_view(cfg, needs: frozenset[str], model: nn.Module, x_train: Tensor, labelled: Tensor,
@@ -447,5 +558,6 @@ def _collect(out_dir: Path, cfg: ActiveConfig, strategy: str, seed: int) -> dict
             "labelled_indices": st["labelled"], "strategy": strategy, "seed": seed, "out_dir": out_dir}
 
 
-__all__ = ["validate_plan", "check_resumable", "rounds_shuffle", "train_baseline", "run_loop",
-           "derive_seed", "fingerprint", "say", "TRAINING_FIELDS", "LOOP_FIELDS"]
+__all__ = ["validate_plan", "check_resumable", "rounds_shuffle", "train_baseline", "train_baselines",
+           "run_loop", "run_loops", "fit_together", "derive_seed", "fingerprint", "say",
+           "TRAINING_FIELDS", "LOOP_FIELDS"]

@@ -26,9 +26,11 @@ from superlens.measures.numeric import mean_std
 from superlens.runs import base_meta, check_resume_dir, read_json, sigterm_as_interrupt, write_json
 
 # fields that may differ on --resume without changing any result (the paths, like the loop's
-# fingerprints, may move between machines)
+# fingerprints, may move between machines). seeds: a resume may add seeds (or keep a prefix); each
+# seed's models depend on that seed alone. ensemble: how many models train at once changes results
+# only by float rounding, as threads do.
 RESUME_FREE = {"device", "threads", "progress", "data_dir", "weights_path", "download", "cache_dir",
-               "sae_recipe", "sae", "sae_gflop"}
+               "seeds", "ensemble", "sae_recipe", "sae", "sae_gflop"}
 # the smallest image side the models take (image_size has the same bound)
 MIN_SIDE = 8
 # config.json keys beside ActiveConfig's fields (stripped before the config is rebuilt)
@@ -198,6 +200,7 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
                 meta["resumed_at"] = [*(prev if isinstance(prev, list) else [prev]),
                                       time.strftime("%Y-%m-%dT%H:%M:%S%z")]
                 meta["status"] = "running"
+                meta["seeds"] = seeds  # --resume --seeds N may add seeds
                 # wall_seconds adds up the finished sessions: this one's is added to what they took
                 meta["wall_seconds_before"] = float(meta.get("wall_seconds")
                                                     or meta.get("wall_seconds_before") or 0.0)
@@ -240,16 +243,23 @@ def run_active(cfg: ActiveConfig, out: str | Path, *, force: bool = False, resum
 
 
 def _run_into(cfg: ActiveConfig, ds, out: Path, seeds: list[int], device: torch.device) -> dict:
-    from superlens.active.loop import run_loop, train_baseline
+    """Seeds in chunks of cfg.ensemble // len(strategies) (at least 1): a chunk's baselines train
+    together, then its strategies' loops run in step (superlens.active.loop.run_loops: its
+    strategies x seeds models train cfg.ensemble at a time); each chunk is measured when it
+    finishes, so an interrupted run keeps every finished chunk."""
+    from superlens.active.loop import run_loops, train_baselines
 
+    chunk = max(1, int(cfg.ensemble) // len(cfg.strategies))
     with sigterm_as_interrupt():  # a SIGTERM stops like Ctrl-C; finished steps stay resumable
-        for seed in seeds:
-            base_dir = out / "baseline" / f"seed{seed}"
-            base = train_baseline(cfg, ds, seed, base_dir, device)
-            _measure(cfg, ds, base_dir, base, "baseline", seed, out)
-            for name in cfg.strategies:
-                al_dir = out / "al" / name / f"seed{seed}"
-                res = run_loop(cfg, ds, name, seed, al_dir, device, base_dir)
+        for c in range(0, len(seeds), chunk):
+            part = seeds[c:c + chunk]
+            dirs = [out / "baseline" / f"seed{seed}" for seed in part]
+            for seed, d, base in zip(part, dirs, train_baselines(
+                    cfg, ds, list(zip(part, dirs)), device)):
+                _measure(cfg, ds, d, base, "baseline", seed, out)
+            specs = [(name, seed, out / "al" / name / f"seed{seed}", d)
+                     for seed, d in zip(part, dirs) for name in cfg.strategies]
+            for (name, seed, al_dir, _), res in zip(specs, run_loops(cfg, ds, specs, device)):
                 _measure(cfg, ds, al_dir, res, name, seed, out)
     metrics = aggregate(out, cfg, seeds)
     write_json(out / "metrics.json", metrics)
@@ -425,11 +435,18 @@ def aggregate(out: Path, cfg: ActiveConfig, seeds: list[int]) -> dict:
             entry["rounds"] = _rounds_mean(per_seed)
         metrics[name] = entry
         all_seeds[name] = per_seed
-    metrics["verdicts"] = _verdicts(cfg, seeds, all_seeds)
+    metrics["verdicts"] = _verdicts(cfg, seeds, all_seeds, _data_name(out, cfg))
+    curves = learning_curves({n: {str(s): d["rounds"] for s, d in zip(seeds, v)}
+                              for n, v in all_seeds.items() if n != "baseline"},
+                             [str(s) for s in seeds])
+    for n, c in curves["strategies"].items():
+        metrics[n]["learning_curve"] = c
+    metrics["verdicts"]["curves_rule"] = curves["rule"]
     return metrics
 
 
-def _verdicts(cfg: ActiveConfig, seeds: list[int], all_seeds: dict[str, list[dict]]) -> dict:
+def _verdicts(cfg: ActiveConfig, seeds: list[int], all_seeds: dict[str, list[dict]],
+              dataset: str | None = None) -> dict:
     """metrics["verdicts"]: the paper's claims re-tested (superlens.active.verdicts)."""
     from superlens.active.verdicts import claim_rows, verdicts_json
 
@@ -438,8 +455,26 @@ def _verdicts(cfg: ActiveConfig, seeds: list[int], all_seeds: dict[str, list[dic
     per_rounds = {n: {str(s): d["rounds"] for s, d in zip(seeds, v)} for n, v in all_seeds.items()
                   if n != "baseline"}
     validated = sae_validated()
-    rows = claim_rows(per_seed, per_rounds, list(cfg.strategies), keys, validated)
-    return verdicts_json(rows, validated, sae_validation_note())
+    rows = claim_rows(per_seed, per_rounds, list(cfg.strategies), keys, validated,
+                      delta=cfg.delta, primary=cfg.primary, dataset=dataset)
+    return verdicts_json(rows, validated, sae_validation_note(), cfg.delta, cfg.primary)
+
+
+def _data_name(out: Path, cfg: ActiveConfig) -> str:
+    """The data set's name for the paper's published numbers: an image-folder tree goes by its
+    folder's name (meta.json "dataset", e.g. cifar10)."""
+    if cfg.dataset != "image-folder":
+        return cfg.dataset
+    with contextlib.suppress(Exception):
+        return str(read_json(out / "meta.json").get("dataset") or cfg.dataset)
+    return cfg.dataset
+
+
+def learning_curves(per_seed_rounds: dict[str, dict[str, list]], seeds: list[str]) -> dict:
+    """metrics["learning_curves"] (superlens.active.curves) from every strategy's rounds."""
+    from superlens.active.curves import curves_json
+
+    return curves_json(per_seed_rounds, seeds)
 
 
 def _rounds_mean(per_seed: list[dict]) -> list[dict]:

@@ -27,101 +27,148 @@ def _rebin(counts: np.ndarray, edges: np.ndarray, factor: int = 20):
 
 def make_active_figures(out: Path, config: dict, meta: dict, metrics: dict,
                         fig_dir: Path) -> list[tuple[str, str]]:
+    """Every figure of the report, as (file name, caption), drawn into ``fig_dir``."""
     out, fig_dir = Path(out), Path(fig_dir)
     names = ["baseline", *config["strategies"]]
     seed = int(meta["seeds"][0])
     arrays = {n: _load(out, n, seed) for n in names}
     classes = meta.get("class_names") or []
     figs: list[tuple[str, str]] = []
-    colors = plt.get_cmap("tab10")
+    figs.append(_cosine_histograms(arrays, names, metrics, fig_dir, seed))
+    if all("tsne_embedding" in arrays[n] for n in names):
+        figs.append(_tsne_maps(arrays, names, metrics, classes, config, fig_dir, seed))
+    figs.append(_learning_curves(config, metrics, fig_dir))
+    per_round = _measures_per_round(config, metrics, fig_dir)
+    if per_round is not None:
+        figs.append(per_round)
+    figs.append(_queries_per_class(config, metrics, classes, fig_dir))
+    figs.append(_measures_side_by_side(names, metrics, fig_dir))
+    return figs
 
-    # 1. the paper's sample x sample cosine histogram, overlaid
+
+def _color(i: int, control: bool = False):
+    return "black" if control else plt.get_cmap("tab10")(i)
+
+
+def _cosine_histograms(arrays: dict, names: list[str], metrics: dict, fig_dir: Path,
+                       seed: int) -> tuple[str, str]:
+    """The paper's sample x sample cosine histogram and the neuron x neuron one, overlaid."""
     fig, ax = plt.subplots(1, 2, figsize=(12, 4))
     for i, n in enumerate(names):
         a = arrays[n]
         d, e = _rebin(a["cos_hist_counts"], a["cos_hist_edges"])
-        ax[0].stairs(d, e, label=f"{n} (mean {metrics[n]['cos_mean']:.3f})", color=colors(i))
+        ax[0].stairs(d, e, label=f"{n} (mean {metrics[n]['cos_mean']:.3f})", color=_color(i))
         if a["neuron_cos_hist_counts"].sum() > 0:
             d, e = _rebin(a["neuron_cos_hist_counts"], a["neuron_cos_hist_edges"],
                           max(1, len(a["neuron_cos_hist_counts"]) // 50))
-            ax[1].stairs(d, e, label=n, color=colors(i))
+            ax[1].stairs(d, e, label=n, color=_color(i))
     ax[0].set(title="sample × sample cosine (paper's measure, diagonal incl.)", xlabel="cosine",
               ylabel="density")
     ax[1].set(title="neuron × neuron cosine of activation profiles (sound)", xlabel="cosine")
     ax[0].legend(fontsize=8)
     ax[1].legend(fontsize=8)
-    figs.append((save(fig, fig_dir / "cosine_histograms.png"),
-                 f"Cosine similarity distributions of test-set features (seed {seed})."))
+    return (save(fig, fig_dir / "cosine_histograms.png"),
+            f"Cosine similarity distributions of test-set features (seed {seed}).")
 
-    # 2. t-SNE embeddings
-    if all("tsne_embedding" in arrays[n] for n in names):
-        k = len(names)
-        cols = min(k, 3)
-        rows = (k + cols - 1) // cols
-        fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4.2 * rows), squeeze=False)
-        for ax, n in zip(axes.flat, names):
-            emb, lab = arrays[n]["tsne_embedding"], arrays[n]["tsne_labels"]
-            for c in np.unique(lab):
-                m = lab == c
-                label = classes[c] if c < len(classes) and len(classes) <= 20 else None
-                ax.scatter(emb[m, 0], emb[m, 1], s=3, color=plt.get_cmap("tab20")(c % 20), label=label)
-            ax.set_title(f"{n}: silhouette {metrics[n]['silhouette_tsne']:.3f}", fontsize=10)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        for ax in list(axes.flat)[k:]:
-            ax.axis("off")
-        if len(classes) <= 20:
-            axes.flat[0].legend(fontsize=6, markerscale=3, loc="best")
-        how = ("scikit-learn TSNE(random_state=42), the paper's" if config.get("tsne") == "sklearn"
-               else "openTSNE")
-        figs.append((save(fig, fig_dir / "tsne.png"),
-                     f"t-SNE ({how}) embeddings of the test features, coloured by class (seed {seed})."))
 
-    # 3. accuracy per round
+def _tsne_maps(arrays: dict, names: list[str], metrics: dict, classes: list[str], config: dict,
+               fig_dir: Path, seed: int) -> tuple[str, str]:
+    """One t-SNE map per model, coloured by class."""
+    k = len(names)
+    cols = min(k, 3)
+    rows = (k + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4.2 * rows), squeeze=False)
+    for ax, n in zip(axes.flat, names):
+        emb, lab = arrays[n]["tsne_embedding"], arrays[n]["tsne_labels"]
+        for c in np.unique(lab):
+            m = lab == c
+            label = classes[c] if c < len(classes) and len(classes) <= 20 else None
+            ax.scatter(emb[m, 0], emb[m, 1], s=3, color=plt.get_cmap("tab20")(c % 20), label=label)
+        ax.set_title(f"{n}: silhouette {metrics[n]['silhouette_tsne']:.3f}", fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in list(axes.flat)[k:]:
+        ax.axis("off")
+    if len(classes) <= 20:
+        axes.flat[0].legend(fontsize=6, markerscale=3, loc="best")
+    how = ("scikit-learn TSNE(random_state=42), the paper's" if config.get("tsne") == "sklearn"
+           else "openTSNE")
+    return (save(fig, fig_dir / "tsne.png"),
+            f"t-SNE ({how}) embeddings of the test features, coloured by class (seed {seed}).")
+
+
+def _learning_curves(config: dict, metrics: dict, fig_dir: Path) -> tuple[str, str]:
+    """Accuracy against labels per strategy: mean and 95 % t interval over seeds (the
+    learning_curve entries; mean ± std of the rounds for runs made before them)."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for i, n in enumerate(config["strategies"]):
-        r = metrics[n]["rounds"]
-        x = [e["labelled"] for e in r]
-        y = np.array([e["accuracy"] for e in r])
-        s = np.array([e.get("accuracy_std", 0.0) for e in r])
+        curve = metrics[n].get("learning_curve")
+        if curve:
+            pts = curve["points"]
+            x = [p["labelled"] for p in pts]
+            y = np.array([p["accuracy"] for p in pts], dtype=float)
+            lo = np.array([p["ci_low"] if p["ci_low"] is not None else p["accuracy"] for p in pts],
+                          dtype=float)
+            hi = np.array([p["ci_high"] if p["ci_high"] is not None else p["accuracy"] for p in pts],
+                          dtype=float)
+        else:
+            r = metrics[n]["rounds"]
+            x = [e["labelled"] for e in r]
+            y = np.array([e["accuracy"] for e in r])
+            s = np.array([e.get("accuracy_std", 0.0) for e in r])
+            lo, hi = y - s, y + s
         control = n == "random"  # the control at equal labels: drawn so it stands out
-        ax.plot(x, y, marker="o", label="random (control, equal labels)" if control else n,
-                color="black" if control else colors(i + 1), ls="--" if control else "-",
-                lw=2.2 if control else 1.5, zorder=3 if control else 2)
-        ax.fill_between(x, y - s, y + s, alpha=0.15, color="black" if control else colors(i + 1))
-    ax.axhline(metrics["baseline"]["accuracy"], color=colors(0), ls="--", label="baseline (every label)")
-    ax.set(xlabel="labelled samples", ylabel="test accuracy", title="Accuracy per round (mean ± std over seeds)")
+        c = _color(i + 1, control)
+        ax.plot(x, y, marker="o", label="random (control, equal labels)" if control else n, color=c,
+                ls="--" if control else "-", lw=2.2 if control else 1.5, zorder=3 if control else 2)
+        ax.fill_between(x, lo, hi, alpha=0.15, color=c)
+    ax.axhline(metrics["baseline"]["accuracy"], color=_color(0), ls=":",
+               label="baseline (every label)")
+    ax.set(xlabel="labelled samples", ylabel="test accuracy",
+           title="Learning curves (mean, 95 % interval over seeds)")
     ax.legend(fontsize=8)
-    figs.append((save(fig, fig_dir / "accuracy_per_round.png"),
-                 "Test accuracy after each round's training against the number of labelled samples; "
-                 "random sampling (black, dashed) is the control at equal labels."))
+    return (save(fig, fig_dir / "accuracy_per_round.png"),
+            "Test accuracy after each round's training against the number of labelled samples, "
+            "mean and 95 % Student-t interval over seeds; random sampling (black, dashed) is the "
+            "control at equal labels.")
 
-    # 3b. the per-round measures (the claim "more rounds reduce superposition")
+
+def _measures_per_round(config: dict, metrics: dict, fig_dir: Path) -> tuple[str, str] | None:
+    """The per-round measures (the claim "more rounds reduce superposition"); a measure known at
+    one label count only (e.g. the sparse-autoencoder F of the final models) gets no panel."""
+    def points(n: str, key: str):
+        return [(e["labelled"], e[key], e.get(key + "_std") or 0.0)
+                for e in metrics[n]["rounds"] if e.get(key) is not None]
+
     round_keys = [k for k in ("cos_mean", "sae_features", "effective_rank", "davies_bouldin_raw")
-                  if any(k in e for n in config["strategies"] for e in metrics[n]["rounds"])]
-    if round_keys:
-        fig, axes = plt.subplots(1, len(round_keys), figsize=(4.6 * len(round_keys), 3.8),
-                                 squeeze=False)
-        for ax, key in zip(axes[0], round_keys):
-            for i, n in enumerate(config["strategies"]):
-                pts = [(e["labelled"], e[key], e.get(key + "_std") or 0.0)
-                       for e in metrics[n]["rounds"] if e.get(key) is not None]
-                if not pts:
-                    continue
-                x, y, sd = (np.array(v, dtype=float) for v in zip(*pts))
-                control = n == "random"
-                ax.errorbar(x, y, yerr=sd, marker="o", capsize=3, label=n,
-                            color="black" if control else colors(i + 1), ls="--" if control else "-")
-            if metrics["baseline"].get(key) is not None:
-                ax.axhline(metrics["baseline"][key], color=colors(0), ls=":", label="baseline")
-            ax.set(title=key, xlabel="labelled samples")
-            ax.legend(fontsize=7)
-        fig.tight_layout()
-        figs.append((save(fig, fig_dir / "measures_per_round.png"),
-                     "Measures of every round's model against the labels it saw (mean ± std over "
-                     "seeds); random sampling (black, dashed) is the control at equal labels."))
+                  if len({x for n in config["strategies"] for x, _, _ in points(n, k)}) >= 2]
+    if not round_keys:
+        return None
+    fig, axes = plt.subplots(1, len(round_keys), figsize=(4.6 * len(round_keys), 3.8),
+                             squeeze=False)
+    for ax, key in zip(axes[0], round_keys):
+        for i, n in enumerate(config["strategies"]):
+            pts = points(n, key)
+            if not pts:
+                continue
+            x, y, sd = (np.array(v, dtype=float) for v in zip(*pts))
+            control = n == "random"
+            ax.errorbar(x, y, yerr=sd, marker="o", capsize=3, label=n,
+                        color=_color(i + 1, control), ls="--" if control else "-")
+        if metrics["baseline"].get(key) is not None:
+            ax.axhline(metrics["baseline"][key], color=_color(0), ls=":", label="baseline")
+        ax.set(title=key, xlabel="labelled samples")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return (save(fig, fig_dir / "measures_per_round.png"),
+            "Measures of every round's model against the labels it saw (mean ± std over "
+            "seeds); random sampling (black, dashed) is the control at equal labels.")
 
-    # 4. per-class counts of what was queried, per round (many classes: the TOP_K most queried + other)
+
+def _queries_per_class(config: dict, metrics: dict, classes: list[str],
+                       fig_dir: Path) -> tuple[str, str]:
+    """Per-class counts of what each strategy queried, per round (many classes: the TOP_K most
+    queried and 'other')."""
     strategies = config["strategies"]
     fig, axes = plt.subplots(1, len(strategies), figsize=(4.2 * len(strategies), 3.8), squeeze=False)
     many = False
@@ -160,13 +207,17 @@ def make_active_figures(out: Path, config: dict, meta: dict, metrics: dict,
             ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False,
                       ncol=1 if q.shape[1] <= 12 else 2, title="class", title_fontsize=7)
     axes[0][0].set_ylabel("queried samples (sum over seeds)")
-    figs.append((save(fig, fig_dir / "queries_per_class.png"),
-                 "Per-class counts of the samples each strategy queried, per round"
-                 + (f" (its {TOP_K} most queried classes over all rounds by name, the rest as "
-                    "'other')" if many else "")
-                 + " (the paper noticed 'cat' dominating least-confidence queries on CIFAR-10)."))
+    return (save(fig, fig_dir / "queries_per_class.png"),
+            "Per-class counts of the samples each strategy queried, per round"
+            + (f" (its {TOP_K} most queried classes over all rounds by name, the rest as "
+               "'other')" if many else "")
+            + " (the paper noticed 'cat' dominating least-confidence queries on CIFAR-10).")
 
-    # 5. the measures side by side
+
+def _measures_side_by_side(names: list[str], metrics: dict, fig_dir: Path) -> tuple[str, str]:
+    """Every measure for the baseline and each strategy's final model."""
+    colors = plt.get_cmap("tab10")
+
     keys = ["accuracy", "cos_mean", "silhouette_tsne", "davies_bouldin_tsne", "silhouette_raw",
             "davies_bouldin_raw", "effective_rank", "neuron_abs_cos_mean"]
     keys += [k for k in ("sae_features", "sae_conv_features") if k in metrics["baseline"]]
@@ -183,6 +234,5 @@ def make_active_figures(out: Path, config: dict, meta: dict, metrics: dict,
         ax.set_title(f"{name}\n({key})", fontsize=9)
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
     fig.tight_layout()
-    figs.append((save(fig, fig_dir / "measures.png"),
-                 "Every measure for the baseline and each strategy's final model (mean ± std over seeds)."))
-    return figs
+    return (save(fig, fig_dir / "measures.png"),
+            "Every measure for the baseline and each strategy's final model (mean ± std over seeds).")

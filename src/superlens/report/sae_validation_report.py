@@ -25,7 +25,7 @@ def plot_validation(table: dict, path: Path) -> str:
     from superlens.report.plotting import plt, save
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 5))
-    ms = table["models"]
+    ms = [e for e in table["models"] if e["family"] != "planted"]  # toys only
     styles = {}
     for e in ms:
         if e["family"] == "tms":

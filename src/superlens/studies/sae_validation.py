@@ -176,6 +176,8 @@ FAMILY_DEFAULTS = {"tms": {"n_features": 20, "steps": 4000, "batch_size": 1024, 
 
 def resolved(cfg) -> dict:
     """A point's training settings with the family's defaults filled in."""
+    if cfg.family == "planted":  # nothing trains: the directions [K, N] are the model
+        return {"n_features": cfg.k_features, "steps": 0, "batch_size": 0, "lr": 0.0}
     d = FAMILY_DEFAULTS[cfg.family]
     return {k: getattr(cfg, k) if getattr(cfg, k) is not None else v for k, v in d.items()}
 
