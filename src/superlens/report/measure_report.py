@@ -96,8 +96,8 @@ def measure_report_html(config: dict, meta: dict, metrics: dict, fig_dir: Path) 
                    + ("Class labels: yes." if metrics.get("labels") else
                       "No class labels: the label measures are left out."))
     sae_note = H.para(
-        "How to read ψ: F is the effective number of features a sparse autoencoder (8 N latents, L1 "
-        "penalty) finds in the layer's rows (Bereska et al. 2025, arXiv 2512.13568), and ψ = F / N; "
+        "How to read ψ: F is the effective number of features a sparse autoencoder (8 N latents, the "
+        "recipe of superlens.measures.sae) finds in the layer's rows (Bereska et al. 2025, arXiv 2512.13568), and ψ = F / N; "
         "the error bars are the spread over autoencoder seeds only (not over data or models). "
         "Each layer's row states what the measure's validation says at its width; where it was not "
         "checked against a known answer, F ranks layers at best and its value is not a count.",
