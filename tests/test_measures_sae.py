@@ -215,10 +215,10 @@ def _reference_fit(x, recipe, seed):
 
 @pytest.mark.parametrize("fused", [True, False])
 def test_fit_matches_autograd_and_torch_adam(fused, monkeypatch):
-    import superlens.measures.sae as sae
+    import superlens.measures.sae_parts as parts
     from superlens.measures.sae import fit_saes
 
-    monkeypatch.setattr(sae, "_FUSED_ADAM", fused and sae._FUSED_ADAM)
+    monkeypatch.setattr(parts, "FUSED_ADAM", fused and parts.FUSED_ADAM)
     x = _sparse_features(3, 5, 0.3, rows=500, seed=1)
     r = SAERecipe(steps=40, batch_size=64, dict_multiple=2, sparsity="l1")
     fit = fit_saes(x, r, [4, 5])

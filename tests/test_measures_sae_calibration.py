@@ -49,8 +49,8 @@ def test_trusted_only_when_every_target_met_and_width_near(tmp_path):
     missed = _table(tmp_path, {"planted_error": True, "tms_r_entropy": False}, {"64": W_OK}, "m.json")
     assert cal.targets_met(missed) is False
     note = cal.calibration_note(64, missed)
-    assert note["trusted"] is False and "tms_r_entropy" in note["reason"]
-    assert "tms_r_entropy" in cal.calibration_text(missed) and "never decide" in cal.calibration_text(missed)
+    assert note["trusted"] is False and cal.TARGET_WORDS["tms_r_entropy"] in note["reason"]
+    assert cal.TARGET_WORDS["tms_r_entropy"] in cal.calibration_text(missed) and "never decide" in cal.calibration_text(missed)
 
 
 def test_bad_tables_are_one_line_errors(tmp_path):

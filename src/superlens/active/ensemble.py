@@ -195,7 +195,7 @@ def train_together(net: GroupedCNN, optimizer: torch.optim.Optimizer, xs: list[T
     """train_epochs for K models at once (see the module docstring). xs[k]: [N, C, H, W] uint8,
     ys[k]: [N] int64, the same N for every model; generators[k]: model k's training generator.
     Returns one {"loss", "epoch_losses", "seconds"} per model (seconds: the shared wall time)."""
-    from superlens.active.train import _epoch_draws, augment_batch, crop_padding
+    from superlens.active.train import epoch_draws, augment_batch, crop_padding
 
     device = torch.device(device)
     k = len(xs)
@@ -220,7 +220,7 @@ def train_together(net: GroupedCNN, optimizer: torch.optim.Optimizer, xs: list[T
                disable=not cfg.progress, dynamic_ncols=True)
     try:
         for _ in range(cfg.epochs):
-            draws = [_epoch_draws(n, g, shuffle, cfg.augment, pad, device) for g in generators]
+            draws = [epoch_draws(n, g, shuffle, cfg.augment, pad, device) for g in generators]
             totals = torch.zeros(k, device=device)
             seen = 0
             for bi in range(n_batches):

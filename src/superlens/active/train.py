@@ -96,7 +96,7 @@ def augment_batch(x: Tensor, dy: Tensor, dx: Tensor, flip: Tensor, pad: int) -> 
     return out.permute(0, 3, 1, 2).contiguous()
 
 
-def _epoch_draws(n: int, g: torch.Generator, shuffle: bool, augment: bool, pad: int,
+def epoch_draws(n: int, g: torch.Generator, shuffle: bool, augment: bool, pad: int,
                  device: torch.device) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor] | None]:
     """One epoch's draws from ``g``, made up front on g's device (one transfer; the same draws
     whatever the training device): the batch order [n] and, when augmenting, (dy, dx, flip) [n]."""
@@ -155,7 +155,7 @@ def train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, x_uint8: Te
         with _forked_rng(device):
             torch.manual_seed(module_seed)
             for epoch in range(epochs):
-                order, aug = _epoch_draws(n, generator, shuffle, cfg.augment, pad, device)
+                order, aug = epoch_draws(n, generator, shuffle, cfg.augment, pad, device)
                 total = torch.zeros((), device=device)
                 seen = 0
                 for bi in range(n_batches):

@@ -241,63 +241,11 @@ def activation_scale(x: Tensor, scale: str) -> float:
 
 # --------------------------------------------------------------------------------------- training
 
-@dataclass
-class SAEFit:
-    """I = M * S fitted SAEs: instance m * S + s fits activation matrix m with AE seed seeds[s].
-
-    W_enc: [I, N, D]; b_enc: [I, D]; W_dec: [I, D, N] (unit rows for decoder "unit");
-    model: [I] which activation matrix each instance fits; scale: the activation divisor(s).
-    """
-
-    W_enc: Tensor
-    b_enc: Tensor
-    W_dec: Tensor
-    scale: float
-    steps: int
-    batch: int
-    seconds: float
-    model: Tensor | None = None
-    b_dec: Tensor | None = None  # [I, N] decoder bias (None: none)
-    k: int | None = None  # TopK: at most k active latents per row (None: ReLU code)
-    threshold: Tensor | None = None  # [I] BatchTopK: of the k candidates, those with pre > threshold
-
-    def encode(self, x: Tensor) -> Tensor:
-        """Latents z [I, B, D] of scaled rows x: [B, N] (every instance) or [I, B, N]."""
-        if x.ndim == 2:
-            x = x.expand(self.W_enc.shape[0], -1, -1)
-        if self.b_dec is not None:
-            x = x - self.b_dec[:, None, :]
-        pre = torch.baddbmm(self.b_enc[:, None, :], x, self.W_enc)
-        if self.k is None:
-            return torch.relu(pre)
-        val, ind = pre.topk(min(self.k, pre.shape[2]), dim=2)
-        val = val.clamp_min(0)
-        if self.threshold is not None:  # BatchTopK: of a row's k candidates, those above threshold
-            val = val * (val > self.threshold[:, None, None])
-        return torch.zeros_like(pre).scatter_(2, ind, val)
-
-    def decode(self, z: Tensor) -> Tensor:
-        """x̂ [I, B, N] of latents z [I, B, D]."""
-        out = torch.bmm(z, self.W_dec)
-        return out if self.b_dec is None else out + self.b_dec[:, None, :]
+from superlens.measures.sae_parts import (BLOCK_ELEMS as _BLOCK_ELEMS, SAEFit,  # noqa: F401
+                                          adam_step as _adam, fit_progress as _progress,
+                                          init_weights as _init)
 
 
-def _init(seeds: Sequence[int], n: int, d: int, device, dtype):
-    """Decoder rows uniform on the sphere from generator(seed) alone, encoder = decoder^T, b = 0."""
-    I = len(seeds)
-    W_dec = torch.empty(I, d, n, device=device, dtype=dtype)
-    for i, s in enumerate(seeds):
-        W_dec[i].normal_(generator=generator(s, device))
-    W_dec /= W_dec.norm(dim=2, keepdim=True).clamp_min(1e-12)
-    return W_dec.transpose(1, 2).contiguous(), torch.zeros(I, d, device=device, dtype=dtype), W_dec
-
-
-# Adam as torch.optim.Adam(fused=True) runs it, when this torch has the kernel (CPU and CUDA)
-_FUSED_ADAM = hasattr(torch, "_fused_adam_")
-
-# Row indices are drawn for a block of steps at once (one generator call per instance and block):
-# at toy sizes the per-step calls would cost as much as the step.
-_BLOCK_ELEMS = 1 << 16
 
 
 # Below this many flop per step the fit runs on one torch thread: on 2 busy cores two OpenMP threads
@@ -392,45 +340,6 @@ def fit_saes_(x: Tensor, recipe: SAERecipe, seeds: Sequence[int]) -> SAEFit:
     if tied:
         W_enc = W_dec.transpose(1, 2).contiguous()
     return SAEFit(W_enc, b, W_dec, 1.0, steps, B, time.perf_counter() - t0, model)
-
-
-def _adam(params, grads, m, v, t_state, t, lr, b1, b2, eps) -> None:
-    """One Adam step in place (torch.optim.Adam's fused kernel when this torch has it)."""
-    if _FUSED_ADAM:
-        torch._foreach_add_(t_state, 1.0)
-        torch._fused_adam_(params, grads, m, v, [], t_state, lr=lr, beta1=b1, beta2=b2,
-                           weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
-        return
-    c1, c2 = 1 - b1 ** (t + 1), 1 - b2 ** (t + 1)
-    for p, g_, m_, v_ in zip(params, grads, m, v):
-        m_.mul_(b1).add_(g_, alpha=1 - b1)
-        v_.mul_(b2).addcmul_(g_, g_, value=1 - b2)
-        p.addcdiv_(m_, v_.div(c2).sqrt_().add_(eps), value=-lr / c1)
-
-
-def _progress(recipe, I: int, steps: int, B: int, n: int, d: int):
-    """A callable t -> None that prints one line per fit (instances, shape, rate) to stderr when
-    the fit is long enough for a person to wait on it: at the start, then every ~10 s."""
-    import sys
-
-    if not recipe.progress:
-        return lambda t: None
-    t0 = time.perf_counter()
-    state = {"next": t0 + 10.0, "started": False}
-
-    def say(t: int) -> None:
-        now = time.perf_counter()
-        if now < state["next"] and t + 1 < steps:
-            return
-        done = t + 1
-        rate = done / max(now - t0, 1e-9)
-        eta = (steps - done) / rate
-        print(f"  SAE fit: {I} autoencoder(s), width {n}, D {d}, step {done}/{steps} x {B} rows, "
-              f"{rate:.0f} steps/s, {now - t0:.0f} s elapsed, ~{eta:.0f} s left",
-              file=sys.stderr, flush=True)
-        state["next"] = now + 10.0
-
-    return say
 
 
 @torch.no_grad()

@@ -33,6 +33,16 @@ TARGETS = {
     "seed_spread": 0.05,                # std over AE seeds / F, at most (the largest setting)
 }
 
+# the targets in words, for the pages
+TARGET_WORDS = {
+    "planted_median_abs_error": "the median planted error",
+    "planted_max_abs_error": "the largest planted error",
+    "planted_rho": "the planted rank correlation",
+    "tms_r_entropy": "the classic toy model's r against the weight entropy",
+    "tms_rho_count": "the classic toy model's ρ against the represented count",
+    "seed_spread": "the spread over AE seeds",
+}
+
 # a width counts as calibrated when a calibrated width lies within this factor of it
 WIDTH_FACTOR = 2.0
 
@@ -96,7 +106,7 @@ def calibration_note(width: int, path: str | Path | None = None) -> dict:
                          f"(targets {TARGETS['planted_median_abs_error']}, "
                          f"{TARGETS['planted_max_abs_error']})")
     elif not t["targets_met"]:
-        missed = [k for k, ok in t["met"].items() if not ok]
+        missed = [TARGET_WORDS.get(k, k) for k, ok in t["met"].items() if not ok]
         out["reason"] = f"width {near} is within its targets, but the calibration missed: {', '.join(missed)}"
     else:
         out["trusted"] = True
@@ -120,10 +130,10 @@ def calibration_text(path: str | Path | None = None) -> str:
                      f"and ρ {m['tms_rho_count']:.3f} against the represented count")
     if "seed_spread" in m:
         parts.append(f"spread over AE seeds up to {100 * m['seed_spread']:.1f} % of F")
-    missed = [k for k, ok in t["met"].items() if not ok]
+    missed = [TARGET_WORDS.get(k, k) for k, ok in t["met"].items() if not ok]
     verdict = ("it met every target, so its rows decide verdicts" if t["targets_met"] else
                "it missed " + ", ".join(missed) + ", so its rows are shown but never decide a verdict")
-    return (f"Sparse-autoencoder calibration ({t.get('command', 'held-out grid')}): " + "; ".join(parts)
+    return (f"Sparse-autoencoder calibration (`{t.get('command', 'held-out grid')}`): " + "; ".join(parts)
             + f"; {verdict}.")
 
 

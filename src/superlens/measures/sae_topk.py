@@ -11,11 +11,11 @@ import torch
 from torch import Tensor
 
 from superlens.device import generator
-from superlens.measures.sae import _BLOCK_ELEMS, SAEFit, SAERecipe, _adam, _init, _progress
+from superlens.measures.sae_parts import BLOCK_ELEMS, SAEFit, adam_step, fit_progress, init_weights
 
 
 @torch.no_grad()
-def fit_topk_(x: Tensor, recipe: SAERecipe, seeds: Sequence[int], k: int) -> SAEFit:
+def fit_topk_(x: Tensor, recipe, seeds: Sequence[int], k: int) -> SAEFit:
     """TopK sparse autoencoders (Gao et al. 2024, arXiv 2406.04093) on already scaled rows, one per
     (activation matrix, seed) on an instance axis, as fit_saes_ (x: [n_rows, N] or [M, n_rows, N]).
 
@@ -46,7 +46,7 @@ def fit_topk_(x: Tensor, recipe: SAERecipe, seeds: Sequence[int], k: int) -> SAE
     model = torch.arange(M, device=dev).repeat_interleave(S)
     flat = x3.reshape(M * n_rows, n)
     offset = (model * n_rows)[:, None, None]
-    W_enc, b, W_dec = _init(inst_seeds, n, d, dev, dt)
+    W_enc, b, W_dec = init_weights(inst_seeds, n, d, dev, dt)
     b_dec = x3.mean(1)[model].clone() if recipe.decoder_bias else torch.zeros(I, n, device=dev, dtype=dt)
     W_encT = W_enc.transpose(1, 2).contiguous()  # [I, D, N]: gradients are scattered by latent row
     # without a decoder bias b_dec stays 0 (and is not trained): the model is then x̂ = z W_dec
@@ -56,12 +56,12 @@ def fit_topk_(x: Tensor, recipe: SAERecipe, seeds: Sequence[int], k: int) -> SAE
     b1, b2, eps = 0.9, 0.999, 1e-8
     t_state = [torch.zeros((), device=dev) for _ in params]
     gens = [generator(10_007 * s + 1, dev) for s in inst_seeds]
-    T = max(1, min(steps, _BLOCK_ELEMS // B))
+    T = max(1, min(steps, BLOCK_ELEMS // B))
     idx = torch.empty(I, T, B, dtype=torch.int64, device=dev)
     base = (torch.arange(I, device=dev) * d)[:, None, None]  # [I, 1, 1] latent offset per instance
     lr0 = recipe.lr_for(n)
     warm = recipe.warmup * steps if n > recipe.lr_width else 0.0
-    say = _progress(recipe, I, steps, B, n, d)
+    say = fit_progress(recipe, I, steps, B, n, d)
     for t in range(steps):
         ramp = min(1.0, (t + 1) / warm) if warm > 0 else 1.0
         if t % T == 0:
@@ -91,7 +91,7 @@ def fit_topk_(x: Tensor, recipe: SAERecipe, seeds: Sequence[int], k: int) -> SAE
         gb_dec = r.sum(1) - torch.bmm(gb[:, None, :], W_encT)[:, 0] if recipe.decoder_bias else None
         grads = [gW_encT, gb, gW_dec] + ([gb_dec] if recipe.decoder_bias else [])
         lr = ramp * lr0 * 0.5 * (1.0 + math.cos(math.pi * t / steps))
-        _adam(params, grads, m, v, t_state, t, lr, b1, b2, eps)
+        adam_step(params, grads, m, v, t_state, t, lr, b1, b2, eps)
         W_dec /= W_dec.norm(dim=2, keepdim=True).clamp_min(1e-12)
         say(t)
     return SAEFit(W_encT.transpose(1, 2).contiguous(), b, W_dec, 1.0, steps, B,
