@@ -170,7 +170,7 @@ def test_active_runs_on_an_image_folder(tmp_path, capsys):
     assert "The paper&#x27;s claims, re-tested" in html and html.index("re-tested") < html.index(
         "side by side")
     assert cfg["sae"] == "final" and cfg["sae_recipe"]["steps"] == 30
-    assert cfg["sae_recipe"]["max_gflop"] == cfg["sae_gflop"] == 200.0  # the default (digits) preset
+    assert cfg["sae_recipe"]["max_gflop"] == cfg["sae_gflop"] == 50.0  # the default (digits) preset
     for name in ("baseline", "least-confidence", "random"):
         for k in ("sae_features", "sae_psi", "sae_fvu", "sae_l0", "sae_dead_fraction",
                   "sae_conv_features", "sae_conv_psi"):
