@@ -75,6 +75,8 @@ def _ci(d: dict | None) -> str:
     """'effect [low, high]' of a verdicts.t_interval dict."""
     if not d or d.get("effect") is None:
         return "—"
+    if d.get("no_variation"):
+        return f"{fmt(d['effect'], 3)} (the same at every seed: no interval)"
     if d.get("ci_low") is None:
         return f"{fmt(d['effect'], 3)} (one seed: no interval)"
     return f"{fmt(d['effect'], 3)} [{fmt(d['ci_low'], 3)}, {fmt(d['ci_high'], 3)}]"
@@ -96,6 +98,8 @@ def _badge(word: str) -> str:
 def _paper_cell(r: dict) -> str:
     if r.get("paper_effect") is None:
         return "—"
+    if r.get("no_variation"):
+        return f"{fmt(r['paper_effect'], 3)} (no variation over seeds: not tested)"
     if r.get("p_paper") is None:
         return f"{fmt(r['paper_effect'], 3)} (against the claim: not tested)"
     p = r.get("p_paper_holm", r.get("p_paper"))
@@ -106,6 +110,8 @@ def _power_cell(r: dict) -> str:
     need = r.get("seeds_needed")
     half = r.get("half_width")
     h = "—" if half is None else f"±{fmt(half, 2)}"
+    if r.get("no_variation"):
+        return f"no variation over {r.get('n_seeds')} seeds"
     if need is None:
         return h
     need_s = f"> {need - 1}" if need > 10_000 else str(need)
@@ -133,6 +139,8 @@ def verdict_section(metrics: dict) -> str:
         settle = ""
         if word == "inconclusive" and prim.get("seeds_needed"):
             settle = f" — about {prim['seeds_needed']} seeds would settle it"
+        elif word == "inconclusive" and prim.get("no_variation"):
+            settle = " — no seed-to-seed variation: no noise estimate to test against"
         body.append(
             f'<tr><td colspan="8" class="claimhead"><b>{esc(prim["text"])}</b> {_badge(word)}'
             f"{esc(settle)}<br><small>primary: <code>{esc(prim['measure'])}</code>, "
