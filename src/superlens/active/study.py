@@ -502,13 +502,19 @@ def _rounds_mean(per_seed: list[dict]) -> list[dict]:
 
 
 def complete_measures(out: Path) -> bool:
-    """Add measures a finished run lacks (the sparse-autoencoder keys, when the run predates the
-    measure or its recipe has changed) from its saved checkpoints, then rewrite metrics.json. True
-    if changed."""
+    """Bring a run's metrics.json up to the current code: add measures a finished run lacks (the
+    sparse-autoencoder keys, when the run predates the measure or its recipe has changed) from its
+    saved checkpoints, and re-aggregate from the per-seed measures, so the verdict rows and
+    learning curves follow the current rules, never the text an earlier version stored. A run
+    that did not finish is re-aggregated over the seeds its metrics.json holds (nothing when it
+    has none). True if measures were added."""
     meta = read_json(out / "meta.json")
-    if meta.get("status") != "complete":
-        return False
     cfg = config_from_json(read_json(out / "config.json"), str(out / "config.json"))
+    if meta.get("status") != "complete":
+        seeds = _aggregated_seeds(out)
+        if seeds:
+            write_json(out / "metrics.json", aggregate(out, cfg, seeds))
+        return False
     seeds = [int(s) for s in meta.get("seeds", [])]
     if cfg.sae == "off":
         write_json(out / "metrics.json", aggregate(out, cfg, seeds))
@@ -527,3 +533,13 @@ def complete_measures(out: Path) -> bool:
     add_sae_measures(cfg, ds, out, seeds, pick_device(cfg.device))
     write_json(out / "metrics.json", aggregate(out, cfg, seeds))
     return True
+
+
+def _aggregated_seeds(out: Path) -> list[int]:
+    """The seeds metrics.json was aggregated over (its baseline's per-seed keys; [] without one)."""
+    from superlens.readers import read_object
+
+    if not (out / "metrics.json").is_file():
+        return []
+    per_seed = read_object(out / "metrics.json", {"baseline": dict})["baseline"].get("per_seed")
+    return sorted(int(s) for s in per_seed) if isinstance(per_seed, dict) else []
