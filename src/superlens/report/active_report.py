@@ -311,12 +311,12 @@ def _subset_statement(config: dict, meta: dict) -> str:
         parts.append(f"Each round scores a fresh random subset of {config['candidates']:,} unlabelled "
                      "images (the same subset for every strategy at a given seed and round) and "
                      "queries from those.")
-    from superlens.active.presets import CPU_PRESET_WHY, PAPER_CPU_WHY, PRESETS
+    from superlens.active.presets import PRESET_WHY, PRESETS
 
     name = config.get("preset")
-    if name in ("cifar10-cpu", "paper-cifar10-cpu") and all(
-            config.get(k) == v for k, v in PRESETS[name].items()
-            if k not in ("strategies", "seeds", "ensemble", "sae")):
-        why = CPU_PRESET_WHY if name == "cifar10-cpu" else PAPER_CPU_WHY
-        parts.append("Why this preset is sized as it is: " + " ".join(why))
+    # a JPEG tree of the preset's data set runs as dataset "image-folder": still the same sizes
+    same = lambda k, v: config.get(k) == v or (k == "dataset" and config.get(k) == "image-folder")
+    if name in PRESET_WHY and all(same(k, v) for k, v in PRESETS[name].items()
+                                  if k not in ("strategies", "seeds", "ensemble", "sae")):
+        parts.append("Why this preset is sized as it is: " + " ".join(PRESET_WHY[name]))
     return " ".join(parts)
