@@ -107,8 +107,8 @@ def _active_parser(sub, strategies: list[str] | None) -> None:
                                                    "set evaluated on"))
     a.add_argument("--sae", help=h("sae", "sparse-autoencoder measure: rounds, final or off"))
     a.add_argument("--sae-gflop", type=float, help=h("sae_gflop", "compute cap per sparse "
-                                                     "autoencoder, GFLOP (1200: the recipe of the "
-                                                     "toy validation)"))
+                                                     "autoencoder, GFLOP (2000: the calibrated "
+                                                     "recipe's own)"))
     a.add_argument("--model", help=h("model", "one of: " + ", ".join(get_args(ModelName))))
     a.add_argument("--pretrained", action="store_true", default=None,
                    help="ImageNet weights for resnet18 (default: no)")
@@ -201,7 +201,7 @@ def _measure_parser(sub) -> None:
     m.add_argument("--sae", help=h("sae"))
     m.add_argument("--sae-seeds", type=int, help=h("sae_seeds"))
     m.add_argument("--sae-gflop", type=float, help=h("sae_gflop", default_text="the SAE recipe's, "
-                   "1200"))
+                   "2000"))
     m.add_argument("--device", help=h("device", "auto, cpu or cuda[:N]; auto uses CUDA when present"))
     m.add_argument("--threads", type=int, help=h("threads", default_text="all cores"))
     m.add_argument("--out", metavar="DIR", help="run directory to create, or to continue with "

@@ -157,8 +157,8 @@ class ActiveConfig(BaseConfig):
                                                    "rounds (final models' feature layer and last conv "
                                                    "block, every round's feature layer), final (final "
                                                    "models only) or off")
-    sae_gflop: float = Field(1200.0, gt=0, le=1e6, description="compute cap per sparse autoencoder in "
-                             "GFLOP (> 0; the recipe's own cap is 1200; lower is faster "
+    sae_gflop: float = Field(2000.0, gt=0, le=1e6, description="compute cap per sparse autoencoder in "
+                             "GFLOP (> 0; the recipe's own cap is 2000; lower is faster "
                              "and leaves F less converged on wide layers)")
     tsne: Literal["opentsne", "sklearn"] = Field("opentsne", description="t-SNE implementation: "
                                                  "opentsne, or sklearn (the paper's TSNE(random_state=42))")

@@ -290,14 +290,18 @@ def _sae_statement(config: dict, metrics: dict) -> str:
     steps, batch = b.get("sae_steps"), b.get("sae_batch")
     ran = (f" On the feature layer that came to {steps:.0f} steps × {batch:.0f} rows."
            if isinstance(steps, (int, float)) and isinstance(batch, (int, float)) else "")
-    text = (f"Sparse-autoencoder measure (sae_*) on {where}: dictionary {r['dict_multiple']:g} × the "
-            f"layer's width, L1 {r['l1']:g} on activations scaled to unit RMS norm, {r['steps']} Adam "
-            f"steps × {r['batch_size']} rows, {len(r.get('seeds', []))} autoencoder seeds, at most "
-            f"{r['max_gflop']:g} GFLOP per autoencoder (sae_gflop).{ran}")
-    if r["max_gflop"] < 1200:
-        text += (" That cap is below the recipe's own (1200 GFLOP), chosen for speed: on wide layers "
-                 "F is less converged than under the recipe of the toy validation, so compare F "
-                 "within this run only (--sae-gflop 1200 for the full recipe).")
+    from superlens.measures.sae import SAERecipe
+
+    own = SAERecipe().max_gflop
+    arch = r.get("architecture", "sparse autoencoder")
+    text = (f"Sparse-autoencoder measure (sae_*) on {where}: {arch}; dictionary "
+            f"{r['dict_multiple']:g} × the layer's width, activations scaled to unit RMS norm, "
+            f"{r['steps']} Adam steps × {r['batch_size']} rows, {len(r.get('seeds', []))} autoencoder "
+            f"seeds, at most {r['max_gflop']:g} GFLOP per autoencoder (sae_gflop).{ran}")
+    if r["max_gflop"] < own:
+        text += (f" That cap is below the recipe's own ({own:g} GFLOP), chosen for speed: on wide "
+                 "layers F is less converged than under the calibrated recipe, so compare F within "
+                 f"this run only (--sae-gflop {own:g} for the full recipe).")
     return text
 
 
