@@ -91,6 +91,17 @@ def test_resume_recomputes_the_verdicts(run, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_run_saved_before_the_lr_schedule_existed_resumes(run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    cfg = json.loads((copy / "config.json").read_text())
+    assert cfg.pop("lr_schedule") == "constant"
+    (copy / "config.json").write_text(json.dumps(cfg))
+    assert main(["active", "--out", str(copy), *FAST, "--strategies", "least-confidence,coreset",
+                 "--resume"]) == 0
+
+
+@pytest.mark.slow
 def test_resume_gives_same_result(run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)

@@ -33,6 +33,9 @@ RESUME_FREE = {"device", "threads", "progress", "data_dir", "weights_path", "dow
                "seeds", "ensemble", "sae_recipe", "sae", "sae_gflop"}
 # the smallest image side the models take (image_size has the same bound)
 MIN_SIDE = 8
+# fields added after runs were saved, with the value an earlier run's config.json means by leaving
+# them out (the behaviour before the field existed)
+ADDED_LATER = {"lr_schedule": "constant"}
 # config.json keys beside ActiveConfig's fields (stripped before the config is rebuilt)
 EXTRA_CONFIG_KEYS = ("sae_recipe", "decode")
 
@@ -85,7 +88,7 @@ def config_from_json(data: dict, source: str) -> ActiveConfig:
 def _check_resume_config(out: Path, cfg: ActiveConfig) -> None:
     from superlens.readers import read_object
 
-    stored = read_object(out / "config.json")
+    stored = {**ADDED_LATER, **read_object(out / "config.json")}
     now = config_json(cfg)
     # amp as it acts on this device: config.json stores the resolved value (false on the CPU), and
     # an older one may hold the flag as given
