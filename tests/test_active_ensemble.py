@@ -28,14 +28,14 @@ def _close(a: torch.Tensor, b: torch.Tensor, start: torch.Tensor, rel: float) ->
     return float((a - b).abs().max()) <= rel * float((a - start).abs().max()) + 1e-7
 
 
-@pytest.mark.parametrize("augment,model,optimizer,rel", [
-    (False, "narrow-cnn", "sgd", 1e-4), (True, "small-cnn", "sgd", 1e-4),
-    (False, "narrow-cnn", "adam", 0.05)])
-def test_together_equals_alone(augment, model, optimizer, rel):
+@pytest.mark.parametrize("augment,model,optimizer,rel,schedule", [
+    (False, "narrow-cnn", "sgd", 1e-4, "constant"), (True, "small-cnn", "sgd", 1e-4, "constant"),
+    (False, "narrow-cnn", "adam", 0.05, "constant"), (True, "narrow-cnn", "sgd", 1e-4, "cosine")])
+def test_together_equals_alone(augment, model, optimizer, rel, schedule):
     cfg = ActiveConfig.build(dict(model=model, epochs=2, batch_size=16, dropout=0.3,
                                   lr=2e-3 if optimizer == "adam" else 0.05,
                                   augment=augment, progress=False, optimizer=optimizer,
-                                  momentum=0.9), source="test")
+                                  momentum=0.9, lr_schedule=schedule), source="test")
     norm = ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     k = 3
     models = []

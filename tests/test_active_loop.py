@@ -349,6 +349,14 @@ def test_shuffle_rounds_unset_follows_shuffle():
     assert fp["shuffle_rounds"] is True
 
 
+def test_a_learning_rate_schedule_is_in_the_fingerprint_only_when_set():
+    # a run saved before the schedule existed trained at a constant rate: its fingerprints lack the
+    # key and still match; a cosine run's do not match a constant one's
+    for fields in (loop.TRAINING_FIELDS, loop.LOOP_FIELDS):
+        assert "lr_schedule" not in loop.fingerprint(_cfg(), fields)
+        assert loop.fingerprint(_cfg(lr_schedule="cosine"), fields)["lr_schedule"] == "cosine"
+
+
 def test_check_resumable_is_read_only_and_names_the_file(ds, baseline, tmp_path):
     base_dir, _ = baseline
     out = tmp_path / "l"

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchvision
 
-from superlens.active.presets import PRESETS
+from superlens.active.presets import PRESET_WHY, PRESETS
 from superlens.cli import main
 from test_active_data import write_cifar, write_tiny  # the tests' own generators of real-format files
 
@@ -153,7 +153,7 @@ def test_paper_presets_use_the_papers_tsne():
     """Under the paper presets the *_tsne measures come from scikit-learn's TSNE(random_state=42)."""
     from sklearn.manifold import TSNE
 
-    from superlens.active.presets import PRESETS
+    from superlens.active.presets import PRESET_WHY, PRESETS
     from superlens.measures.summary import feature_measures
 
     assert PRESETS["paper-cifar10"]["tsne"] == PRESETS["paper-tiny-imagenet"]["tsne"] == "sklearn"
@@ -165,3 +165,21 @@ def test_paper_presets_use_the_papers_tsne():
                                  tsne_points=100, tsne="sklearn")
     ref = TSNE(n_components=2, random_state=42, perplexity=min(30.0, 59 / 3)).fit_transform(x)
     assert np.allclose(arrays["tsne_embedding"], ref, atol=1e-5)
+
+
+def test_the_higher_budget_preset_resolves_and_its_plan_fits():
+    """cifar10-cpu-5k: the sound protocol at 1,000 -> 5,000 labels of a 20,000-image pool, with
+    augmentation; its plan passes the checks a run makes before training, and the report says why."""
+    from superlens.active.loop import validate_plan
+    from superlens.active.study import config_from_cli
+    from superlens.errors import ConfigError
+
+    cfg = config_from_cli("cifar10-cpu-5k", None, {})
+    assert cfg.round_training == "scratch" and cfg.augment and cfg.threads == 1
+    assert cfg.initial_pool + cfg.rounds * cfg.query_size == 5000 <= cfg.pool_size
+    assert cfg.query_size <= cfg.candidates <= cfg.pool_size
+    assert set(cfg.strategies) == {"least-confidence", "random"} and cfg.delta["accuracy"] > 0
+    validate_plan(cfg, cfg.pool_size)  # raises on a plan that cannot run
+    with pytest.raises(ConfigError, match="query_size"):
+        validate_plan(cfg, 4999)  # the pool the plan needs, and no smaller
+    assert "cifar10-cpu-5k" in PRESET_WHY and any("5,000" in w for w in PRESET_WHY["cifar10-cpu-5k"])

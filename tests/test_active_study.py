@@ -52,6 +52,55 @@ def test_report_rerender(run):
     assert (run / "report.html").is_file()
 
 
+def _stale(run):
+    """Overwrite run's verdicts in metrics.json with words no rule gives; returns the true ones."""
+    m = json.loads((run / "metrics.json").read_text())
+    true = m["verdicts"]
+    m["verdicts"] = {**true, "rule": "an earlier rule",
+                     "claims": {c: "stale-word" for c in true["claims"]},
+                     "rows": [{**r, "verdict": "stale-word"} for r in true["rows"]]}
+    (run / "metrics.json").write_text(json.dumps(m))
+    return true
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("status", ["complete", "interrupted"])
+def test_rerender_recomputes_the_verdicts(run, tmp_path, status):
+    """`superlens report` on an old run words its claims by the current rule, whatever words its
+    metrics.json holds (finished or not), and writes them back there."""
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    meta = json.loads((copy / "meta.json").read_text())
+    (copy / "meta.json").write_text(json.dumps({**meta, "status": status}))
+    true = _stale(copy)
+    assert main(["report", str(copy)]) == 0
+    html = (copy / "report.html").read_text()
+    assert "stale-word" not in html and "an earlier rule" not in html
+    assert json.loads((copy / "metrics.json").read_text())["verdicts"] == true
+
+
+@pytest.mark.slow
+def test_resume_recomputes_the_verdicts(run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    true = _stale(copy)
+    assert main(["active", "--out", str(copy), *FAST, "--strategies", "least-confidence,coreset",
+                 "--resume"]) == 0
+    assert json.loads((copy / "metrics.json").read_text())["verdicts"] == true
+    assert "stale-word" not in (copy / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_a_run_saved_before_the_lr_schedule_existed_resumes(run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    cfg = json.loads((copy / "config.json").read_text())
+    assert cfg.pop("lr_schedule") == "constant"
+    (copy / "config.json").write_text(json.dumps(cfg))
+    assert main(["active", "--out", str(copy), *FAST, "--strategies", "least-confidence,coreset",
+                 "--resume"]) == 0
+
+
 @pytest.mark.slow
 def test_resume_gives_same_result(run, tmp_path):
     copy = tmp_path / "copy"

@@ -1,4 +1,6 @@
 """Training and inference on device-resident uint8 tensors (superlens.active.train)."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,7 +9,7 @@ from torch import nn
 from superlens.active.data import load_dataset, normalize_batch
 from superlens.active.models import FeatureHook, build_model
 from superlens.active.train import (accuracy, augment_batch, crop_padding, make_optimizer,
-                                    mc_dropout_probs, predict, train_epochs)
+                                    mc_dropout_probs, predict, scheduled_lr, train_epochs)
 from superlens.config import ActiveConfig
 from superlens.device import generator
 from superlens.errors import ConfigError
@@ -136,6 +138,44 @@ def test_train_epochs_equals_plain_loop_without_shuffle(ds):
     for k, v in m1.state_dict().items():
         torch.testing.assert_close(v, m2.state_dict()[k], rtol=1e-5, atol=1e-6)
     assert res["epoch_losses"] == pytest.approx(ref_losses, rel=1e-5)
+
+
+def test_cosine_schedule_closed_form():
+    cfg = _cfg(lr=0.01, lr_schedule="cosine")
+    assert scheduled_lr(cfg, 0, 100) == pytest.approx(0.01)
+    assert scheduled_lr(cfg, 50, 100) == pytest.approx(0.005)
+    assert scheduled_lr(cfg, 25, 100) == pytest.approx(0.01 * (1 + 2 ** -0.5) / 2)
+    assert scheduled_lr(cfg, 99, 100) == pytest.approx(0.01 * (1 - math.cos(math.pi / 100)) / 2)
+    assert scheduled_lr(_cfg(lr=0.01), 99, 100) == 0.01  # constant
+
+
+def test_train_epochs_with_cosine_equals_a_plain_loop_stepping_the_rate(ds):
+    # as the plain-loop test above, with the rate of step t set to the cosine closed form before
+    # the optimizer steps: 2 epochs x 3 batches = 6 steps
+    cfg = _cfg(epochs=2, shuffle=False, dropout=0.0, batch_size=32, lr=3e-3, lr_schedule="cosine")
+    x, y = ds.train_x[:70], ds.train_y[:70]
+    m1, m2 = _model(ds, dropout=0.0), _model(ds, dropout=0.0)
+    o1, o2 = make_optimizer(m1, cfg), make_optimizer(m2, cfg)
+    train_epochs(m1, o1, x, y, cfg=cfg, norm=_norm(ds), device="cpu", generator=generator(1))
+    m2.train()
+    t = 0
+    for _ in range(2):
+        for s in range(0, 70, 32):
+            loss = F.cross_entropy(m2(normalize_batch(x[s:s + 32], ds.mean, ds.std)), y[s:s + 32])
+            o2.zero_grad()
+            loss.backward()
+            for g in o2.param_groups:
+                g["lr"] = 3e-3 * (1 + math.cos(math.pi * t / 6)) / 2
+            o2.step()
+            t += 1
+    for k, v in m1.state_dict().items():
+        torch.testing.assert_close(v, m2.state_dict()[k], rtol=1e-5, atol=1e-6)
+    assert o1.param_groups[0]["lr"] == pytest.approx(3e-3 * (1 + math.cos(math.pi * 5 / 6)) / 2)
+    # and the schedule changes the result: a constant rate ends elsewhere
+    m3 = _model(ds, dropout=0.0)
+    train_epochs(m3, make_optimizer(m3, cfg), x, y, cfg=_cfg(epochs=2, shuffle=False, dropout=0.0,
+                 batch_size=32, lr=3e-3), norm=_norm(ds), device="cpu", generator=generator(1))
+    assert not torch.allclose(next(m1.parameters()), next(m3.parameters()))
 
 
 def test_train_epochs_skips_single_sample_tail(ds):

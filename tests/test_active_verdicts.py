@@ -9,9 +9,9 @@ import pytest
 from scipy import stats
 
 from superlens.active.curves import curves_json, labels_to_reach, normalised_area
-from superlens.active.verdicts import (claim_rows, claim_verdicts, decide, holm, p_equivalence,
-                                       p_smaller_than, p_zero, seeds_needed, t_interval,
-                                       verdict_word, verdicts_json)
+from superlens.active.verdicts import (NO_VARIATION_NOTE, claim_rows, claim_verdicts, decide,
+                                       holm, no_variation, p_equivalence, p_smaller_than, p_zero,
+                                       seeds_needed, t_interval, verdict_word, verdicts_json)
 
 
 def test_interval_and_tests_match_scipy():
@@ -44,7 +44,8 @@ def test_seeds_needed_makes_the_interval_narrower_than_delta():
     half = lambda k: stats.t.ppf(0.975, k - 1) * sd / math.sqrt(k)
     assert half(n) <= delta / 2 < half(n - 1)
     assert seeds_needed(sd, delta, m=5) > n  # Bonferroni level alpha / 5 needs more
-    assert seeds_needed(None, delta) is None and seeds_needed(0.0, delta) == 2
+    # no sd, or sd 0 (no estimate of the noise): no answer
+    assert seeds_needed(None, delta) is None and seeds_needed(0.0, delta) is None
 
 
 @pytest.mark.parametrize("diffs,direction,paper,delta,word", [
@@ -70,6 +71,41 @@ def test_each_verdict_word(diffs, direction, paper, delta, word):
     assert got == word
 
 
+@pytest.mark.parametrize("diffs", [
+    [1 / 360] * 3,                         # identical: accuracy on a 360-image test set, 1 image apart
+    [0.4 - 0.5, 0.41 - 0.51, 0.42 - 0.52],  # "identical" up to float rounding (sd ~3e-17)
+    [0.0, 0.0, 0.0, 0.0],                  # no difference at any seed
+])
+def test_no_seed_to_seed_variation_is_inconclusive(diffs):
+    """A t interval of identical differences has width 0 and would call any nonzero mean
+    'reproduced' with p = 0, and 0 'no effect larger than Δ': the guard gives neither."""
+    assert no_variation(diffs)
+    ci = t_interval(diffs)
+    assert ci["no_variation"] and ci["ci_low"] is None and ci["half_width"] is None
+    assert ci["effect"] == pytest.approx(float(np.mean(diffs)))
+    assert p_zero(diffs) is None and p_equivalence(diffs, 0.01) is None
+    assert p_smaller_than(diffs, 0.042, +1) is None
+    rows = [{"claim": "c", "measure": "accuracy", "sign": +1, "validated": True, **ci,
+             "p_zero": p_zero(diffs), "p_paper": None, "p_equiv": p_equivalence(diffs, 0.01),
+             "delta": 0.01},
+            {"claim": "c", "measure": "cos_mean", "sign": +1, "validated": True,
+             **t_interval([0.01, 0.02, 0.015]), "p_zero": p_zero([0.01, 0.02, 0.015]),
+             "p_paper": None, "p_equiv": None, "delta": 0.01}]
+    decide(rows, {"c": "accuracy"})
+    assert rows[0]["verdict"] == "inconclusive" and rows[0]["note"] == NO_VARIATION_NOTE
+    assert rows[0]["seeds_needed"] is None and "p_zero_holm" not in rows[0]
+    # the varying row is tested alone: Holm over one row, not two
+    assert rows[1]["holm_rows"] == 1 and rows[1]["p_zero_holm"] == pytest.approx(rows[1]["p_zero"])
+    assert claim_verdicts(rows) == {"c": "inconclusive"}
+
+
+def test_small_real_variation_is_still_tested():
+    # a spread of 1e-6 on differences of 0.01 is real variation (far above float rounding)
+    d = [0.01, 0.010001, 0.009999, 0.0100005]
+    assert not no_variation(d) and p_zero(d) < 1e-6
+    assert verdict_word(float(np.mean(d)), +1, p_zero(d), None, None) == "reproduced"
+
+
 def _per_seed(al_cos, rand_cos, n=6, extra=None):
     seeds = [str(i) for i in range(n)]
     mk = lambda vals: {s: {"cos_mean": vals[i], "accuracy": 0.5, "silhouette_tsne": 0.2,
@@ -91,8 +127,10 @@ def test_claim_rows_pair_by_seed_and_the_primary_decides():
     assert over["vs_baseline"]["effect"] == pytest.approx(float(np.mean(base)) + 0.042 - 0.3, abs=0.003)
     claims = claim_verdicts(rows)
     assert claims["overlap"] == claims["more-superposition"] == "reproduced"
-    # accuracy equal at every seed: sd 0, inside +-delta
-    assert claims["accuracy"] == "no effect larger than Δ"
+    # accuracy equal at every seed: no seed-to-seed variation, so no test (not "within +-delta")
+    acc = next(r for r in rows if r["claim"] == "accuracy")
+    assert claims["accuracy"] == "inconclusive" and acc["no_variation"]
+    assert acc["note"] == NO_VARIATION_NOTE and acc["p_zero"] is None
     # measures nobody computed are shown, never decide
     sel = next(r for r in rows if r["measure"] == "selectivity_mean")
     assert sel["verdict"] == "inconclusive" and sel["note"] == "measure not computed"
@@ -121,7 +159,8 @@ def test_unvalidated_rows_do_not_decide_and_json_carries_the_plan():
     rng = np.random.default_rng(1)
     base = rng.normal(0.5, 0.05, 6)
     seeds, per_seed = _per_seed(list(base + 0.05), list(base), extra={"sae_features": 10.0})
-    per_seed["random"] = {s: {**v, "sae_features": 50.0} for s, v in per_seed["random"].items()}
+    per_seed["random"] = {s: {**v, "sae_features": 50.0 + int(s)}  # varies over seeds
+                          for s, v in per_seed["random"].items()}
     rows = claim_rows(per_seed, {}, ["least-confidence", "random"], seeds, sae_validated=False,
                       primary={"more-superposition": "sae_features"})
     sae = next(r for r in rows if r["measure"] == "sae_features" and r["claim"] == "more-superposition")
@@ -129,12 +168,14 @@ def test_unvalidated_rows_do_not_decide_and_json_carries_the_plan():
     v = verdicts_json(rows, False, "not validated", primary={"more-superposition": "sae_features"})
     assert v["claims"]["more-superposition"] == "inconclusive"  # its primary does not decide
     assert v["primary"]["more-superposition"] == "sae_features" and v["delta"]["cos_mean"] == 0.01
-    assert set(v["power"]["overlap"]) == {"measure", "n_seeds", "half_width", "delta", "seeds_needed"}
+    assert set(v["power"]["overlap"]) == {"measure", "n_seeds", "half_width", "delta", "seeds_needed",
+                                          "no_variation"}
 
 
 def test_rounds_rows_use_last_minus_first():
     seeds = ["0", "1", "2"]
-    rounds = {s: [{"cos_mean": 0.5 + i * 0.01}, {"cos_mean": 0.4 + i * 0.01}] for i, s in
+    drop = [0.1, 0.098, 0.102]
+    rounds = {s: [{"cos_mean": 0.5 + i * 0.01}, {"cos_mean": 0.5 + i * 0.01 - drop[i]}] for i, s in
               enumerate(seeds)}
     rows = claim_rows({}, {"least-confidence": rounds}, ["least-confidence"], seeds, False)
     r = next(r for r in rows if r["claim"] == "rounds" and r["measure"] == "cos_mean")

@@ -282,9 +282,14 @@ def _reference_batchtopk(x, recipe, seed):
     return W_enc.detach(), b.detach(), V.detach(), theta
 
 
-def test_batchtopk_fit_matches_autograd():
-    """The hand-written BatchTopK gradients (gathered on the chosen latents) equal autograd's."""
+@pytest.mark.parametrize("sparse_zero", [False, True])
+def test_batchtopk_fit_matches_autograd(monkeypatch, sparse_zero):
+    """The hand-written BatchTopK gradients (gathered on the chosen latents, projected per
+    contribution, buffers re-zeroed whole or on the touched rows only) equal autograd's."""
+    from superlens.measures import sae_topk
     from superlens.measures.sae import fit_saes
+
+    monkeypatch.setattr(sae_topk, "SPARSE_ZERO_ELEMS", 0 if sparse_zero else 1 << 40)
 
     x = _sparse_features(3, 6, 0.4, rows=500, seed=2)
     r = SAERecipe(steps=30, batch_size=32, dict_multiple=2, k=2, lr=5e-3, progress=False)

@@ -56,10 +56,16 @@ def test_toy_end_to_end(tmp_path):
         assert isinstance(metrics[k], float) and metrics[k] >= 0, k
     assert metrics["sae_features"] <= metrics["sae_dict_size"]
 
-    # re-render without training
+    # re-render without training: the verdict rows follow the current rules, never the rows an
+    # earlier version stored in metrics.json (page and metrics.json alike)
+    rows = metrics["verdicts"]
+    stale = [{**r, "verdict": "stale-word", "why": "by an earlier rule"} for r in rows]
+    (out / "metrics.json").write_text(json.dumps({**metrics, "verdicts": stale}))
     (out / "report.html").unlink()
     assert main(["report", str(out)]) == 0
-    assert (out / "report.html").stat().st_size > 10_000
+    html = (out / "report.html").read_text()
+    assert len(html) > 10_000 and "stale-word" not in html and "by an earlier rule" not in html
+    assert json.loads((out / "metrics.json").read_text())["verdicts"] == rows
 
     # existing directory refused, kept intact; --force replaces
     assert main(["toy", "--out", str(out), *TINY]) == 2

@@ -107,8 +107,8 @@ def _active_parser(sub, strategies: list[str] | None) -> None:
                                                    "set evaluated on"))
     a.add_argument("--sae", help=h("sae", "sparse-autoencoder measure: rounds, final or off"))
     a.add_argument("--sae-gflop", type=float, help=h("sae_gflop", "compute cap per sparse "
-                                                     "autoencoder, GFLOP (1200: the recipe of the "
-                                                     "toy validation)"))
+                                                     "autoencoder, GFLOP (2000: the calibrated "
+                                                     "recipe's own)"))
     a.add_argument("--model", help=h("model", "one of: " + ", ".join(get_args(ModelName))))
     a.add_argument("--pretrained", action="store_true", default=None,
                    help="ImageNet weights for resnet18 (default: no)")
@@ -121,6 +121,8 @@ def _active_parser(sub, strategies: list[str] | None) -> None:
     a.add_argument("--epochs", type=int, help=h("epochs"))
     a.add_argument("--batch-size", type=int, help=h("batch_size", "training batch size, integer >= 1"))
     a.add_argument("--lr", type=float, help=h("lr"))
+    a.add_argument("--lr-schedule", help=h("lr_schedule", "learning rate within each training: "
+                                           "constant, or cosine (lr down to 0)"))
     a.add_argument("--initial-pool", type=int, help=h("initial_pool"))
     a.add_argument("--rounds", type=int, help=h("rounds"))
     a.add_argument("--query-size", type=int, help=h("query_size"))

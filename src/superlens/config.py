@@ -118,6 +118,9 @@ class ActiveConfig(BaseConfig):
                                       "(unset: the pooled penultimate layer)")
     optimizer: Literal["adam", "sgd"] = Field("adam", description="adam or sgd")
     lr: float = Field(1e-3, gt=0, description="learning rate > 0")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="learning rate within each training: constant, or cosine (from lr "
+        "down to 0 over that training's steps)")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum in [0, 1)")
     weight_decay: float = Field(0.0, ge=0, description="weight decay >= 0")
     epochs: int = Field(20, ge=1, description="epochs per training, integer >= 1")
@@ -157,8 +160,8 @@ class ActiveConfig(BaseConfig):
                                                    "rounds (final models' feature layer and last conv "
                                                    "block, every round's feature layer), final (final "
                                                    "models only) or off")
-    sae_gflop: float = Field(1200.0, gt=0, le=1e6, description="compute cap per sparse autoencoder in "
-                             "GFLOP (> 0; the recipe's own cap is 1200; lower is faster "
+    sae_gflop: float = Field(2000.0, gt=0, le=1e6, description="compute cap per sparse autoencoder in "
+                             "GFLOP (> 0; the recipe's own cap is 2000; lower is faster "
                              "and leaves F less converged on wide layers)")
     tsne: Literal["opentsne", "sklearn"] = Field("opentsne", description="t-SNE implementation: "
                                                  "opentsne, or sklearn (the paper's TSNE(random_state=42))")

@@ -195,7 +195,7 @@ def train_together(net: GroupedCNN, optimizer: torch.optim.Optimizer, xs: list[T
     """train_epochs for K models at once (see the module docstring). xs[k]: [N, C, H, W] uint8,
     ys[k]: [N] int64, the same N for every model; generators[k]: model k's training generator.
     Returns one {"loss", "epoch_losses", "seconds"} per model (seconds: the shared wall time)."""
-    from superlens.active.train import epoch_draws, augment_batch, crop_padding
+    from superlens.active.train import augment_batch, crop_padding, epoch_draws, set_lr
 
     device = torch.device(device)
     k = len(xs)
@@ -219,7 +219,7 @@ def train_together(net: GroupedCNN, optimizer: torch.optim.Optimizer, xs: list[T
     bar = tqdm(total=cfg.epochs * n_batches, desc=desc or "train", unit="batch", leave=False,
                disable=not cfg.progress, dynamic_ncols=True)
     try:
-        for _ in range(cfg.epochs):
+        for epoch in range(cfg.epochs):
             draws = [epoch_draws(n, g, shuffle, cfg.augment, pad, device) for g in generators]
             totals = torch.zeros(k, device=device)
             seen = 0
@@ -239,6 +239,7 @@ def train_together(net: GroupedCNN, optimizer: torch.optim.Optimizer, xs: list[T
                                       reduction="none").view(k, -1).mean(1)   # [K]
                 optimizer.zero_grad(set_to_none=True)
                 per.sum().backward()
+                set_lr(optimizer, cfg, epoch * n_batches + bi, cfg.epochs * n_batches)
                 optimizer.step()
                 totals += per.detach() * y.shape[1]
                 seen += y.shape[1]

@@ -82,6 +82,8 @@ def fingerprint(cfg: ActiveConfig, fields: tuple[str, ...], **extra: Any) -> dic
     for f in ("pool_size", "test_size") + (("candidates",) if "initial_pool" in fields else ()):
         if getattr(cfg, f, None) is not None:
             fp[f] = getattr(cfg, f)
+    if cfg.lr_schedule != "constant":
+        fp["lr_schedule"] = cfg.lr_schedule
     fp.update(extra)
     return fp
 

@@ -49,9 +49,9 @@ SAE_FILE = "sae.json"    # per model folder: the cached values, with the recipe 
 
 def study_recipe(cfg: Any = None):
     """The recipe the study fits: SAERecipe()'s defaults (the recipe of the toy validation) with
-    the config's compute cap per autoencoder (sae_gflop; 1200 = the recipe's own). The cap only
-    binds on layers wide enough that 3000 steps x 256 rows would cost more (a 128-wide layer: above
-    ~1000 GFLOP); then the minibatch, then the step count, is cut (reported as sae_batch / sae_steps).
+    the config's compute cap per autoencoder (sae_gflop; None = the recipe's own, SAERecipe.max_gflop).
+    The cap only binds on layers wide enough that the recipe's steps x batch would cost more; then
+    the minibatch, then the step count, is cut (reported as sae_batch / sae_steps).
     Tests swap in a cheaper recipe."""
     from superlens.measures.sae import SAERecipe
 

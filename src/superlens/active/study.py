@@ -33,6 +33,9 @@ RESUME_FREE = {"device", "threads", "progress", "data_dir", "weights_path", "dow
                "seeds", "ensemble", "sae_recipe", "sae", "sae_gflop"}
 # the smallest image side the models take (image_size has the same bound)
 MIN_SIDE = 8
+# fields added after runs were saved, with the value an earlier run's config.json means by leaving
+# them out (the behaviour before the field existed)
+ADDED_LATER = {"lr_schedule": "constant"}
 # config.json keys beside ActiveConfig's fields (stripped before the config is rebuilt)
 EXTRA_CONFIG_KEYS = ("sae_recipe", "decode")
 
@@ -85,7 +88,7 @@ def config_from_json(data: dict, source: str) -> ActiveConfig:
 def _check_resume_config(out: Path, cfg: ActiveConfig) -> None:
     from superlens.readers import read_object
 
-    stored = read_object(out / "config.json")
+    stored = {**ADDED_LATER, **read_object(out / "config.json")}
     now = config_json(cfg)
     # amp as it acts on this device: config.json stores the resolved value (false on the CPU), and
     # an older one may hold the flag as given
@@ -502,13 +505,19 @@ def _rounds_mean(per_seed: list[dict]) -> list[dict]:
 
 
 def complete_measures(out: Path) -> bool:
-    """Add measures a finished run lacks (the sparse-autoencoder keys, when the run predates the
-    measure or its recipe has changed) from its saved checkpoints, then rewrite metrics.json. True
-    if changed."""
+    """Bring a run's metrics.json up to the current code: add measures a finished run lacks (the
+    sparse-autoencoder keys, when the run predates the measure or its recipe has changed) from its
+    saved checkpoints, and re-aggregate from the per-seed measures, so the verdict rows and
+    learning curves follow the current rules, never the text an earlier version stored. A run
+    that did not finish is re-aggregated over the seeds its metrics.json holds (nothing when it
+    has none). True if measures were added."""
     meta = read_json(out / "meta.json")
-    if meta.get("status") != "complete":
-        return False
     cfg = config_from_json(read_json(out / "config.json"), str(out / "config.json"))
+    if meta.get("status") != "complete":
+        seeds = _aggregated_seeds(out)
+        if seeds:
+            write_json(out / "metrics.json", aggregate(out, cfg, seeds))
+        return False
     seeds = [int(s) for s in meta.get("seeds", [])]
     if cfg.sae == "off":
         write_json(out / "metrics.json", aggregate(out, cfg, seeds))
@@ -527,3 +536,13 @@ def complete_measures(out: Path) -> bool:
     add_sae_measures(cfg, ds, out, seeds, pick_device(cfg.device))
     write_json(out / "metrics.json", aggregate(out, cfg, seeds))
     return True
+
+
+def _aggregated_seeds(out: Path) -> list[int]:
+    """The seeds metrics.json was aggregated over (its baseline's per-seed keys; [] without one)."""
+    from superlens.readers import read_object
+
+    if not (out / "metrics.json").is_file():
+        return []
+    per_seed = read_object(out / "metrics.json", {"baseline": dict})["baseline"].get("per_seed")
+    return sorted(int(s) for s in per_seed) if isinstance(per_seed, dict) else []

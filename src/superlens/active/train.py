@@ -16,6 +16,7 @@ reproducible from its seeds alone; MC dropout is seeded in a forked RNG so the g
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 
 import torch
@@ -39,6 +40,25 @@ def make_optimizer(model: nn.Module, cfg: ActiveConfig) -> torch.optim.Optimizer
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     raise ConfigError(f"optimizer = {cfg.optimizer!r}: unknown (known: adam, sgd)")
+
+
+def scheduled_lr(cfg: ActiveConfig, step: int, total: int) -> float:
+    """The learning rate of optimizer step ``step`` (0-based) of a training of ``total`` steps:
+    cfg.lr, or under lr_schedule = "cosine" cfg.lr * (1 + cos(pi * step / total)) / 2 (cosine
+    annealing, Loshchilov & Hutter 2017, arXiv 1608.03983, one cycle per training): the last steps
+    run at a small rate, so the model a training ends with does not hang on its last batches."""
+    if cfg.lr_schedule == "constant":
+        return float(cfg.lr)
+    return float(cfg.lr) * (1.0 + math.cos(math.pi * step / max(total, 1))) / 2.0
+
+
+def set_lr(optimizer: torch.optim.Optimizer, cfg: ActiveConfig, step: int, total: int) -> None:
+    """Give every parameter group scheduled_lr(cfg, step, total); a constant schedule leaves the
+    optimizer as it is (a continued optimizer keeps the rate it was given)."""
+    if cfg.lr_schedule != "constant":
+        lr = scheduled_lr(cfg, step, total)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
 
 
 def amp_enabled(device: torch.device, wanted: bool) -> bool:
@@ -169,6 +189,7 @@ def train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, x_uint8: Te
                         loss = F.cross_entropy(model(xb), y[idx])
                     optimizer.zero_grad(set_to_none=True)
                     scaler.scale(loss).backward()
+                    set_lr(optimizer, cfg, epoch * n_batches + bi, epochs * n_batches)
                     scaler.step(optimizer)
                     scaler.update()
                     # accumulated on the device: one sync per epoch, not per batch

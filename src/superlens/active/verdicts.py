@@ -12,6 +12,12 @@ d_1..d_n give
     p_equiv  = TOST (Schuirmann 1987): max of the one-sided p values of mean(d) <= -delta and
                mean(d) >= +delta; below 0.05 exactly when the 90 % interval lies inside (-delta, +delta)
 
+A row whose differences do not vary over seeds (sd <= no_variation_tol(d), float rounding) gets
+no interval and no p values: a t test divides by the seeds' spread, so with none the interval has
+width 0 and every test is decided (p = 0 or 1) whatever the true noise; identical differences over
+a few seeds happen with coarse measures (accuracy on a small test set moves in steps of 1 / n_test).
+The row is "inconclusive", with the reason.
+
 delta is the smallest effect of interest of the measure, fixed in the config (the preset) before
 the run. The p values of a claim's rows are Holm-adjusted over those rows (each kind of test
 separately), and the row's word follows VERDICT_RULE at alpha = 0.05. A claim's verdict is the word
@@ -52,7 +58,9 @@ VERDICT_RULE = (
     "significantly smaller than the paper's effect, and not shown to lie within ±Δ; 'contradicted' "
     "when it differs from 0 on the other side; 'no effect larger than Δ' when it does not differ "
     "from 0 and lies within ±Δ; 'inconclusive' otherwise (or fewer than 2 seeds, or the measure "
-    "was not computed), always with the seeds that would settle it. A claim's verdict is its "
+    "was not computed, or the per-seed differences do not vary: with no seed-to-seed variation "
+    "the t interval has width 0 and there is no noise estimate to test against), with the seeds "
+    "that would settle it where the spread gives one. A claim's verdict is its "
     "primary measure's word; the primary measure of every claim is named in the preset before the "
     "run. Rows on measures that are not validated are shown but take no part.")
 
@@ -66,15 +74,18 @@ WORD_RULES = {
     "contradicted": "the effect differs from 0 on the side opposite to the paper's claim",
     "no effect larger than Δ": "the effect does not differ from 0 and TOST shows it lies within "
                                "±Δ (the 90 % interval inside ±Δ, Holm)",
-    "inconclusive": "none of the above (or fewer than 2 seeds, or the measure was not computed); "
-                    "the seeds needed say how many would settle it",
+    "inconclusive": "none of the above (or fewer than 2 seeds, or the measure was not computed, or "
+                    "no seed-to-seed variation: identical per-seed differences give the t test no "
+                    "noise estimate, so no interval and no p value); the seeds needed say how many "
+                    "would settle it",
 }
 
 SEEDS_NEEDED_RULE = (
     "Seeds needed: the smallest n at which the interval half-width t_{1-α/2m, n-1} · s / √n (s: "
     "this run's sd of the per-seed differences; m: the claim's deciding rows, Bonferroni, the "
     "strictest level Holm applies) is at most Δ/2. An interval narrower than Δ cannot hold both 0 "
-    "and an effect beyond ±Δ, so at that n the row cannot be 'inconclusive' if s stays as measured.")
+    "and an effect beyond ±Δ, so at that n the row cannot be 'inconclusive' if s stays as measured. "
+    "None where the differences do not vary (s gives no estimate).")
 
 # The paper's effects (arXiv 2412.16168, p. 5, CIFAR-10, ResNet-18): active learning minus its
 # baseline, the only comparison the paper reports. (measure -> (effect, how it was derived)).
@@ -140,39 +151,61 @@ def _finite(diffs) -> np.ndarray:
     return np.asarray([v for v in diffs if v is not None and math.isfinite(v)], dtype=float)
 
 
+# sd at or below this share of the largest |difference| (or this absolute floor, for differences
+# that are all ~0) is float rounding, not seed-to-seed variation: measures are float32/float64
+# computations whose rounding is ~1e-16..1e-7 relative, seed-to-seed spreads ~1e-3 and up
+NO_VARIATION_REL = 1e-9
+NO_VARIATION_ABS = 1e-12
+
+
+def no_variation_tol(d) -> float:
+    """The sd [scalar] at or below which per-seed values d [n] count as not varying:
+    max(NO_VARIATION_REL * max|d_i|, NO_VARIATION_ABS)."""
+    d = np.asarray(d, dtype=float)
+    return max(NO_VARIATION_REL * float(np.max(np.abs(d))) if d.size else 0.0, NO_VARIATION_ABS)
+
+
+def no_variation(diffs) -> bool:
+    """True when >= 2 finite per-seed values have sd <= no_variation_tol: a t interval and t tests
+    on them would have width 0 and p values of 0 or 1 whatever the true noise."""
+    d = _finite(diffs)
+    return d.size >= 2 and float(d.std(ddof=1)) <= no_variation_tol(d)
+
+
 def t_interval(diffs, level: float = 0.95) -> dict:
-    """Mean and Student-t interval of per-seed values [n]; n < 2 gives no interval.
-    Returns {"effect", "ci_low", "ci_high", "n_seeds", "sd", "half_width"}."""
+    """Mean and Student-t interval of per-seed values [n]; n < 2, or values that do not vary
+    (no_variation), give no interval. Returns {"effect", "ci_low", "ci_high", "n_seeds", "sd",
+    "half_width", "no_variation"}."""
     d = _finite(diffs)
     n = int(d.size)
+    none = {"ci_low": None, "ci_high": None, "half_width": None, "no_variation": False}
     if n == 0:
-        return {"effect": None, "ci_low": None, "ci_high": None, "n_seeds": 0, "sd": None,
-                "half_width": None}
+        return {"effect": None, "n_seeds": 0, "sd": None, **none}
     mean = float(d.mean())
     if n < 2:
-        return {"effect": mean, "ci_low": None, "ci_high": None, "n_seeds": n, "sd": None,
-                "half_width": None}
+        return {"effect": mean, "n_seeds": n, "sd": None, **none}
+    sd = float(d.std(ddof=1))
+    if no_variation(d):
+        return {"effect": mean, "n_seeds": n, "sd": sd, **none, "no_variation": True}
     from scipy.stats import t
 
-    sd = float(d.std(ddof=1))
     half = float(t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n))
     return {"effect": mean, "ci_low": mean - half, "ci_high": mean + half, "n_seeds": n, "sd": sd,
-            "half_width": half}
+            "half_width": half, "no_variation": False}
 
 
 def _t_sf(mean: float, sd: float, n: int, mu0: float) -> float:
-    """P(T >= t) of the one-sided t test of H0: mean <= mu0 (small: mean is above mu0)."""
+    """P(T >= t) of the one-sided t test of H0: mean <= mu0 (small: mean is above mu0); sd > 0
+    (the callers return None for values that do not vary)."""
     from scipy.stats import t
 
-    if sd == 0.0:
-        return 0.0 if mean > mu0 else 1.0
     return float(t.sf((mean - mu0) / (sd / math.sqrt(n)), n - 1))
 
 
 def p_zero(diffs) -> float | None:
-    """Two-sided one-sample t test of mean = 0 (None below 2 seeds)."""
+    """Two-sided one-sample t test of mean = 0 (None below 2 seeds or without variation)."""
     d = _finite(diffs)
-    if d.size < 2:
+    if d.size < 2 or no_variation(d):
         return None
     m, s, n = float(d.mean()), float(d.std(ddof=1)), int(d.size)
     return float(min(1.0, 2 * min(_t_sf(m, s, n, 0.0), _t_sf(-m, s, n, 0.0))))
@@ -180,9 +213,9 @@ def p_zero(diffs) -> float | None:
 
 def p_smaller_than(diffs, paper: float, direction: int) -> float | None:
     """One-sided t test of H0: direction * mean >= direction * paper (small p: the effect, on the
-    claimed side, is smaller than the paper's). None below 2 seeds."""
+    claimed side, is smaller than the paper's). None below 2 seeds or without variation."""
     d = _finite(diffs) * direction
-    if d.size < 2:
+    if d.size < 2 or no_variation(d):
         return None
     m, s, n = float(d.mean()), float(d.std(ddof=1)), int(d.size)
     return _t_sf(-m, s, n, -direction * paper)
@@ -190,9 +223,10 @@ def p_smaller_than(diffs, paper: float, direction: int) -> float | None:
 
 def p_equivalence(diffs, delta: float) -> float | None:
     """TOST of H0: |mean| >= delta: the larger of the one-sided p values of mean <= -delta and
-    mean >= delta (small p: the effect lies within +-delta). None below 2 seeds or without delta."""
+    mean >= delta (small p: the effect lies within +-delta). None below 2 seeds, without variation
+    or without delta."""
     d = _finite(diffs)
-    if d.size < 2 or delta is None or not delta > 0:
+    if d.size < 2 or no_variation(d) or delta is None or not delta > 0:
         return None
     m, s, n = float(d.mean()), float(d.std(ddof=1)), int(d.size)
     return max(_t_sf(m, s, n, -delta), _t_sf(-m, s, n, -delta))
@@ -213,12 +247,10 @@ def holm(pvalues: list[float | None]) -> list[float | None]:
 
 def seeds_needed(sd: float | None, delta: float | None, m: int = 1, alpha: float = ALPHA,
                  n_max: int = 10_000) -> int | None:
-    """Smallest n >= 2 with t_{1 - alpha/(2m), n-1} * sd / sqrt(n) <= delta / 2 (None: no sd or
-    delta; n_max + 1 when even n_max is not enough)."""
-    if sd is None or delta is None or not delta > 0:
+    """Smallest n >= 2 with t_{1 - alpha/(2m), n-1} * sd / sqrt(n) <= delta / 2 (None: no sd, sd 0
+    (no estimate of the noise) or no delta; n_max + 1 when even n_max is not enough)."""
+    if sd is None or not sd > 0 or delta is None or not delta > 0:
         return None
-    if sd == 0.0:
-        return 2
     from scipy.stats import t
 
     q = 1 - alpha / (2 * max(m, 1))
@@ -376,12 +408,17 @@ def claim_rows(per_seed: dict[str, dict[str, dict]], per_seed_rounds: dict[str, 
     return decide(rows, primary)
 
 
+NO_VARIATION_NOTE = ("no seed-to-seed variation: the per-seed differences are identical, so the t "
+                     "test has no noise estimate (no interval, no p value)")
+
+
 def decide(rows: list[dict], primary: dict[str, str] | None = None,
            alpha: float = ALPHA) -> list[dict]:
     """Holm-adjust each kind of p value over the deciding rows of every claim, then word every row
     and give it its half-width and seeds needed. In place; returns ``rows``.
 
-    A row decides when its measure is validated and was computed on >= 2 seeds."""
+    A row decides when its measure is validated and was computed on >= 2 seeds whose differences
+    vary (t_interval's no_variation: no interval, no p values, "inconclusive" with the reason)."""
     primary = {**DEFAULT_PRIMARY, **(primary or {})}
     for claim in dict.fromkeys(r["claim"] for r in rows):
         own = [r for r in rows if r["claim"] == claim]
@@ -393,9 +430,13 @@ def decide(rows: list[dict], primary: dict[str, str] | None = None,
         for r in own:
             r["primary"] = r["measure"] == primary.get(claim)
             r["holm_rows"] = len(family)
-            r["seeds_needed"] = seeds_needed(r.get("sd"), r.get("delta"), m, alpha)
+            r["seeds_needed"] = (None if r.get("no_variation") else
+                                 seeds_needed(r.get("sd"), r.get("delta"), m, alpha))
             if r["effect"] is None:
                 r["verdict"], r["note"] = "inconclusive", "measure not computed"
+                continue
+            if r.get("no_variation"):
+                r["verdict"], r["note"] = "inconclusive", NO_VARIATION_NOTE
                 continue
             if r in family:
                 r["verdict"] = verdict_word(r["effect"], r["sign"], r.get("p_zero_holm"),
@@ -420,12 +461,13 @@ def claim_verdicts(rows: list[dict]) -> dict[str, str]:
 
 
 def claim_power(rows: list[dict]) -> dict[str, dict]:
-    """claim id -> {"primary", "n_seeds", "half_width", "delta", "seeds_needed"} of its primary row."""
+    """claim id -> {"measure", "n_seeds", "half_width", "delta", "seeds_needed", "no_variation"} of
+    its primary row."""
     out: dict[str, dict] = {}
     for r in rows:
         if r.get("primary") and r["claim"] not in out:
             out[r["claim"]] = {k: r.get(k) for k in ("measure", "n_seeds", "half_width", "delta",
-                                                     "seeds_needed")}
+                                                     "seeds_needed", "no_variation")}
     return out
 
 
@@ -440,8 +482,9 @@ def verdicts_json(rows: list[dict], sae_validated: bool | None, sae_note: str,
             "claims": claim_verdicts(rows), "power": claim_power(rows), "rows": rows}
 
 
-__all__ = ["ALPHA", "WORDS", "WORD_RULES", "VERDICT_RULE", "SEEDS_NEEDED_RULE", "PAPER_EFFECTS", "DEFAULT_DELTA",
-           "DEFAULT_PRIMARY", "t_interval", "p_zero", "p_smaller_than", "p_equivalence", "holm",
+__all__ = ["ALPHA", "WORDS", "WORD_RULES", "VERDICT_RULE", "SEEDS_NEEDED_RULE", "PAPER_EFFECTS",
+           "DEFAULT_DELTA", "DEFAULT_PRIMARY", "NO_VARIATION_NOTE", "no_variation",
+           "no_variation_tol", "t_interval", "p_zero", "p_smaller_than", "p_equivalence", "holm",
            "seeds_needed", "verdict_word", "claim_rows", "decide", "claim_verdicts", "claim_power",
            "verdicts_json"]
 

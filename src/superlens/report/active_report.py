@@ -75,6 +75,8 @@ def _ci(d: dict | None) -> str:
     """'effect [low, high]' of a verdicts.t_interval dict."""
     if not d or d.get("effect") is None:
         return "—"
+    if d.get("no_variation"):
+        return f"{fmt(d['effect'], 3)} (the same at every seed: no interval)"
     if d.get("ci_low") is None:
         return f"{fmt(d['effect'], 3)} (one seed: no interval)"
     return f"{fmt(d['effect'], 3)} [{fmt(d['ci_low'], 3)}, {fmt(d['ci_high'], 3)}]"
@@ -96,6 +98,8 @@ def _badge(word: str) -> str:
 def _paper_cell(r: dict) -> str:
     if r.get("paper_effect") is None:
         return "—"
+    if r.get("no_variation"):
+        return f"{fmt(r['paper_effect'], 3)} (no variation over seeds: not tested)"
     if r.get("p_paper") is None:
         return f"{fmt(r['paper_effect'], 3)} (against the claim: not tested)"
     p = r.get("p_paper_holm", r.get("p_paper"))
@@ -106,6 +110,8 @@ def _power_cell(r: dict) -> str:
     need = r.get("seeds_needed")
     half = r.get("half_width")
     h = "—" if half is None else f"±{fmt(half, 2)}"
+    if r.get("no_variation"):
+        return f"no variation over {r.get('n_seeds')} seeds"
     if need is None:
         return h
     need_s = f"> {need - 1}" if need > 10_000 else str(need)
@@ -133,6 +139,8 @@ def verdict_section(metrics: dict) -> str:
         settle = ""
         if word == "inconclusive" and prim.get("seeds_needed"):
             settle = f" — about {prim['seeds_needed']} seeds would settle it"
+        elif word == "inconclusive" and prim.get("no_variation"):
+            settle = " — no seed-to-seed variation: no noise estimate to test against"
         body.append(
             f'<tr><td colspan="8" class="claimhead"><b>{esc(prim["text"])}</b> {_badge(word)}'
             f"{esc(settle)}<br><small>primary: <code>{esc(prim['measure'])}</code>, "
@@ -282,14 +290,18 @@ def _sae_statement(config: dict, metrics: dict) -> str:
     steps, batch = b.get("sae_steps"), b.get("sae_batch")
     ran = (f" On the feature layer that came to {steps:.0f} steps × {batch:.0f} rows."
            if isinstance(steps, (int, float)) and isinstance(batch, (int, float)) else "")
-    text = (f"Sparse-autoencoder measure (sae_*) on {where}: dictionary {r['dict_multiple']:g} × the "
-            f"layer's width, L1 {r['l1']:g} on activations scaled to unit RMS norm, {r['steps']} Adam "
-            f"steps × {r['batch_size']} rows, {len(r.get('seeds', []))} autoencoder seeds, at most "
-            f"{r['max_gflop']:g} GFLOP per autoencoder (sae_gflop).{ran}")
-    if r["max_gflop"] < 1200:
-        text += (" That cap is below the recipe's own (1200 GFLOP), chosen for speed: on wide layers "
-                 "F is less converged than under the recipe of the toy validation, so compare F "
-                 "within this run only (--sae-gflop 1200 for the full recipe).")
+    from superlens.measures.sae import SAERecipe
+
+    own = SAERecipe().max_gflop
+    arch = r.get("architecture", "sparse autoencoder")
+    text = (f"Sparse-autoencoder measure (sae_*) on {where}: {arch}; dictionary "
+            f"{r['dict_multiple']:g} × the layer's width, activations scaled to unit RMS norm, "
+            f"{r['steps']} Adam steps × {r['batch_size']} rows, {len(r.get('seeds', []))} autoencoder "
+            f"seeds, at most {r['max_gflop']:g} GFLOP per autoencoder (sae_gflop).{ran}")
+    if r["max_gflop"] < own:
+        text += (f" That cap is below the recipe's own ({own:g} GFLOP), chosen for speed: on wide "
+                 "layers F is less converged than under the calibrated recipe, so compare F within "
+                 f"this run only (--sae-gflop {own:g} for the full recipe).")
     return text
 
 
@@ -303,12 +315,12 @@ def _subset_statement(config: dict, meta: dict) -> str:
         parts.append(f"Each round scores a fresh random subset of {config['candidates']:,} unlabelled "
                      "images (the same subset for every strategy at a given seed and round) and "
                      "queries from those.")
-    from superlens.active.presets import CPU_PRESET_WHY, PAPER_CPU_WHY, PRESETS
+    from superlens.active.presets import PRESET_WHY, PRESETS
 
     name = config.get("preset")
-    if name in ("cifar10-cpu", "paper-cifar10-cpu") and all(
-            config.get(k) == v for k, v in PRESETS[name].items()
-            if k not in ("strategies", "seeds", "ensemble", "sae")):
-        why = CPU_PRESET_WHY if name == "cifar10-cpu" else PAPER_CPU_WHY
-        parts.append("Why this preset is sized as it is: " + " ".join(why))
+    # a JPEG tree of the preset's data set runs as dataset "image-folder": still the same sizes
+    same = lambda k, v: config.get(k) == v or (k == "dataset" and config.get(k) == "image-folder")
+    if name in PRESET_WHY and all(same(k, v) for k, v in PRESETS[name].items()
+                                  if k not in ("strategies", "seeds", "ensemble", "sae")):
+        parts.append("Why this preset is sized as it is: " + " ".join(PRESET_WHY[name]))
     return " ".join(parts)

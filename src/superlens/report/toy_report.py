@@ -304,11 +304,10 @@ def toy_report_html(config: dict, meta: dict, metrics: dict, analysis, fig_dir: 
 
 
 def verdict_rows(metrics: dict, analysis) -> list[dict]:
-    """metrics.json's verdicts; a run directory written before they existed gets them computed now
-    (its phase from the analysis record, by the same rule)."""
-    if metrics.get("verdicts"):
-        return metrics["verdicts"]
-    m = dict(metrics)
+    """The verdict rows by the current rules (superlens.toy.verdicts), computed from the run's
+    measured values, never the rows metrics.json stores (they hold the rules of the version that
+    ran); a run written before the phase keys existed gets them from the analysis record."""
+    m = {k: v for k, v in metrics.items() if k != "verdicts"}
     if "phase" not in m:
         m["phase"] = majority(cc_phases(analysis.gain, analysis.mse_active, analysis.n_hidden))
     if "l2_trained_phase" not in m and analysis.l2_gain is not None:

@@ -15,9 +15,10 @@ from superlens.studies.base import SweepStudy, rows_base
 def render_active_report(out: str | Path, complete: bool = True, status: str | None = None) -> Path:
     """(Re)draw figures and report.html from a run directory, without training; every file is read
     and checked (one line naming the file on a wrong shape) before the first figure is drawn.
-    complete: first add measures a finished run lacks (superlens.active.study.complete_measures:
-    the sparse-autoencoder pass, from its checkpoints). status: the run status the page shows
-    instead of meta.json's (runs.page_meta)."""
+    complete: first bring metrics.json up to the current code (superlens.active.study.
+    complete_measures: the sparse-autoencoder pass a finished run lacks, from its checkpoints, and
+    the verdict rows and learning curves recomputed by the current rules). status: the run status
+    the page shows instead of meta.json's (runs.page_meta)."""
     from superlens.active.study import complete_measures
     from superlens.readers import check_object, file_contents, read_meta, read_object
     from superlens.report.active_figures import make_active_figures
@@ -30,7 +31,8 @@ def render_active_report(out: str | Path, complete: bool = True, status: str | N
     metrics = read_object(out / "metrics.json", {"baseline": dict})
     for name in config["strategies"]:
         check_object(out / "metrics.json", metrics, {str(name): dict})
-    if complete and complete_measures(out):
+    if complete:  # metrics.json is rewritten even when no measure was missing: read it again
+        complete_measures(out)
         metrics = read_object(out / "metrics.json", {"baseline": dict})
     with file_contents(out / "metrics.json", "not the metrics of this run"):
         figures = make_active_figures(out, config, meta, metrics, out / "figures")

@@ -130,7 +130,7 @@ def render_toy_report(out: str | Path, status: str | None = None) -> Path:
     status: the run status the page shows instead of meta.json's (runs.page_meta)."""
     from superlens.readers import NUMBER, check_object, file_contents, read_meta, read_object
     from superlens.report.toy_figures import make_toy_figures, plot_frame_geometry
-    from superlens.report.toy_report import toy_report_html
+    from superlens.report.toy_report import toy_report_html, verdict_rows
     from superlens.runs import atomic_write_text, page_meta
     from superlens.toy.record import ToyAnalysis
 
@@ -157,6 +157,9 @@ def render_toy_report(out: str | Path, status: str | None = None) -> Path:
                               "of the same shape (seed 0)."))
     with file_contents(out / "metrics.json", "not the metrics of a toy run"):
         html = toy_report_html(config, meta, metrics, analysis, out / "figures", figures)
+        rows = verdict_rows(metrics, analysis)
+    if metrics.get("verdicts") != rows:  # stored by an earlier rule: metrics.json follows the page
+        write_json(out / "metrics.json", {**metrics, "verdicts": rows})
     atomic_write_text(out / "report.html", html)
     return out / "report.html"
 
