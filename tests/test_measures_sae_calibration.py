@@ -71,3 +71,14 @@ def test_active_study_reads_the_table():
 
     assert sae_validated() == cal.targets_met()
     assert sae_validation_note().startswith("validated." if cal.targets_met() else "not validated.")
+
+
+def test_a_fit_that_left_more_unexplained_than_any_calibrated_setting_is_not_trusted(tmp_path):
+    p = _table(tmp_path, {"planted_error": True, "tms_r_entropy": True}, {"64": W_OK}, "f.json")
+    t = json.loads(p.read_text())
+    t["fvu_max"] = 0.3
+    p.write_text(json.dumps(t))
+    assert cal.calibration_note(64, p, fvu=0.1)["trusted"] is True
+    bad = cal.calibration_note(64, p, fvu=0.39)
+    assert bad["trusted"] is False and "0.39" in bad["reason"] and "did not fit" in bad["reason"]
+    assert cal.calibration_note(64, p, fvu=float("nan"))["trusted"] is False

@@ -124,8 +124,11 @@ def calibration_table(models: list[dict], targets: dict, command: str, recipe: d
     at_most = {"planted_median_abs_error", "planted_max_abs_error", "seed_spread"}
     met = {k: (k in measured and (measured[k] <= v if k in at_most else measured[k] >= v))
            for k, v in targets.items()}
-    return {"command": command, "recipe": recipe, "targets": dict(targets), "measured": measured,
-            "met": met, "targets_met": bool(met) and all(met.values()), "widths": widths}
+    out = {"command": command, "recipe": recipe, "targets": dict(targets), "measured": measured,
+           "met": met, "targets_met": bool(met) and all(met.values()), "widths": widths}
+    if planted:  # the largest FVU at which F was checked: beyond it F is not read as a count
+        out["fvu_max"] = float(max(np.mean(e["fvu"]) for e in planted))
+    return out
 
 
 __all__ = ["FAMILIES", "calibration_table", "correlation_tables", "correlations", "is_sparse",

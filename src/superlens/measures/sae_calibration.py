@@ -77,13 +77,16 @@ def targets_met(path: str | Path | None = None) -> bool:
     return bool(load_calibration(path)["targets_met"])
 
 
-def calibration_note(width: int, path: str | Path | None = None) -> dict:
+def calibration_note(width: int, path: str | Path | None = None, fvu: float | None = None) -> dict:
     """Is F trusted at a layer of `width` neurons? {"width", "trusted", "reason", "calibrated_width"
     (the nearest width of the held-out grid, or None), and that width's measured figures:
     "median_ratio", "median_abs_error", "max_abs_error", "settings", "seed_spread"}.
 
     Trusted when every target of the table is met and a held-out width within a factor WIDTH_FACTOR
-    of `width` met its own F / F_true targets."""
+    of `width` met its own F / F_true targets. Given the fit's fvu, never trusted when the
+    autoencoder left more of the layer unexplained than at any calibrated sparse setting (the
+    table's fvu_max): the autoencoder did not fit that layer, so F counts nothing there (a dense
+    ReLU layer read F 5 with 99 % of its latents dead and FVU 0.39)."""
     if not width >= 1:
         raise ValueError(f"width = {width!r}, must be >= 1")
     t = load_calibration(path)
@@ -97,7 +100,13 @@ def calibration_note(width: int, path: str | Path | None = None) -> dict:
     out["calibrated_width"] = near
     out.update({k: widths[near][k] for k in ("median_ratio", "median_abs_error", "max_abs_error",
                                               "settings", "seed_spread") if k in widths[near]})
-    if abs(math.log(near / width)) > math.log(WIDTH_FACTOR):
+    fvu_max = t.get("fvu_max")
+    if fvu is not None and fvu_max is not None and not fvu <= fvu_max:  # NaN: not fitted either
+        out["fvu"], out["fvu_max"] = fvu, fvu_max
+        out["reason"] = (f"the autoencoder leaves {fvu:.2f} of this layer's variance unexplained, "
+                         f"more than at any calibrated setting ({fvu_max:.2f}): it did not fit the "
+                         "layer, so F is no feature count here")
+    elif abs(math.log(near / width)) > math.log(WIDTH_FACTOR):
         out["reason"] = (f"no held-out width within a factor {WIDTH_FACTOR:g} of {width} "
                          f"(calibrated widths: {', '.join(map(str, sorted(widths)))})")
     elif not widths[near].get("ok", False):

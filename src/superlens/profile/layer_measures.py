@@ -62,13 +62,14 @@ LAYER_DEFINITIONS: dict[str, str] = {
 }
 
 
-def calibration_note(width: int) -> dict:
-    """The SAE validation's word on a layer of this width: superlens.measures.sae_calibration's
-    note (trusted, reason, the nearest calibrated width and its measured F / F_true errors)."""
+def calibration_note(width: int, fvu: float | None = None) -> dict:
+    """The SAE validation's word on a layer of this width whose fit left `fvu` unexplained:
+    superlens.measures.sae_calibration's note (trusted, reason, the nearest calibrated width and its
+    measured F / F_true errors)."""
     from superlens.measures.sae_calibration import CalibrationError, calibration_note as note
 
     try:
-        return note(width)
+        return note(width, fvu=fvu)
     except CalibrationError as e:
         return {"width": int(width), "trusted": False, "reason": f"no calibration table ({e})"}
 
@@ -120,7 +121,7 @@ def sae_values(rows: Sequence[np.ndarray], recipe: SAERecipe, seeds: Sequence[in
         N = x.shape[2]
         d = {k: json_float(val) for k, val in v.items()}
         d["sae_psi_std"] = json_float(v["sae_features_std"] / N)
-        d["sae_calibration"] = calibration_note(N)
+        d["sae_calibration"] = calibration_note(N, fvu=float(v["sae_fvu"]))
         d["sae_trusted"] = bool(d["sae_calibration"].get("trusted", False))
         out.append(d)
     return out
