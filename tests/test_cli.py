@@ -91,3 +91,17 @@ def test_version(capsys):
         main(["--version"])
     assert e.value.code == 0
     assert capsys.readouterr().out.strip() == f"superlens {version('superlens')}"
+
+
+def test_measure_help_names_every_spec_form_and_the_torchscript_rule(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["measure", "--help"])
+    assert e.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for text in ("resnet18", "checkpoint.pt", "TorchScript file", "package.module:function",
+                 "not supported on ScriptModules", "output.KEY", "every submodule of a scripted or "
+                 "traced module", "scripted submodule and everything inside it cannot"):
+        assert text in out, text
+    from superlens.measures.sae import SAERecipe
+
+    assert f"the SAE recipe's, {SAERecipe().max_gflop:g})" in out  # read, not copied

@@ -265,9 +265,13 @@ def _reference_batchtopk(x, recipe, seed):
         pre = xb @ W_enc + b
         val, ind = pre.topk(kr, dim=1)
         val = val.clamp_min(0)
-        thr = val.detach().reshape(-1).topk(k * B).values[-1]
-        val = val * (val.detach() >= thr)
-        theta = thr if theta is None else 0.99 * theta + 0.01 * thr
+        live = int((xb != 0).any(1).sum())  # the budget counts the non-zero rows only
+        if live == 0:
+            val = val * 0.0
+        else:
+            thr = val.detach().reshape(-1).topk(k * B).values[k * live - 1]
+            val = val * (val.detach() >= thr)
+            theta = thr if theta is None else 0.99 * theta + 0.01 * thr
         z = torch.zeros(B, d).scatter(1, ind, val)
         loss = ((z @ V - xb) ** 2).sum(1).mean()
         opt.zero_grad()
@@ -300,3 +304,20 @@ def test_batchtopk_fit_matches_autograd(monkeypatch, sparse_zero):
         torch.testing.assert_close(fit.W_enc[i], W_enc, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(fit.b_enc[i], b, rtol=1e-4, atol=1e-5)
         assert float(fit.threshold[i]) == pytest.approx(float(theta), rel=1e-4)
+
+
+def test_batchtopk_budget_ignores_zero_rows():
+    """Zero rows carry no feature, so they give BatchTopK no latent budget: on a layer whose rows
+    are 90 % zero, a non-zero row still gets about k latents (counting every row of the minibatch
+    handed each non-zero row the per-row maximum, 4k), and F stays near its value without the
+    zero rows."""
+    from superlens.measures.sae import sae_measure
+
+    x = _sparse_features(3, 8, 0.5, rows=4000, seed=3)
+    nonzero = float((x != 0).any(1).float().mean())
+    padded = torch.cat([x, torch.zeros(9 * len(x), 8)])
+    r = SAERecipe(steps=1500, batch_size=256, progress=False)
+    dense, sparse = sae_measure(x, r, seeds=(0, 1)), sae_measure(padded, r, seeds=(0, 1))
+    per_row = sparse["sae_l0"] / (nonzero / 10)
+    assert per_row <= 1.5 * r.k, per_row
+    assert sparse["sae_features"] == pytest.approx(dense["sae_features"], rel=0.25)

@@ -217,3 +217,80 @@ def test_one_data_source_and_an_existing_run(tmp_path, inputs_file, capsys):
     code = main(["measure", "--model", "resnet18", "--layers", "fc", "--inputs", str(inputs_file),
                  "--out", str(tmp_path / "full"), *CHEAP])
     assert code == 2 and (tmp_path / "full" / "x").read_text() == "mine"
+
+
+def test_data_of_the_wrong_shape(tmp_path, capsys):
+    torch.save(torch.randn(6, 5), tmp_path / "flat.pt")  # vectors for a conv net
+    _refused(capsys, ["measure", "--model", "resnet18", "--layers", "layer4", "--inputs",
+                      str(tmp_path / "flat.pt")], tmp_path / "o", "inputs of shape [5] per sample do "
+             "not fit resnet18")
+
+
+def test_folder_images_of_the_wrong_channels(tmp_path, capsys, monkeypatch):
+    """A 1-channel superlens active checkpoint (digits-like) on an RGB image folder."""
+    from PIL import Image
+
+    from superlens.active.models import build_model
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for split in ("train", "test"):
+        for c in ("a", "b"):
+            (tmp_path / "imgs" / split / c).mkdir(parents=True)
+            for i in range(2):
+                Image.new("RGB", (8, 8), (40 * i, 90, 200)).save(tmp_path / "imgs" / split / c / f"{i}.png")
+    torch.save({"model": build_model("narrow-cnn", 2, 1).state_dict(), "optimizer": {},
+                "fingerprint": {"model": "narrow-cnn", "dropout": 0.0}}, tmp_path / "grey.pt")
+    _refused(capsys, ["measure", "--model", str(tmp_path / "grey.pt"), "--layers", "features.0",
+                      "--data-dir", str(tmp_path / "imgs")], tmp_path / "o",
+             "3-channel images for a model that takes 1 channels")
+
+
+def test_weights_with_a_key_the_model_lacks(tmp_path, inputs_file, capsys):
+    import torchvision
+
+    sd = torchvision.models.resnet18().state_dict()
+    sd["head.weight"] = torch.zeros(2)
+    torch.save(sd, tmp_path / "w.pt")
+    _refused(capsys, ["measure", "--model", "resnet18", "--weights", str(tmp_path / "w.pt"),
+                      "--layers", "layer4", "--inputs", str(inputs_file)], tmp_path / "o",
+             "first mismatched key 'head.weight' is in the file but not in the model")
+
+
+def test_torchscript_reads_outputs_only(tmp_path, inputs_file, capsys, monkeypatch):
+    """torch registers no Python hooks on a ScriptModule nor on any of its submodules (scripted or
+    traced): a module path of a TorchScript file is refused, its dict outputs are read; in a Python
+    model with a scripted submodule the Python modules are read, the scripted one is refused."""
+    import torchvision
+
+    from superlens.errors import ConfigError
+
+    r18 = torchvision.models.resnet18().eval()
+    x = torch.randn(2, 3, 32, 32)
+    for how, ts in (("script", torch.jit.script(r18)), ("trace", torch.jit.trace(r18, x))):
+        torch.jit.save(ts, str(tmp_path / f"{how}.ts"))
+        with pytest.raises(RuntimeError, match="not supported on ScriptModules"):
+            torch.jit.load(str(tmp_path / f"{how}.ts")).layer1.register_forward_hook(
+                lambda m, i, o: None)
+        # in memory, a traced module takes the hook but never runs it: refused all the same
+        with pytest.raises(ConfigError, match="is a TorchScript module"):
+            superlens.measure(ts, ["layer1"], x, sae=False)
+        capsys.readouterr()  # torch's deprecation warnings of jit.script / trace / save / load
+        _refused(capsys, ["measure", "--model", str(tmp_path / f"{how}.ts"), "--layers", "layer1",
+                          "--inputs", str(inputs_file)], tmp_path / "o", "is a TorchScript module")
+    (tmp_path / "mixed_model.py").write_text(
+        "import warnings\n\nimport torch\nfrom torch import nn\n\n\n"
+        "def make():\n"
+        "    with warnings.catch_warnings():\n"
+        "        warnings.simplefilter('ignore', FutureWarning)\n"
+        "        inner = torch.jit.script(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()))\n"
+        "    return nn.Sequential(inner, nn.ReLU(), nn.Flatten())\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for layer in ("0", "0.1"):
+        _refused(capsys, ["measure", "--model", "mixed_model:make", "--layers", layer, "--inputs",
+                          str(inputs_file)], tmp_path / "o", "a TorchScript submodule of Sequential")
+    assert main(["measure", "--model", "mixed_model:make", "--list-layers", "--inputs",
+                 str(inputs_file)]) == 0
+    listed = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines()}
+    assert "TorchScript" in listed["0"] and "0.1" not in listed and "[4, 30, 30]" in listed["1"]
+    r = superlens.measure(__import__("mixed_model").make(), ["1"], torch.randn(3, 3, 8, 8), sae=False)
+    assert r["1"]["width"] == 4 and r["1"]["kind"] == "conv"

@@ -150,12 +150,39 @@ def _active_parser(sub, strategies: list[str] | None) -> None:
 
 
 MEASURE_DESCRIPTION = """\
-The superposition profile of any model's layers: capture each layer's activations on the data
-(forward hooks, eval mode, no gradients; a conv map [C, H, W] gives one row per spatial position,
-a token sequence [T, D] one per token), then per layer the sparse-autoencoder feature count F and
-psi = F / N, effective rank, participation ratio, neuron |cos|, and with class labels selectivity,
-class-mean cosine and silhouette. Writes DIR/metrics.json and DIR/report.html (the profile against
-depth first). Activations are cached (float16, keyed by model, weights, layer and data) and reused.
+The superposition profile of any model's layers. One pass over the data captures every --layers
+output by forward hooks (eval mode, no gradients, batched, CUDA when present): a conv map [C, H, W]
+gives H*W rows of C features (one per spatial position), a token sequence [T, D] T rows of D, a
+dense layer [N] one row per sample. Per layer: the sparse-autoencoder feature count F and
+psi = F / N (with its FVU, L0, dead latents, spread over autoencoder seeds, and whether the SAE
+calibration trusts F at that width), effective rank, participation ratio, neuron |cos|, and with
+class labels selectivity, class-mean cosine and silhouette of the per-sample (pooled) features.
+Writes DIR/metrics.json and DIR/report.html (the profile against depth first). Activations are
+cached on disk (float16, keyed by model, weights, layer, data, row cap and seed) and reused by a
+later run; layers of one (rows, N) shape fit their autoencoders together.
+
+Model SPEC (--model), one of:
+  resnet18            a torchvision architecture name (any of torchvision.models.list_models()):
+                      random weights drawn from --seed, or --weights FILE (a state_dict)
+  runs/al/baseline/seed0/checkpoint.pt
+                      a checkpoint written by `superlens active`: architecture, weights and input
+                      normalisation come from the file (no --weights)
+  model.ts            a TorchScript file (torch.jit.save of a scripted or traced module; no
+                      --weights): only its outputs can be measured, see below
+  mypkg.models:build  package.module:function; build() must return an nn.Module (called under
+                      torch.manual_seed(--seed)); --weights FILE loads a state_dict into it
+
+TorchScript: torch refuses Python forward hooks on a ScriptModule ("register_forward_hook is not
+supported on ScriptModules"), and every submodule of a scripted or traced module is a ScriptModule
+too (checked on torch 2.14 with torch.jit.script and torch.jit.trace, saved and loaded; a traced
+module still in memory takes a hook on a submodule but never runs it, so superlens.measure refuses
+it too). So of a TorchScript file only what forward returns can be measured: --layers output (a
+tensor), output.KEY (a dict of tensors) or output.I (a tuple or list); a module path such as layer4
+is refused with one line. To read inner layers, script a wrapper whose forward returns them as a
+dict (--layers output.layer3,output.layer4), or give the Python architecture (a torchvision name or
+package.module:function) with --weights. In a Python model that holds a scripted submodule, the
+Python modules can be measured; the scripted submodule and everything inside it cannot
+(--list-layers marks it).
 
   superlens measure --model resnet18 --weights r18.pth --layers layer1,layer2,layer3,layer4 \\
       --data-dir ~/data/cifar10 --out runs/r18
@@ -163,7 +190,7 @@ depth first). Activations are cached (float16, keyed by model, weights, layer an
   superlens measure --activations acts.safetensors --labels y.npy --out runs/acts"""
 
 
-def _measure_parser(sub) -> None:
+def _measure_parser(sub, sae_gflop: float | None) -> None:
     from superlens.config import MeasureConfig as M
 
     def h(name, text=None, **kw):
@@ -172,47 +199,91 @@ def _measure_parser(sub) -> None:
     m = sub.add_parser("measure", help="the superposition profile of any model's layers",
                        description=MEASURE_DESCRIPTION,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    m.add_argument("--model", metavar="SPEC", help=h("model", "a torchvision architecture name "
-                   "(resnet18, ...; random weights from --seed unless --weights), a TorchScript file "
-                   "(its outputs are its layers: TorchScript runs no hooks), a checkpoint.pt of "
-                   "superlens active, or package.module:function returning an nn.Module"))
-    m.add_argument("--weights", metavar="FILE", help=h("weights"))
-    m.add_argument("--layers", metavar="NAME[,NAME...]", help=h("layers", default_text="all, with "
+    m.add_argument("--model", metavar="SPEC", help=h("model", "the model: a torchvision name, a "
+                   "checkpoint.pt of superlens active, a TorchScript file (outputs only) or "
+                   "package.module:function (the forms above)", default_text="none; required "
+                   "unless --activations"))
+    m.add_argument("--weights", metavar="FILE", help=h("weights", "a state_dict (.pt, .pth: a dict "
+                   "of tensors, or one under 'state_dict' or 'model'; .safetensors) loaded strictly "
+                   "into a torchvision or package.module:function model; a key that does not fit is "
+                   "refused, naming it", default_text="none: the model's own or random weights"))
+    m.add_argument("--layers", metavar="NAME[,NAME...]", help=h("layers", "comma-separated layers to "
+                   "measure: module paths as --list-layers prints them (layer4, features.3), or the "
+                   "model's return value as output, output.KEY (a dict) or output.I (a tuple); with "
+                   "--activations: entry names of the file", default_text="every entry, with "
                    "--activations; required otherwise"))
     m.add_argument("--list-layers", action="store_true", help="print every module path with its "
-                   "output shape on one sample (of the data, or zeros of --input-shape) and exit (default: off)")
-    m.add_argument("--input-shape", metavar="C,H,W", default="3,224,224", help="the sample "
-                   "--list-layers runs when no data is given (default: 3,224,224)")
-    m.add_argument("--data-dir", metavar="DIR", help=h("data_dir"))
+                   "type and output shape on one sample (of the data, or zeros of --input-shape), "
+                   "then the model's outputs, and exit; needs --model, not --out (default: off)")
+    m.add_argument("--input-shape", metavar="C,H,W", default="3,224,224", help="with --list-layers "
+                   "and no --data-dir or --inputs: the shape of the one zero sample run through the "
+                   "model (default: 3,224,224)")
+    m.add_argument("--data-dir", metavar="DIR", help=h("data_dir", "images to run: an image-folder "
+                   "tree (train/<class>/*.jpg|png + test/ or val/), CIFAR-10's python batches or "
+                   "tiny-imagenet-200, the layout detected and decoded once into the cache as "
+                   "superlens active does; the folder's classes are the labels",
+                   default_text="none; one of --data-dir, --inputs, --activations is required"))
     m.add_argument("--inputs", metavar="FILE", help=h("inputs", "a tensor file of inputs [n, ...] "
                    "(.pt, .npy, .npz, .safetensors): one tensor, or a dict with inputs (or x) and "
-                   "labels (or y); floats are fed as they are, uint8 as x / 255"))
-    m.add_argument("--activations", metavar="FILE", help=h("activations", "a tensor file of "
-                   "activations [rows, N], one entry per layer, optionally labels (no model needed)"))
-    m.add_argument("--split", help=h("split"))
-    m.add_argument("--max-images", type=int, help=h("max_images", default_text="all"))
-    m.add_argument("--labels", help=h("labels"))
-    m.add_argument("--normalize", help=h("normalize", default_text="an active checkpoint's own, "
-                                       "else dataset: the training split's statistics"))
-    m.add_argument("--image-size", type=int, help=h("image_size", default_text="the images' own"))
-    m.add_argument("--cache-dir", metavar="DIR", help=h("cache_dir", default_text="$XDG_CACHE_HOME/"
-                   "superlens or ~/.cache/superlens"))
-    m.add_argument("--batch-size", type=int, help=h("batch_size"))
-    m.add_argument("--max-rows", type=int, help=h("max_rows"))
-    m.add_argument("--seed", type=int, help=h("seed"))
-    m.add_argument("--sae", help=h("sae"))
-    m.add_argument("--sae-seeds", type=int, help=h("sae_seeds"))
-    m.add_argument("--sae-gflop", type=float, help=h("sae_gflop", default_text="the SAE recipe's, "
-                   "2000"))
-    m.add_argument("--device", help=h("device", "auto, cpu or cuda[:N]; auto uses CUDA when present"))
-    m.add_argument("--threads", type=int, help=h("threads", default_text="all cores"))
-    m.add_argument("--out", metavar="DIR", help="run directory to create, or to continue with "
-                   "--resume (required unless --list-layers; default: none)")
+                   "labels (or y); floats are fed as they are, uint8 as x / 255",
+                   default_text="none"))
+    m.add_argument("--activations", metavar="FILE", help=h("activations", "measure activations "
+                   "directly, no model: a tensor file (.pt, .npy, .npz, .safetensors) holding one "
+                   "[rows, N] tensor per layer (a dict; its order is the depth), optionally a "
+                   "labels entry with one label per row", default_text="none"))
+    m.add_argument("--split", help=h("split", "which split of --data-dir is run: test or train"))
+    m.add_argument("--max-images", type=int, metavar="N", help=h("max_images", "run a seeded "
+                   "(--seed) random subset of N samples of the data, integer >= 1",
+                   default_text="all"))
+    m.add_argument("--labels", metavar="auto|none|FILE", help=h("labels", "class labels for the "
+                   "label measures (selectivity, class-mean cosine, silhouette): auto (the data "
+                   "folder's classes, or a labels entry of the file), none (skip those measures), "
+                   "or a tensor file of [n] integer labels, one per sample"))
+    m.add_argument("--normalize", metavar="NAME", help=h("normalize", "how --data-dir images are "
+                   "normalised before the model: dataset (the training split's per-channel mean and "
+                   "std), cifar-paper (the statistics arXiv 2412.16168's code used), imagenet "
+                   "(torchvision's ImageNet statistics) or none (x / 255 only)",
+                   default_text="an active checkpoint's own, else dataset"))
+    m.add_argument("--image-size", type=int, metavar="S", help=h("image_size", "resize --data-dir "
+                   "images to S x S pixels, integer >= 1", default_text="an active checkpoint's "
+                   "own, else the images' own"))
+    m.add_argument("--cache-dir", metavar="DIR", help=h("cache_dir", "folder for the activation "
+                   "cache (DIR/activations, reused by any later run on the same model, weights, "
+                   "layer and data) and the decoded images",
+                   default_text="$XDG_CACHE_HOME/superlens or ~/.cache/superlens"))
+    m.add_argument("--batch-size", type=int, metavar="B", help=h("batch_size", "samples per forward "
+                   "pass of the capture, integer >= 1 (memory, not results)"))
+    m.add_argument("--max-rows", type=int, metavar="R", help=h("max_rows", "activation rows kept per "
+                   "layer, integer >= 100: a layer with more (samples x spatial positions or tokens) "
+                   "keeps a seeded uniform subset of R rows; every measure but the label ones reads "
+                   "these rows (the label measures read every sample's mean over all its rows)"))
+    m.add_argument("--seed", type=int, help=h("seed", "seed of the --max-images subset, the row "
+                   "subsets, the silhouette subset and a torchvision or factory model's random "
+                   "weights, integer >= 0 (the autoencoders use seeds 0 .. --sae-seeds - 1)"))
+    m.add_argument("--sae", metavar="on|off", help=h("sae", "the sparse-autoencoder measure (F, "
+                   "psi, FVU, L0, dead latents): on, or off to skip it (the geometry and label "
+                   "measures alone take seconds; the autoencoders take most of a run's time)"))
+    m.add_argument("--sae-seeds", type=int, metavar="K", help=h("sae_seeds", "autoencoders fitted "
+                   "per layer, each from its own seed, integer in [1, 20]; F is their mean and its "
+                   "spread the profile's error bar"))
+    m.add_argument("--sae-gflop", type=float, metavar="G", help=h("sae_gflop", "compute cap per "
+                   "autoencoder in GFLOP, > 0: on wide layers the minibatch, then the step count, "
+                   "are cut to stay under it (lower: faster, less converged)", default_text="the SAE recipe's, "
+                   + (f"{sae_gflop:g}" if sae_gflop is not None else "see superlens measure --help")))
+    m.add_argument("--device", help=h("device", "where the capture and the autoencoders run: auto, "
+                   "cpu or cuda[:N]; auto uses CUDA when present"))
+    m.add_argument("--threads", type=int, metavar="N", help=h("threads", "torch threads, integer "
+                   ">= 1", default_text="all cores"))
+    m.add_argument("--out", metavar="DIR", help="run directory to create (config.json, meta.json, "
+                   "layers/, metrics.json, figures/, report.html), or to continue with --resume "
+                   "(required unless --list-layers; default: none)")
     m.add_argument("--force", action="store_true", help="replace an existing run directory "
                    "(default: an existing one is refused)")
-    m.add_argument("--resume", action="store_true", help="continue a cut run in --out: finished "
-                   "layers are kept and a cut capture continues (default: start a new one)")
-    m.add_argument("--quiet", action="store_true", help="no progress bars (default: shown)")
+    m.add_argument("--resume", action="store_true", help="continue a cut run in --out with the same "
+                   "settings: finished layers are kept and a cut capture continues (default: start "
+                   "a new one)")
+    m.add_argument("--quiet", action="store_true", help="no progress bars or status lines (default: "
+                   "shown on stderr)")
 
 
 SWEEP_DESCRIPTION = """\
@@ -268,7 +339,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
         strategies = available()
     _active_parser(sub, strategies)
-    _measure_parser(sub)
+    sae_gflop = None
+    if "measure" in args:  # the recipe module imports torch: read only for the page that shows it
+        from superlens.measures.sae import SAERecipe
+
+        sae_gflop = SAERecipe().max_gflop
+    _measure_parser(sub, sae_gflop)
     r = sub.add_parser("report", help="re-render report.html of a run directory (no training)",
                        description="Redraw the figures and report.html of a finished toy, active or "
                        "sweep run directory, without training.")

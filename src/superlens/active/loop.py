@@ -46,7 +46,7 @@ from superlens.active.dataset import ImageDataset
 from superlens.active.models import build_model, default_feature_layer
 from superlens.active.train import (accuracy, make_optimizer, make_scaler, mc_dropout_probs,
                                     predict, train_epochs)
-from superlens.config import ActiveConfig
+from superlens.config import ActiveConfig, MeasureConfig
 from superlens.device import generator
 from superlens.errors import CheckpointError, ConfigError, RunDirError
 from superlens.runs import atomic_save_torch, read_json, write_json
@@ -157,8 +157,9 @@ def _evaluate(cfg: ActiveConfig, model: nn.Module, x_test: Tensor, y_test: Tenso
     return accuracy(probs, y_test), probs, feats
 
 
-def say(cfg: ActiveConfig, msg: str) -> None:
-    """A status line on stderr, unless the run is quiet (progress = false: --quiet, sweeps)."""
+def say(cfg: ActiveConfig | MeasureConfig, msg: str) -> None:
+    """A status line on stderr (through tqdm, so it does not break a progress bar), unless the run
+    is quiet (progress = false: --quiet, sweeps)."""
     if cfg.progress:
         tqdm.write(msg, file=sys.stderr)
 

@@ -187,19 +187,20 @@ def _prefix(layer: str) -> str:
     return "sae_conv_" if layer == "conv" else "sae_"
 
 
-SAE_DEFINITIONS = {
-    "sae_features": "Sparse-autoencoder effective feature count F = exp(H(p)) of the feature layer "
-                    "(Bereska et al. 2025, arXiv 2512.13568): p_i is latent i's share of the mean "
-                    "absolute latent activation over the test set; mean over autoencoder seeds.",
-    "sae_psi": "Superposition ratio psi = F / N for the feature layer's N neurons.",
-    "sae_fvu": "Fraction of the feature layer's variance the autoencoder leaves unexplained.",
-    "sae_l0": "Mean number of active autoencoder latents per test sample.",
-    "sae_dead_fraction": "Share of autoencoder latents never active on the test set.",
-    "sae_features_over_dict": "F divided by the dictionary size (F cannot exceed it).",
-    "sae_conv_features": "The same F on the last convolutional block, one row per spatial position "
-                         f"over channels (at most {CONV_MAX_ROWS:,} rows).",
-    "sae_conv_psi": "psi = F / C for the last convolutional block's C channels.",
-}
+def _study_definitions() -> dict[str, str]:
+    """The measure's own definitions (superlens.measures.sae), said of the layers this study fits."""
+    from superlens.measures.sae import SAE_DEFINITIONS as measure
+
+    out = {k: "Feature layer, rows = test images: " + measure[k]
+           for k in ("sae_features", "sae_psi", "sae_fvu", "sae_l0", "sae_dead_fraction",
+                     "sae_features_over_dict")}
+    out["sae_conv_features"] = ("The same F on the last convolutional block, one row per spatial "
+                                f"position over channels (at most {CONV_MAX_ROWS:,} rows).")
+    out["sae_conv_psi"] = "psi = F / C for the last convolutional block's C channels."
+    return out
+
+
+SAE_DEFINITIONS = _study_definitions()
 
 __all__ = ["add_sae_measures", "sae_validated", "sae_validation_note", "sae_recipe_dict",
            "model_activations", "sae_for_checkpoint",

@@ -2,8 +2,11 @@
 
 A layer is a module path of ``model.named_modules()`` ("layer4", "features.3.0"), read by a forward
 hook, or the model's own return value: "output" (a tensor), "output.KEY" (a dict of tensors) or
-"output.I" (a tuple or list). TorchScript modules run no Python hooks, so only their outputs can be
-read (script a wrapper that returns the layers you want, e.g. a dict).
+"output.I" (a tuple or list). torch refuses Python forward hooks on a ScriptModule ("not supported
+on ScriptModules"), and every submodule of a scripted or traced module is one too: of a TorchScript
+model only the outputs can be read (script a wrapper that returns the layers you want, e.g. a dict;
+a traced module still in memory takes a hook on a submodule but never runs it, so it is refused too);
+in a Python model holding a scripted submodule, that submodule and all inside it cannot be read.
 
 A layer's output per sample becomes rows of features:
 
@@ -102,6 +105,10 @@ def resolve_layers(model: nn.Module, names: list[str]) -> None:
                               "runs no Python hooks, so only its outputs can be read ('output', or "
                               "'output.KEY' when it returns a dict); script a wrapper that returns the "
                               "layers, or pass the architecture and --weights")
+        if is_scripted(model.get_submodule(name)):
+            raise ConfigError(f"layer {name!r}: a TorchScript submodule of {type(model).__name__}, which "
+                              "runs no Python hooks (nor does anything inside it); choose a Python "
+                              "module around it, or build the model without scripting it")
 
 
 def _outputs(ret) -> dict[str, object]:
@@ -165,10 +172,14 @@ class LayerTap:
 
 def list_layers(model: nn.Module, sample: Tensor) -> list[tuple[str, str, str]]:
     """(path, module type, output shape per sample) of every module run on ``sample`` [1, ...], in
-    the order they ran, then the model's outputs. A module not run, or whose output is not a
-    tensor, says so in the shape column."""
+    the order they ran, then the model's outputs. A module not run, a scripted submodule (no hooks)
+    or an output that is not a tensor says so."""
     seen: dict[str, object] = {}
-    mods = dict(model.named_modules()) if not is_scripted(model) else {}
+    every = dict(model.named_modules()) if not is_scripted(model) else {}
+    mods = {n: m for n, m in every.items() if not is_scripted(m)}
+    # of a scripted submodule only the outermost is listed: its insides are scripted too
+    scripted = [n for n, m in every.items() if is_scripted(m)
+                and not is_scripted(model.get_submodule(n.rpartition(".")[0]))]
     handles = [m.register_forward_hook(lambda m_, i, o, n=n: seen.setdefault(n, o))
                for n, m in mods.items() if n]
     try:
@@ -184,6 +195,7 @@ def list_layers(model: nn.Module, sample: Tensor) -> list[tuple[str, str, str]]:
 
     rows = [(n, type(mods[n]).__name__, describe(v)) for n, v in seen.items()]
     rows += [(n, "not run", "-") for n in mods if n and n not in seen]
+    rows += [(n, "TorchScript", "- (runs no hooks: not readable)") for n in scripted]
     rows += [(n, "model output", describe(v)) for n, v in _outputs(ret).items()]
     return rows
 

@@ -25,9 +25,11 @@ def fit_topk_(x: Tensor, recipe, seeds: Sequence[int], k: int) -> SAEFit:
 
         pre = (x - b_dec) W_enc + b_enc     z = ReLU(TopK_k(pre))     x̂ = z W_dec + b_dec
 
-    BatchTopK (recipe.sparsity "batchtopk"; Bussmann et al. 2024, arXiv 2412.06410): the k * B
-    largest pre-activations of the minibatch are kept (at most 4k in one row), so rows with fewer
-    features use fewer latents; at evaluation a row's 4k largest are kept where pre > theta, theta
+    BatchTopK (recipe.sparsity "batchtopk"; Bussmann et al. 2024, arXiv 2412.06410): the k * B'
+    largest pre-activations of the minibatch are kept (at most 4k in one row), B' the minibatch's
+    rows that are not all zero, so rows with fewer features use fewer latents. (With B' = B, as
+    in the paper, a layer whose rows are mostly zero -- the classic toy model at p = 0.001 has 2 %
+    non-zero rows -- handed each non-zero row 4k latents: F read 35 where the weight entropy is 15.) at evaluation a row's 4k largest are kept where pre > theta, theta
     the running mean (decay 0.99) of the smallest kept value (the training rule, row by row). b_dec is used only with recipe.decoder_bias.
 
     loss mean_rows ||x - x̂||^2; unit-norm decoder rows (gradient projected off the radial
@@ -75,14 +77,22 @@ def fit_topk_(x: Tensor, recipe, seeds: Sequence[int], k: int) -> SAEFit:
             for i, g in enumerate(gens):
                 idx[i].random_(0, n_rows, generator=g)
             idx += offset
-        xb = flat[idx[:, t % T]] - b_dec[:, None, :]  # [I, B, N], centred on b_dec
+        raw = flat[idx[:, t % T]]  # [I, B, N]
+        xb = raw - b_dec[:, None, :] if recipe.decoder_bias else raw  # centred on b_dec
         pre = torch.baddbmm(b[:, None, :], xb, W_encT.transpose(1, 2))  # [I, B, D]
         val, ind = pre.topk(kr, dim=2)  # [I, B, kr]
         val = val.clamp_min_(0)
-        if batch:  # keep the k * B largest of the batch (at most kr per row)
-            thr = val.reshape(I, -1).topk(k * B, dim=1).values[:, -1]  # [I]
+        if batch:  # keep the k * live largest of the batch (at most kr per row)
+            live = (raw != 0).any(2).sum(1)  # [I] rows with any non-zero activation
+            top = val.reshape(I, -1).topk(k * B, dim=1).values  # [I, k B], descending
+            thr = top.gather(1, (k * live - 1).clamp_min(0)[:, None])[:, 0]
+            thr = torch.where(live > 0, thr, torch.full_like(thr, math.inf))
             val = val * (val >= thr[:, None, None])
-            theta = thr if t == 0 else 0.99 * theta + 0.01 * thr
+            seen = live > 0  # a batch of zero rows says nothing about the threshold
+            if theta is None:
+                theta = torch.where(seen, thr, torch.zeros_like(thr))
+            else:
+                theta = torch.where(seen, 0.99 * theta + 0.01 * thr, theta)
         gi = (ind + base).reshape(-1)  # global latent rows
         rows_dec = W_dec.reshape(I * d, n)[gi].view(I, B, kr, n)
         xh = (val[..., None] * rows_dec).sum(2)  # [I, B, N], x̂ - b_dec

@@ -10,23 +10,18 @@ config.json and meta.json, the capture (cached outside the run), one json per fi
 """
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
+from superlens.active.loop import say
 from superlens.config import MeasureConfig
 from superlens.errors import ConfigError, DataError
 
 KIND = "measure"
 RESUME_FREE = {"device", "threads", "progress", "cache_dir"}
-
-
-def _say(cfg: MeasureConfig, msg: str) -> None:
-    if cfg.progress:
-        print(msg, file=sys.stderr, flush=True)
 
 
 def _cache_root(cfg: MeasureConfig) -> Path:
@@ -200,8 +195,8 @@ def run_measure(cfg: MeasureConfig, out: str | Path, *, force: bool = False, res
 
         def save(name: str, values: dict) -> None:
             write_json(_layer_file(d, values["depth"]), values)
-            _say(cfg, f"[{name}] measured" + (f": psi {values['sae_psi']:.3f}"
-                                               if values.get("sae_psi") is not None else ""))
+            say(cfg, f"[{name}] measured" + (f": psi {values['sae_psi']:.3f}"
+                                              if values.get("sae_psi") is not None else ""))
 
         sae = cfg.sae == "on"
         t_cap = time.perf_counter()
@@ -219,7 +214,7 @@ def run_measure(cfg: MeasureConfig, out: str | Path, *, force: bool = False, res
                            progress=cfg.progress)
             capture_s = time.perf_counter() - t_cap
             reused = [n for n, a in acts.items() if a.reused]
-            _say(cfg, f"activations of {len(acts)} layer(s) in {capture_s:.1f} s"
+            say(cfg, f"activations of {len(acts)} layer(s) in {capture_s:.1f} s"
                  + (f" ({len(reused)} from the cache)" if reused else ""))
             lab = None if prep.labels is None else prep.labels.numpy()
             layers = measure_captured(acts, lab, seed=cfg.seed, sae=sae, sae_seeds=cfg.sae_seeds,

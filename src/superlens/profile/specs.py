@@ -2,7 +2,8 @@
 
     torchvision name    "resnet18", "vgg11", ... (torchvision.models.list_models()), random weights
                         from the seed unless --weights FILE gives a state_dict
-    TorchScript file    torch.jit.load (its outputs are its layers: it runs no Python hooks)
+    TorchScript file    torch.jit.load (its outputs are its layers: torch registers no Python hooks
+                        on it or on any of its submodules)
     superlens active    a checkpoint.pt written by `superlens active` (its model is rebuilt from the
                         checkpoint's fingerprint and weight shapes)
     "pkg.module:fn"     fn() must return an nn.Module (e.g. "torchvision.models:resnet18")
@@ -12,6 +13,7 @@ Weights that do not fit are one CheckpointError line naming the first mismatched
 from __future__ import annotations
 
 import importlib
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,7 +123,9 @@ def load_model(spec: str, weights: str | None = None, seed: int = 0) -> LoadedMo
             if weights is not None:
                 raise ConfigError(f"--weights {weights}: a TorchScript file carries its own weights")
             try:
-                model = torch.jit.load(str(p), map_location="cpu")
+                with warnings.catch_warnings():  # torch's deprecation notice of jit.load, every call
+                    warnings.simplefilter("ignore", FutureWarning)
+                    model = torch.jit.load(str(p), map_location="cpu")
             except Exception as e:  # noqa: BLE001
                 raise CheckpointError(f"model {p}: unreadable TorchScript ({one_line(e)[:200]})") from None
             return LoadedModel(model.eval(), "torchscript", f"TorchScript file {p}")
