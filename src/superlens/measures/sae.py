@@ -17,8 +17,9 @@ on a held-out grid (examples/sae_calibration.toml; the figures are in sae_calibr
 superlens.measures.sae_calibration, never copied by hand):
 - Scale: activations are divided by the root-mean-square norm of their non-zero rows.
 - Model: BatchTopK (Bussmann et al. 2024, arXiv 2412.06410; TopK: Gao et al. 2024, arXiv
-  2406.04093): z keeps the k * B largest pre-activations x W_enc + b_enc of a minibatch of B rows (at
-  most 4k per row); at evaluation a latent is active when its pre-activation exceeds the running
+  2406.04093): z keeps the k * B' largest pre-activations x W_enc + b_enc of a minibatch, B' its
+  rows that are not all zero (at most 4k per row; zero rows carry no feature and get no budget, a
+  change made after the recipe was first frozen); at evaluation a latent is active when its pre-activation exceeds the running
   threshold. Rows with fewer features then use fewer latents: a plain TopK fills all k slots of
   every row, and the spare slots spread mass over many small latents (F read 1.2-2x too many).
   x̂ = z W_dec with unit-norm decoder rows and no decoder bias: the features of a ReLU layer are
@@ -34,7 +35,9 @@ superlens.measures.sae_calibration, never copied by hand):
   512 its 2000 steps (batch 159 at 512, 256 up to 128). That change was made after seeing the
   held-out grid, which the calibration page says.
 - k is a constant of the recipe, fixed on the development grid (not derived from any truth); F is
-  right only where rows hold about as few features as there; dense layers read wrong (the page).
+  right only where rows hold about as few features as there (3 per non-zero row): where a row
+  holds one feature (the classic toy model at small p) its k = 2 latents split it and F reads
+  about twice the truth; where rows hold many (dense layers) F reads too few (the page).
 - Pooling: latents whose decoder rows point the same way (cosine >= merge_cos) are one feature;
   their masses are summed before the entropy. sae_features_raw is F without this pooling.
 - Seeds: each AE seed draws its own initialisation (decoder rows uniform on the sphere, encoder =

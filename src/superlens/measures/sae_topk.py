@@ -28,8 +28,7 @@ def fit_topk_(x: Tensor, recipe, seeds: Sequence[int], k: int) -> SAEFit:
     BatchTopK (recipe.sparsity "batchtopk"; Bussmann et al. 2024, arXiv 2412.06410): the k * B'
     largest pre-activations of the minibatch are kept (at most 4k in one row), B' the minibatch's
     rows that are not all zero, so rows with fewer features use fewer latents. (With B' = B, as
-    in the paper, a layer whose rows are mostly zero -- the classic toy model at p = 0.001 has 2 %
-    non-zero rows -- handed each non-zero row 4k latents: F read 35 where the weight entropy is 15.) at evaluation a row's 4k largest are kept where pre > theta, theta
+    in the paper, a layer whose rows are mostly zero handed each non-zero row up to 4k latents.) at evaluation a row's 4k largest are kept where pre > theta, theta
     the running mean (decay 0.99) of the smallest kept value (the training rule, row by row). b_dec is used only with recipe.decoder_bias.
 
     loss mean_rows ||x - x̂||^2; unit-norm decoder rows (gradient projected off the radial
