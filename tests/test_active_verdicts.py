@@ -198,6 +198,12 @@ def test_learning_curves():
     # area difference: (0.5 - 0.4) * 200 / 2 / 200 + (0.6 - 0.5) / 2 ... per seed, same every seed
     assert lc["area_minus_random"]["effect"] == pytest.approx(0.075)
     assert lc["points"][1]["accuracy"] == pytest.approx(0.51)
+    assert not lc["points"][1]["no_variation"]
+    # every seed at the same accuracy (a coarse test set): a point without an interval, said so
+    same = {str(k): [{"labelled": 100, "accuracy": 0.5}, {"labelled": 200, "accuracy": 0.6}]
+            for k in range(3)}
+    p = curves_json({"random": same}, ["0", "1", "2"])["strategies"]["random"]["points"][1]
+    assert p["no_variation"] and p["ci_low"] is None and p["accuracy"] == pytest.approx(0.6)
 
 
 def test_a_bad_verdict_plan_is_one_line(tmp_path):

@@ -79,7 +79,7 @@ def curves_json(per_seed_rounds: dict[str, dict[str, list]], seeds: list[str]) -
         for r, lab in enumerate(labels):
             ci = t_interval(acc[:, r].tolist())
             points.append({"labelled": lab, "accuracy": ci["effect"], "ci_low": ci["ci_low"],
-                           "ci_high": ci["ci_high"]})
+                           "ci_high": ci["ci_high"], "no_variation": ci["no_variation"]})
         area = [normalised_area(labels, a) for a in acc]
         entry = {"points": points, "area": t_interval(area), "area_per_seed": area,
                  "labels_to_match_random": (labels_to_reach(labels, acc.mean(0), target)

@@ -143,7 +143,7 @@ PAPER_CPU_WHY = [
 
 
 CPU_5K_WHY = [
-    "Why a second budget: at cifar10-cpu's 400 to 2,000 labels least-confidence did not beat random "
+    "A second budget: at cifar10-cpu's 400 to 2,000 labels least-confidence did not beat random "
     "(0.41 vs 0.47 at 2,000 labels, 3 seeds), as the literature predicts for small budgets from "
     "scratch; uncertainty sampling is reported at or below random under ~1,000-2,000 labels and "
     "ahead of it from ~5,000 labels with augmentation (Hacohen et al. 2022, arXiv 2202.02794; "
@@ -162,8 +162,8 @@ CPU_5K_WHY = [
     "from one round to the next (0.550 at 4,000 labels, 0.507 at 5,000), more than the effect "
     "sought; ending at a small rate is the usual remedy.",
     "Cost: (20,000 + 2 x 15,000) images x 15 epochs = 750,000 training images per seed for "
-    "least-confidence and random, ~12 minutes of one idle core; t-SNE on 2,000 test points. One "
-    "torch thread, as in cifar10-cpu.",
+    "least-confidence and random; the 2-seed pilots took ~1,100 s of CPU on one torch thread "
+    "(~9 minutes per seed, measures and t-SNE on 2,000 test points included, sae off).",
 ]
 
 
