@@ -27,9 +27,11 @@ def fit_topk_(x: Tensor, recipe, seeds: Sequence[int], k: int) -> SAEFit:
 
     BatchTopK (recipe.sparsity "batchtopk"; Bussmann et al. 2024, arXiv 2412.06410): the k * B'
     largest pre-activations of the minibatch are kept (at most 4k in one row), B' the minibatch's
-    rows that are not all zero, so rows with fewer features use fewer latents. (With B' = B, as
-    in the paper, a layer whose rows are mostly zero handed each non-zero row up to 4k latents.) at evaluation a row's 4k largest are kept where pre > theta, theta
-    the running mean (decay 0.99) of the smallest kept value (the training rule, row by row). b_dec is used only with recipe.decoder_bias.
+    rows that are not all zero, so rows with fewer features use fewer latents (with B' = B, as in
+    the paper, a layer whose rows are mostly zero handed each non-zero row up to 4k latents). At
+    evaluation a row's 4k largest are kept where pre > theta, theta the running mean (decay 0.99)
+    of the smallest kept value over the minibatches with a non-zero row (the training rule, row by
+    row). b_dec is used only with recipe.decoder_bias.
 
     loss mean_rows ||x - x̂||^2; unit-norm decoder rows (gradient projected off the radial
     direction, rows renormalised after each step); b_dec starts at the mean row. Only the k chosen
@@ -84,14 +86,12 @@ def fit_topk_(x: Tensor, recipe, seeds: Sequence[int], k: int) -> SAEFit:
         if batch:  # keep the k * live largest of the batch (at most kr per row)
             live = (raw != 0).any(2).sum(1)  # [I] rows with any non-zero activation
             top = val.reshape(I, -1).topk(k * B, dim=1).values  # [I, k B], descending
+            seen = live > 0  # a batch of zero rows keeps nothing and leaves theta as it was
             thr = top.gather(1, (k * live - 1).clamp_min(0)[:, None])[:, 0]
-            thr = torch.where(live > 0, thr, torch.full_like(thr, math.inf))
+            thr = torch.where(seen, thr, torch.full_like(thr, math.inf))
             val = val * (val >= thr[:, None, None])
-            seen = live > 0  # a batch of zero rows says nothing about the threshold
-            if theta is None:
-                theta = torch.where(seen, thr, torch.zeros_like(thr))
-            else:
-                theta = torch.where(seen, 0.99 * theta + 0.01 * thr, theta)
+            prev = torch.zeros_like(thr) if theta is None else theta
+            theta = torch.where(seen, thr if theta is None else 0.99 * theta + 0.01 * thr, prev)
         gi = (ind + base).reshape(-1)  # global latent rows
         rows_dec = W_dec.reshape(I * d, n)[gi].view(I, B, kr, n)
         xh = (val[..., None] * rows_dec).sum(2)  # [I, B, N], x̂ - b_dec
