@@ -20,10 +20,13 @@ All in this one process:
     images): superlens' train_epochs against a plain PyTorch loop (TensorDataset + shuffling
     DataLoader of float images normalised up front, forward, cross-entropy, backward, step) on the same
     model, batch and data; alternated, best of 3 each. train_vs_plain = superlens images/s / plain.
-(7) several seeds at once: images/s per model of 8 narrow-cnn models trained as one grouped network
-    (superlens.active.ensemble, at --threads) against the plain one-model loop (train_epochs, one
-    thread, the preset's setting). ensemble_vs_plain = per-model images/s ratio. --only-ensemble
-    runs this part alone.
+(7) several seeds at once: training images per second summed over models (each model's images
+    count: 8 models trained on 1,000 images each = 8,000) of 8 narrow-cnn models trained as one
+    grouped network (superlens.active.ensemble, at --threads) against the plain one-model loop
+    (train_epochs, one model after another, one thread, the preset's setting).
+    ensemble_vs_plain = that ratio = how much sooner 8 seeds finish trained together than one after
+    another. (Before 2026-12-05 the grouped side was divided by 8 once more, so the key read 1/8 of
+    this: the 0.08 of earlier notes is ~0.7 here.) --only-ensemble runs this part alone.
 Last line: {"coreset_seconds": X, "coreset_peak_mb": Y, "silhouette_vs_sklearn": Z, "sae_seconds": S,
             "decode_cold_seconds": ..., "decode_warm_seconds": ..., "train_vs_plain": ...,
             "ensemble_vs_plain": ...}
@@ -291,7 +294,7 @@ def bench_train_vs_plain(device: torch.device, n: int, epochs: int) -> float:
 
 
 def bench_ensemble_vs_plain(n: int, epochs: int, k: int = 8) -> float:
-    """(7) images/s per model: k narrow-cnn models trained at once (superlens.active.ensemble, at
+    """(7) model-images/s (images summed over models): k narrow-cnn models trained at once (superlens.active.ensemble, at
     this process's thread count) against the plain one-model loop (train_epochs, one model after
     another, 1 thread: the cifar10-cpu preset's setting). Alternated, best of 2 each."""
     from types import SimpleNamespace
@@ -307,7 +310,7 @@ def bench_ensemble_vs_plain(n: int, epochs: int, k: int = 8) -> float:
     norm = ((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
     cfg = SimpleNamespace(epochs=epochs, batch_size=64, augment=False, amp=True, shuffle=True,
                           image_size=None, progress=False, optimizer="adam", lr=2e-3,
-                          weight_decay=0.0)
+                          weight_decay=0.0, lr_schedule="constant")
     threads = torch.get_num_threads()
 
     def models():
@@ -325,7 +328,7 @@ def bench_ensemble_vs_plain(n: int, epochs: int, k: int = 8) -> float:
         E.train_together(net, opt, xs, ys, cfg=cfg, norm=norm, device="cpu",
                          generators=[generator(s) for s in range(k)], shuffle=True)
         E.unstack(net, ms)
-        return n * epochs * k / (time.perf_counter() - t0) / k
+        return n * epochs * k / (time.perf_counter() - t0)  # k models' images per second
 
     def plain() -> float:
         torch.set_num_threads(1)
@@ -344,8 +347,8 @@ def bench_ensemble_vs_plain(n: int, epochs: int, k: int = 8) -> float:
         a.append(together())
         b.append(plain())
     ratio = max(a) / max(b)
-    print(f"(7) {k} narrow-cnn models at once ({threads} thread(s)): {max(a):.0f} img/s per model; "
-          f"plain one-model loop (1 thread): {max(b):.0f} img/s; ratio {ratio:.2f}", flush=True)
+    print(f"(7) {k} narrow-cnn models at once ({threads} thread(s)): {max(a):.0f} model-images/s; "
+          f"plain one-model loop (1 thread): {max(b):.0f} model-images/s; ratio {ratio:.2f}", flush=True)
     return ratio
 
 

@@ -195,9 +195,14 @@ def _reference_fit(x, recipe, seed):
     opt = torch.optim.Adam([W_enc, b, V], lr=recipe.lr_for(n))
     g = generator(10_007 * seed + 1)
     T = max(1, min(steps, _BLOCK_ELEMS // B))
+    live_rows = (x != 0).any(1).nonzero()[:, 0]
     for t in range(steps):
         if t % T == 0:
-            idx = torch.empty(T, B, dtype=torch.int64).random_(0, n_rows, generator=g)
+            if recipe.train_rows == "nonzero":  # uniform among the non-zero rows
+                idx = live_rows[torch.empty(T, B, dtype=torch.int64).random_(0, 1 << 40, generator=g)
+                                % len(live_rows)]
+            else:
+                idx = torch.empty(T, B, dtype=torch.int64).random_(0, n_rows, generator=g)
         xb = x[idx[t % T]]
         z = torch.relu(xb @ W_enc + b)
         loss = ((z @ V - xb) ** 2).sum(1).mean() + recipe.l1 * z.sum(1).mean()
@@ -258,9 +263,14 @@ def _reference_batchtopk(x, recipe, seed):
     g = generator(10_007 * seed + 1)
     T = max(1, min(steps, _BLOCK_ELEMS // B))
     theta = None
+    live_rows = (x != 0).any(1).nonzero()[:, 0]
     for t in range(steps):
         if t % T == 0:
-            idx = torch.empty(T, B, dtype=torch.int64).random_(0, n_rows, generator=g)
+            if recipe.train_rows == "nonzero":  # uniform among the non-zero rows
+                idx = live_rows[torch.empty(T, B, dtype=torch.int64).random_(0, 1 << 40, generator=g)
+                                % len(live_rows)]
+            else:
+                idx = torch.empty(T, B, dtype=torch.int64).random_(0, n_rows, generator=g)
         xb = x[idx[t % T]]
         pre = xb @ W_enc + b
         val, ind = pre.topk(kr, dim=1)
@@ -286,17 +296,21 @@ def _reference_batchtopk(x, recipe, seed):
     return W_enc.detach(), b.detach(), V.detach(), theta
 
 
-@pytest.mark.parametrize("sparse_zero", [False, True])
-def test_batchtopk_fit_matches_autograd(monkeypatch, sparse_zero):
+@pytest.mark.parametrize("sparse_zero,train_rows", [(False, "nonzero"), (True, "nonzero"),
+                                                     (False, "all")])
+def test_batchtopk_fit_matches_autograd(monkeypatch, sparse_zero, train_rows):
     """The hand-written BatchTopK gradients (gathered on the chosen latents, projected per
-    contribution, buffers re-zeroed whole or on the touched rows only) equal autograd's."""
+    contribution, buffers re-zeroed whole or on the touched rows only) equal autograd's, with
+    minibatches drawn from the non-zero rows (the recipe) or from all rows."""
     from superlens.measures import sae_topk
     from superlens.measures.sae import fit_saes
 
     monkeypatch.setattr(sae_topk, "SPARSE_ZERO_ELEMS", 0 if sparse_zero else 1 << 40)
 
     x = _sparse_features(3, 6, 0.4, rows=500, seed=2)
-    r = SAERecipe(steps=30, batch_size=32, dict_multiple=2, k=2, lr=5e-3, progress=False)
+    assert 0 < int((x == 0).all(1).sum()) < len(x)  # some zero rows: the two draws differ
+    r = SAERecipe(steps=30, batch_size=32, dict_multiple=2, k=2, lr=5e-3, progress=False,
+                  train_rows=train_rows)
     fit = fit_saes(x, r, [4, 5])
     for i, seed in enumerate((4, 5)):
         W_enc, b, V, theta = _reference_batchtopk(x, r, seed)
@@ -321,3 +335,23 @@ def test_batchtopk_budget_ignores_zero_rows():
     per_row = sparse["sae_l0"] / (nonzero / 10)
     assert per_row <= 1.5 * r.k, per_row
     assert sparse["sae_features"] == pytest.approx(dense["sae_features"], rel=0.25)
+
+
+def test_training_draws_only_non_zero_rows():
+    """With train_rows "nonzero" (the recipe) the minibatches are drawn among the rows that are not
+    all zero, so appending zero rows to a layer leaves every fitted weight exactly as it was; with
+    "all" they dilute the minibatches and the fit changes."""
+    from superlens.measures.sae import fit_saes
+    from superlens.measures.sae_parts import nonzero_rows
+
+    x = _sparse_features(3, 8, 0.3, rows=1000, seed=4)
+    assert bool((x == 0).all(1).any())  # x has zero rows of its own: both fits take the same path
+    padded = torch.cat([x, torch.zeros(3000, 8)])
+    rows, counts = nonzero_rows(torch.stack([padded, padded.flip(0)]))
+    n_live = int((x != 0).any(1).sum())
+    assert counts.tolist() == [n_live, n_live]
+    assert bool((padded[rows[0]] != 0).any(1).all()) and bool((padded.flip(0)[rows[1]] != 0).any(1).all())
+    for train_rows, same in (("nonzero", True), ("all", False)):
+        r = SAERecipe(steps=100, batch_size=64, dict_multiple=2, progress=False, train_rows=train_rows)
+        a, b = fit_saes(x, r, [0]), fit_saes(padded, r, [0])
+        assert torch.equal(a.W_dec, b.W_dec) is same, train_rows

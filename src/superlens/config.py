@@ -239,6 +239,8 @@ class SAEValidationConfig(BaseConfig):
                                             "the frozen recipe's)")
     sae_steps: int | None = Field(None, ge=1, description="SAERecipe.steps (unset: the frozen "
                                   "recipe's)")
+    sae_train_rows: Literal["all", "nonzero"] | None = Field(None, description="SAERecipe.train_rows "
+                                                          "(unset: the frozen recipe's)")
     sae_merge_cos: float | None = Field(None, gt=0, description="SAERecipe.merge_cos (unset: the "
                                         "frozen recipe's; > 1 pools nothing)")
     device: str = Field("cpu", description="'auto', 'cpu' or 'cuda[:N]'")

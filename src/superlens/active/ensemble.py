@@ -106,7 +106,10 @@ class GroupedCNN(nn.Module):
 
     def forward(self, x: Tensor, dropout_generators: list[torch.Generator] | None = None) -> Tensor:
         k, b = x.shape[0], x.shape[1]
-        h = self.features(x.transpose(0, 1).reshape(b, -1, *x.shape[3:]))  # [B, K*C, H, W]
+        # channels-last: the grouped convolutions, BatchNorm and pooling run ~1.2x faster on a CPU
+        # than on the default layout (the module is converted in stack())
+        x = x.transpose(0, 1).reshape(b, -1, *x.shape[3:]).contiguous(memory_format=torch.channels_last)
+        h = self.features(x)  # [B, K*C, H, W]
         f = h.mean(dim=(2, 3)).view(b, k, self.d).transpose(0, 1)            # [K, B, d]
         self.features_out = f
         if self.training and self.p > 0:
@@ -124,7 +127,7 @@ class GroupedCNN(nn.Module):
 def stack(models: list[nn.Module]) -> GroupedCNN:
     """The K models as one GroupedCNN on their device (the models are not changed)."""
     dev = next(models[0].parameters()).device
-    return GroupedCNN(models).to(dev)
+    return GroupedCNN(models).to(dev, memory_format=torch.channels_last)
 
 
 def unstack(net: GroupedCNN, models: list[nn.Module]) -> None:

@@ -27,13 +27,16 @@ superlens.measures.sae_calibration, never copied by hand):
   along no feature. Unit rows make z_i the feature's size in activation units, so p_i compares
   like with like.
 - Loss: mean_rows ||x - x̂||^2. Training: Adam at lr, a cosine decay to 0, `steps` minibatches of
-  `batch_size` rows with replacement; the decoder's gradient is projected off the radial direction
-  and its rows renormalised after every step. On wide layers the minibatch (then the step count) is
-  cut so that one AE costs at most `max_gflop` (reported as sae_batch / sae_steps). The cap was
-  100 GFLOP when the recipe was frozen; the held-out grid then showed it left a 512-wide layer 124
-  steps (F read 1.6-3.4x the truth there), so it was raised to 2000, which leaves every width up to
-  512 its 2000 steps (batch 159 at 512, 256 up to 128). That change was made after seeing the
-  held-out grid, which the calibration page says.
+  `batch_size` rows drawn with replacement among the rows that are not all zero (zero rows carry no
+  feature; on the classic toy model at p = 0.001, 98 % of the rows, they diluted the minibatches to
+  a few informative rows each); the decoder's gradient is projected off the radial direction and
+  its rows renormalised after every step. 8000 steps (2000 when the recipe was first frozen: the
+  fits had not converged, see the calibration page's recipe history). On wide layers the minibatch
+  (then the step count) is cut so that one AE costs at most `max_gflop` (reported as sae_batch /
+  sae_steps). The cap was 100 GFLOP when the recipe was frozen; the held-out grid then showed it
+  left a 512-wide layer 124 steps (F read 1.6-3.4x the truth there), so it was raised to 2000, which
+  leaves every width up to 128 its 8000 steps of 256 rows and a 512-wide layer 2483 steps of 128.
+  These changes were made after seeing the held-out grid, which the calibration page says.
 - k is a constant of the recipe, fixed on the development grid (not derived from any truth); F is
   right only where rows hold about as few features as there (3 per non-zero row): where a row
   holds one feature (the classic toy model at small p) its k = 2 latents split it and F reads
@@ -73,6 +76,7 @@ class SAERecipe:
     dict_multiple: latents per layer neuron (D = dict_multiple * N)
     l1:            L1 coefficient on the scaled activations (see the module docstring)
     steps:         Adam steps
+    train_rows:    "nonzero" (minibatches drawn among the rows that are not all zero) or "all"
     batch_size:    rows per step (cut on wide layers to respect max_gflop)
     lr:            Adam learning rate, cosine-decayed to 0 over the steps (see lr_for)
     lr_width:      above this layer width the learning rate falls as 1 / sqrt(width) (lr_for);
@@ -93,7 +97,7 @@ class SAERecipe:
 
     dict_multiple: float = 8.0
     l1: float = 0.1
-    steps: int = 2000
+    steps: int = 8000
     batch_size: int = 256
     lr: float = 1e-3
     max_gflop: float = 2000.0
@@ -107,6 +111,7 @@ class SAERecipe:
     sparsity: str = "batchtopk"
     k: int = 2
     decoder_bias: bool = False
+    train_rows: str = "nonzero"
     progress: bool = True
 
     def __post_init__(self):
@@ -132,6 +137,8 @@ class SAERecipe:
             raise ValueError(f"SAERecipe.k = {self.k!r}, must be >= 1")
         if self.decoder == "tied" and self.sparsity != "l1":
             raise ValueError("SAERecipe.decoder = 'tied' is for sparsity 'l1' only")
+        if self.train_rows not in ("all", "nonzero"):
+            raise ValueError(f"SAERecipe.train_rows = {self.train_rows!r}, must be 'all' or 'nonzero'")
         if self.scale not in ("nonzero-rms", "none"):
             raise ValueError(f"SAERecipe.scale = {self.scale!r}, must be 'nonzero-rms' or 'none'")
 
@@ -163,12 +170,13 @@ class SAERecipe:
         architecture in words."""
         enc = {"l1": "ReLU(x W_enc + b_enc) encoder",
                "topk": f"TopK (k = {self.k}) of ReLU(x W_enc + b_enc)",
-               "batchtopk": f"BatchTopK (k = {self.k} per row on average) of x W_enc + b_enc"}[self.sparsity]
+               "batchtopk": f"BatchTopK (k = {self.k} per non-zero row on average) of x W_enc + b_enc"}[self.sparsity]
         loss = "mean ||x - x_hat||^2" + (" + l1 * mean sum z" if self.sparsity == "l1" else "")
         arch = (enc + ", " + ("unit-norm decoder rows" if self.decoder == "unit" else
                               "tied decoder W_enc^T, unit rows") +
                 (", decoder bias" if self.decoder_bias else ", no decoder bias") +
-                f"; loss {loss}; Adam, cosine lr")
+                f"; loss {loss}; Adam, cosine lr" +
+                ("; minibatches of non-zero rows" if self.train_rows == "nonzero" else ""))
         # progress is how a fit reports itself, not part of the recipe: runs with and without
         # --quiet record the same recipe
         return {**{k: v for k, v in asdict(self).items() if k != "progress"}, "architecture": arch}
@@ -250,7 +258,7 @@ def activation_scale(x: Tensor, scale: str) -> float:
 
 from superlens.measures.sae_parts import (BLOCK_ELEMS as _BLOCK_ELEMS, SAEFit,  # noqa: F401
                                           adam_step as _adam, fit_progress as _progress,
-                                          init_weights as _init)
+                                          init_weights as _init, nonzero_rows)
 
 
 
@@ -313,6 +321,7 @@ def fit_saes_(x: Tensor, recipe: SAERecipe, seeds: Sequence[int]) -> SAEFit:
     gens = [generator(10_007 * s + 1, dev) for s in inst_seeds]  # minibatches, apart from the init
     T = max(1, min(steps, _BLOCK_ELEMS // B))
     idx = torch.empty(I, T, B, dtype=torch.int64, device=dev)
+    live_rows, n_live = nonzero_rows(x3) if recipe.train_rows == "nonzero" else (None, None)
     lr0 = recipe.lr_for(n)
     warm = recipe.warmup * steps if n > recipe.lr_width else 0.0
     say = _progress(recipe, I, steps, B, n, d)
@@ -322,7 +331,9 @@ def fit_saes_(x: Tensor, recipe: SAERecipe, seeds: Sequence[int]) -> SAEFit:
         l1_term = ramp * recipe.l1 / B
         if t % T == 0:
             for i, g in enumerate(gens):
-                idx[i].random_(0, n_rows, generator=g)
+                idx[i].random_(0, n_rows if live_rows is None else 1 << 40, generator=g)
+            if live_rows is not None:  # a uniform draw among the matrix's non-zero rows
+                idx = live_rows[model[:, None, None], idx % n_live[model][:, None, None]]
             idx += offset
         xb = flat[idx[:, t % T]]  # [I, B, N]
         W_e = W_dec.transpose(1, 2) if tied else W_enc

@@ -74,6 +74,19 @@ FUSED_ADAM = hasattr(torch, "_fused_adam_")
 BLOCK_ELEMS = 1 << 16
 
 
+def nonzero_rows(x3: Tensor) -> tuple[Tensor, Tensor]:
+    """Per matrix of x3 [M, n_rows, N]: the indices of its rows that are not all zero, in order,
+    padded to one length ([M, max count], int64), and the counts [M]. A matrix with no non-zero row
+    keeps all its rows (there is nothing else to train on). Minibatches drawn as
+    rows[m, draw % counts[m]] depend only on a matrix's own non-zero rows, so a fit on the instance
+    axis equals a lone fit, and zero rows appended to a layer change nothing."""
+    live = (x3 != 0).any(2)  # [M, n_rows]
+    live[live.sum(1) == 0] = True
+    counts = live.sum(1)
+    order = torch.argsort((~live).to(torch.int8), dim=1, stable=True)  # live rows first, in order
+    return order[:, :int(counts.max())].contiguous(), counts
+
+
 def adam_step(params, grads, m, v, t_state, t, lr, b1, b2, eps) -> None:
     """One Adam step in place (torch.optim.Adam's fused kernel when this torch has it)."""
     if FUSED_ADAM:

@@ -11,7 +11,8 @@ import torch
 from torch import Tensor
 
 from superlens.device import generator
-from superlens.measures.sae_parts import BLOCK_ELEMS, SAEFit, adam_step, fit_progress, init_weights
+from superlens.measures.sae_parts import (BLOCK_ELEMS, SAEFit, adam_step, fit_progress, init_weights,
+                                          nonzero_rows)
 
 # Gradient buffers larger than this (elements) are re-zeroed only on the latent rows a step touched;
 # smaller ones are zeroed whole, which is cheaper there (measured at widths 16 and 512).
@@ -68,6 +69,11 @@ def fit_topk_(x: Tensor, recipe, seeds: Sequence[int], k: int) -> SAEFit:
     sparse_zero = I * d * n > SPARSE_ZERO_ELEMS
     T = max(1, min(steps, BLOCK_ELEMS // B))
     idx = torch.empty(I, T, B, dtype=torch.int64, device=dev)
+    live_rows, n_live = nonzero_rows(x3) if recipe.train_rows == "nonzero" else (None, None)
+    # drawing only non-zero rows, a minibatch's non-zero rows are all B of them (none for a matrix
+    # that is all zero)
+    all_live = (None if live_rows is None else
+                (x3 != 0).flatten(1).any(1)[model].to(torch.int64) * B)
     base = (torch.arange(I, device=dev) * d)[:, None, None]  # [I, 1, 1] latent offset per instance
     lr0 = recipe.lr_for(n)
     warm = recipe.warmup * steps if n > recipe.lr_width else 0.0
@@ -76,7 +82,9 @@ def fit_topk_(x: Tensor, recipe, seeds: Sequence[int], k: int) -> SAEFit:
         ramp = min(1.0, (t + 1) / warm) if warm > 0 else 1.0
         if t % T == 0:
             for i, g in enumerate(gens):
-                idx[i].random_(0, n_rows, generator=g)
+                idx[i].random_(0, n_rows if live_rows is None else 1 << 40, generator=g)
+            if live_rows is not None:  # a uniform draw among the matrix's non-zero rows
+                idx = live_rows[model[:, None, None], idx % n_live[model][:, None, None]]
             idx += offset
         raw = flat[idx[:, t % T]]  # [I, B, N]
         xb = raw - b_dec[:, None, :] if recipe.decoder_bias else raw  # centred on b_dec
@@ -84,7 +92,7 @@ def fit_topk_(x: Tensor, recipe, seeds: Sequence[int], k: int) -> SAEFit:
         val, ind = pre.topk(kr, dim=2)  # [I, B, kr]
         val = val.clamp_min_(0)
         if batch:  # keep the k * live largest of the batch (at most kr per row)
-            live = (raw != 0).any(2).sum(1)  # [I] rows with any non-zero activation
+            live = (raw != 0).any(2).sum(1) if all_live is None else all_live  # [I] non-zero rows
             top = val.reshape(I, -1).topk(k * B, dim=1).values  # [I, k B], descending
             seen = live > 0  # a batch of zero rows keeps nothing and leaves theta as it was
             thr = top.gather(1, (k * live - 1).clamp_min(0)[:, None])[:, 0]
@@ -92,19 +100,28 @@ def fit_topk_(x: Tensor, recipe, seeds: Sequence[int], k: int) -> SAEFit:
             val = val * (val >= thr[:, None, None])
             prev = torch.zeros_like(thr) if theta is None else theta
             theta = torch.where(seen, thr if theta is None else 0.99 * theta + 0.01 * thr, prev)
-        gi = (ind + base).reshape(-1)  # global latent rows
-        rows_dec = W_dec.reshape(I * d, n)[gi].view(I, B, kr, n)
-        xh = (val[..., None] * rows_dec).sum(2)  # [I, B, N], x̂ - b_dec
-        r = (xh - xb).mul_(2.0 / B)  # dL/dx̂
-        gz = (rows_dec * r[:, :, None, :]).sum(3) * (val > 0)  # [I, B, k]
+        # only the kept entries (val > 0; about k of a row's kr candidates) carry anything: they
+        # are gathered into one list e of (instance, row, latent) and everything below runs on it
+        keep = val.reshape(-1) > 0
+        e_row = keep.nonzero()[:, 0]  # flat index into [I, B, kr]
+        gi = (ind + base).reshape(-1)[e_row]  # global latent row of each entry
+        ib = e_row // kr  # its minibatch row, flat over [I, B]
+        ve = val.reshape(-1)[e_row]
+        rows_dec = W_dec.reshape(I * d, n)[gi]  # [E, N]
+        xh = torch.zeros(I * B, n, device=dev, dtype=dt).index_add_(0, ib, ve[:, None] * rows_dec)
+        xbf = xb.reshape(I * B, n)
+        r = (xh - xbf).mul_(2.0 / B)  # dL/dx̂, [I B, N]
+        re = r[ib]  # [E, N]
+        gz = (rows_dec * re).sum(1)  # [E]
         # each contribution to a decoder row is projected off that row's (unit) direction before
         # it is summed: the projection is linear, so this equals projecting the summed gradient,
         # and the gradients stay zero outside the rows this step touched (zeroed again below)
-        c_dec = val[..., None] * r[:, :, None, :]  # [I, B, kr, N]
-        c_dec -= (c_dec * rows_dec).sum(3, keepdim=True) * rows_dec
-        gW_dec.view(I * d, n).index_add_(0, gi, c_dec.reshape(-1, n))
-        gW_encT.view(I * d, n).index_add_(0, gi, (gz[..., None] * xb[:, :, None, :]).reshape(-1, n))
-        gb.view(-1).index_add_(0, gi, gz.reshape(-1))
+        c_dec = ve[:, None] * re
+        c_dec -= (c_dec * rows_dec).sum(1, keepdim=True) * rows_dec
+        gW_dec.view(I * d, n).index_add_(0, gi, c_dec)
+        gW_encT.view(I * d, n).index_add_(0, gi, gz[:, None] * xbf[ib])
+        gb.view(-1).index_add_(0, gi, gz)
+        r = r.view(I, B, n)
         # b_dec enters x̂ directly and the encoder through x - b_dec
         gb_dec = r.sum(1) - torch.bmm(gb[:, None, :], W_encT)[:, 0] if recipe.decoder_bias else None
         grads = [gW_encT, gb, gW_dec] + ([gb_dec] if recipe.decoder_bias else [])
