@@ -26,8 +26,12 @@ def test_rank_correlations_match_closed_forms():
 
 @pytest.fixture(scope="module")
 def small_table():
+    # the pipeline, not the calibration: the frozen recipe at a quarter of its steps (the sweep
+    # below sets the same sae_steps)
+    from superlens.measures.sae import SAERecipe
+
     torch.set_num_threads(1)
-    return run_validation("small", progress=False)
+    return run_validation("small", SAERecipe(steps=2000), progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +90,7 @@ study = "sae-validation"
 [base]
 rows = 4000
 ae_seeds = 3
+sae_steps = 2000
 [axes]
 cells = [
   { family = "tms", n_hidden = 5, p = [1.0, 0.1, 0.02], importance_decay = [1.0, 0.8], model_seed = [7], steps = 2000 },
