@@ -261,7 +261,7 @@ def activation_scale(x: Tensor, scale: str) -> float:
 
 from superlens.measures.sae_parts import (BLOCK_ELEMS as _BLOCK_ELEMS, SAEFit,  # noqa: F401
                                           adam_step as _adam, fit_progress as _progress,
-                                          init_weights as _init, nonzero_rows)
+                                          draw_rows, init_weights as _init, nonzero_rows)
 
 
 
@@ -333,12 +333,8 @@ def fit_saes_(x: Tensor, recipe: SAERecipe, seeds: Sequence[int]) -> SAEFit:
         ramp = min(1.0, (t + 1) / warm) if warm > 0 else 1.0
         l1_term = ramp * recipe.l1 / B
         if t % T == 0:
-            for i, g in enumerate(gens):
-                idx[i].random_(0, n_rows if live_rows is None else 1 << 40, generator=g)
-            if live_rows is not None:  # a uniform draw among the matrix's non-zero rows
-                idx = live_rows[model[:, None, None], idx % n_live[model][:, None, None]]
-            idx += offset
-        xb = flat[idx[:, t % T]]  # [I, B, N]
+            rows = draw_rows(idx, gens, n_rows, live_rows, n_live, model, offset)
+        xb = flat[rows[:, t % T]]  # [I, B, N]
         W_e = W_dec.transpose(1, 2) if tied else W_enc
         pre = torch.baddbmm(b[:, None, :], xb, W_e)  # [I, B, D]
         z = pre.clamp_min(0)

@@ -87,6 +87,19 @@ def nonzero_rows(x3: Tensor) -> tuple[Tensor, Tensor]:
     return order[:, :int(counts.max())].contiguous(), counts
 
 
+def draw_rows(idx: Tensor, gens, n_rows: int, live_rows: Tensor | None, n_live: Tensor | None,
+              model: Tensor, offset: Tensor) -> Tensor:
+    """The next block of minibatch rows, [I, T, B] indices into the flattened [M * n_rows, N] rows:
+    instance i draws from its own generator, uniformly among all n_rows rows of its matrix, or, given
+    nonzero_rows' (live_rows, n_live), among that matrix's non-zero rows. Fills idx in place and
+    returns the indices (a new tensor when drawing among non-zero rows)."""
+    for i, g in enumerate(gens):
+        idx[i].random_(0, n_rows if live_rows is None else 1 << 40, generator=g)
+    if live_rows is not None:  # a uniform draw among the matrix's non-zero rows
+        idx = live_rows[model[:, None, None], idx % n_live[model][:, None, None]]
+    return idx + offset
+
+
 def adam_step(params, grads, m, v, t_state, t, lr, b1, b2, eps) -> None:
     """One Adam step in place (torch.optim.Adam's fused kernel when this torch has it)."""
     if FUSED_ADAM:

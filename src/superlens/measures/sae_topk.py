@@ -11,8 +11,8 @@ import torch
 from torch import Tensor
 
 from superlens.device import generator
-from superlens.measures.sae_parts import (BLOCK_ELEMS, SAEFit, adam_step, fit_progress, init_weights,
-                                          nonzero_rows)
+from superlens.measures.sae_parts import (BLOCK_ELEMS, SAEFit, adam_step, draw_rows, fit_progress,
+                                          init_weights, nonzero_rows)
 
 # Gradient buffers larger than this (elements) are re-zeroed only on the latent rows a step touched;
 # smaller ones are zeroed whole, which is cheaper there (measured at widths 16 and 512).
@@ -81,12 +81,8 @@ def fit_topk_(x: Tensor, recipe, seeds: Sequence[int], k: int) -> SAEFit:
     for t in range(steps):
         ramp = min(1.0, (t + 1) / warm) if warm > 0 else 1.0
         if t % T == 0:
-            for i, g in enumerate(gens):
-                idx[i].random_(0, n_rows if live_rows is None else 1 << 40, generator=g)
-            if live_rows is not None:  # a uniform draw among the matrix's non-zero rows
-                idx = live_rows[model[:, None, None], idx % n_live[model][:, None, None]]
-            idx += offset
-        raw = flat[idx[:, t % T]]  # [I, B, N]
+            rows = draw_rows(idx, gens, n_rows, live_rows, n_live, model, offset)
+        raw = flat[rows[:, t % T]]  # [I, B, N]
         xb = raw - b_dec[:, None, :] if recipe.decoder_bias else raw  # centred on b_dec
         pre = torch.baddbmm(b[:, None, :], xb, W_encT.transpose(1, 2))  # [I, B, D]
         val, ind = pre.topk(kr, dim=2)  # [I, B, kr]

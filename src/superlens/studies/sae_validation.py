@@ -184,9 +184,8 @@ def resolved(cfg) -> dict:
 
 def point_recipe(cfg) -> SAERecipe:
     """SAERecipe() with the point's sae_* overrides."""
-    over = {k: getattr(cfg, "sae_" + k) for k in ("l1", "dict_multiple", "steps", "k", "sparsity", "merge_cos",
-                                                       "train_rows")
-            if getattr(cfg, "sae_" + k) is not None}
+    keys = ("l1", "dict_multiple", "steps", "k", "sparsity", "merge_cos", "train_rows")
+    over = {k: getattr(cfg, "sae_" + k) for k in keys if getattr(cfg, "sae_" + k) is not None}
     return SAERecipe(**over)
 
 
