@@ -205,8 +205,9 @@ def train_together(net: GroupedCNN, optimizer: torch.optim.Optimizer, xs: list[T
     n = int(xs[0].shape[0])
     if any(int(x.shape[0]) != n for x in xs) or any(int(y.shape[0]) != n for y in ys):
         raise ValueError("train_together: every model needs the same number of training images")
-    xs = [x.to(device) for x in xs]
-    ys = [y.to(device) for y in ys]
+    x_all = torch.cat([x.to(device) for x in xs])  # [K * n, C, H, W]: model j at rows j*n ...
+    y_all = torch.cat([y.to(device) for y in ys])
+    offsets = (torch.arange(k, device=device) * n)[:, None]
     mean, std = norm if norm is not None else (None, None)
     bs = int(cfg.batch_size)
     n_batches = (n + bs - 1) // bs
@@ -224,20 +225,24 @@ def train_together(net: GroupedCNN, optimizer: torch.optim.Optimizer, xs: list[T
     try:
         for epoch in range(cfg.epochs):
             draws = [epoch_draws(n, g, shuffle, cfg.augment, pad, device) for g in generators]
+            # the K models' draws side by side: batch bi of every model is one gather from x_all
+            # (model j's images at rows j*n ...), one crop + flip and one normalisation, each
+            # acting per image as the per-model loop did
+            order = torch.stack([o for o, _ in draws]) + offsets            # [K, n] rows of x_all
+            aug = (None if draws[0][1] is None else
+                   [torch.stack([a[i] for _, a in draws]) for i in range(3)])  # dy, dx, flip [K, n]
             totals = torch.zeros(k, device=device)
             seen = 0
             for bi in range(n_batches):
-                xb, yb = [], []
-                for j, (order, aug) in enumerate(draws):
-                    idx = order[bi * bs:(bi + 1) * bs]
-                    x = xs[j][idx]
-                    if aug is not None:
-                        pos = slice(bi * bs, bi * bs + len(idx))
-                        x = augment_batch(x, *(a[pos] for a in aug), pad)
-                    xb.append(normalize_batch(x, mean, std, image_size=cfg.image_size))
-                    yb.append(ys[j][idx])
-                logits = net(torch.stack(xb), drop)                       # [K, B, classes]
-                y = torch.stack(yb)
+                sl = slice(bi * bs, (bi + 1) * bs)
+                idx = order[:, sl].reshape(-1)                              # [K * b]
+                x = x_all[idx]
+                if aug is not None:
+                    x = augment_batch(x, *(a[:, sl].reshape(-1) for a in aug), pad)
+                b = idx.shape[0] // k
+                xb = normalize_batch(x, mean, std, image_size=cfg.image_size)
+                y = y_all[idx].view(k, b)
+                logits = net(xb.view(k, b, *xb.shape[1:]), drop)          # [K, B, classes]
                 per = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
                                       reduction="none").view(k, -1).mean(1)   # [K]
                 optimizer.zero_grad(set_to_none=True)
