@@ -357,30 +357,31 @@ def test_training_draws_only_non_zero_rows():
         assert torch.equal(a.W_dec, b.W_dec) is same, train_rows
 
 
-def test_fits_flush_denormals_and_read_the_same():
-    """fit_saes flushes denormal floats inside the fit only (the dead latents' decaying Adam moments
-    made real-layer fits 2.5x slower), and what it fits equals the fit without flushing: flushing
-    drops values under 1.2e-38, far under a weight's float32 resolution."""
+def test_tiny_adam_moments_are_zeroed_and_the_fit_is_unchanged(monkeypatch):
+    """Every TINY_EVERY steps the fits set Adam moments under TINY to zero, so a dead latent's
+    decaying moments never reach the denormal range (where CPU arithmetic is ~100x slower); the
+    fitted weights equal a fit that never does it."""
+    from superlens.measures import sae_parts
     from superlens.measures.sae import fit_saes, sae_stats
-    from superlens.measures.sae_parts import denormals_flushed, flushing_denormals
-    from superlens.measures.sae_topk import fit_topk_
 
-    assert not flushing_denormals()
-    with denormals_flushed():
-        if not flushing_denormals():
-            pytest.skip("this CPU cannot flush denormals (torch.set_flush_denormal returned False)")
-        with denormals_flushed():  # nested: the inner block leaves the outer one's setting on
-            pass
-        assert flushing_denormals()
-    assert not flushing_denormals()
-    # a 16x dictionary on 3 features: most latents die early, their Adam moments decay for
-    # ~1000 steps into the denormal range (m shrinks 0.9x a step)
+    t = torch.tensor([1e-39, -1e-31, 2e-30, -0.5, 0.0])
+    sae_parts.zero_tiny_([t])
+    assert t.tolist() == [0.0, 0.0, pytest.approx(2e-30), -0.5, 0.0]
+    # a 16x dictionary on 3 features: most latents die early and their moments decay for
+    # ~1000 steps (m shrinks 0.9x a step: under TINY after ~650)
     x = _sparse_features(3, 8, 0.3, rows=2000, seed=5)
     r = SAERecipe(steps=1500, batch_size=64, dict_multiple=16, progress=False)
-    flushed, plain = fit_saes(x, r, [0, 1]), fit_topk_(x, r, [0, 1], r.k)
-    assert not flushing_denormals()
-    torch.testing.assert_close(flushed.W_dec, plain.W_dec, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(flushed.W_enc, plain.W_enc, rtol=1e-5, atol=1e-6)
-    a, b = sae_stats(flushed, x), sae_stats(plain, x)
+    seen = []
+    zero = sae_parts.zero_tiny_
+    monkeypatch.setattr(sae_parts, "zero_tiny_",
+                        lambda ts: seen.append(sum(int((t_.abs() < sae_parts.TINY).sum()) -
+                                                   int((t_ == 0).sum()) for t_ in ts)) or zero(ts))
+    swept = fit_saes(x, r, [0, 1])
+    assert len(seen) == 1500 // sae_parts.TINY_EVERY and max(seen) > 0  # there were tiny moments
+    monkeypatch.setattr(sae_parts, "TINY_EVERY", 10 ** 9)
+    plain = fit_saes(x, r, [0, 1])
+    torch.testing.assert_close(swept.W_dec, plain.W_dec, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(swept.W_enc, plain.W_enc, rtol=1e-6, atol=1e-7)
+    a, b = sae_stats(swept, x), sae_stats(plain, x)
     torch.testing.assert_close(effective_features(a["mass"]), effective_features(b["mass"]),
-                               rtol=1e-5, atol=0)
+                               rtol=1e-6, atol=0)

@@ -261,8 +261,7 @@ def activation_scale(x: Tensor, scale: str) -> float:
 
 from superlens.measures.sae_parts import (BLOCK_ELEMS as _BLOCK_ELEMS, SAEFit,  # noqa: F401
                                           adam_step as _adam, fit_progress as _progress,
-                                          denormals_flushed, draw_rows, init_weights as _init,
-                                          nonzero_rows)
+                                          draw_rows, init_weights as _init, nonzero_rows)
 
 
 
@@ -283,16 +282,13 @@ def fit_saes(x: Tensor, recipe: SAERecipe, seeds: Sequence[int]) -> SAEFit:
 
     fit = (fit_saes_ if recipe.sparsity == "l1" else
            lambda x, r, s: fit_topk_(x, r, s, r.k))
-    if x.device.type != "cpu":
+    if x.device.type != "cpu" or not small or threads == 1:
         return fit(x, recipe, seeds)
-    with denormals_flushed():
-        if not small or threads == 1:
-            return fit(x, recipe, seeds)
-        torch.set_num_threads(1)
-        try:
-            return fit(x, recipe, seeds)
-        finally:
-            torch.set_num_threads(threads)
+    torch.set_num_threads(1)
+    try:
+        return fit(x, recipe, seeds)
+    finally:
+        torch.set_num_threads(threads)
 
 
 @torch.no_grad()

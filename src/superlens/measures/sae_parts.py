@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -101,43 +100,38 @@ def draw_rows(idx: Tensor, gens, n_rows: int, live_rows: Tensor | None, n_live: 
     return idx + offset
 
 
-def flushing_denormals() -> bool:
-    """Whether this thread flushes denormal floats to zero now (torch has no getter: a denormal
-    float32 survives a multiplication by one exactly when it does not)."""
-    return torch.tensor([1e-39], dtype=torch.float32).mul(1.0).item() == 0.0
+# Every TINY_EVERY steps the Adam moments below TINY in size are set to zero. Why: the moments of a
+# latent that stops firing decay geometrically (m by 0.9 a step) into the denormal range, where every
+# arithmetic operation on a CPU costs ~100x: on a real 256-wide ReLU layer with most latents dead a
+# fit took 139 s instead of 55 s (bench/measure.py's layer3). A moment of 1e-30 moves its weight by
+# at most lr * 1e-22 (Adam divides by sqrt(v) + 1e-8), far under float32's resolution of a weight,
+# and needs ~170 steps of decay to turn denormal, so the fits are unchanged (tests/test_measures_sae.py).
+# (torch.set_flush_denormal would do it for the calling thread only, not for a thread pool that
+# already exists.)
+TINY, TINY_EVERY = 1e-30, 100
 
 
-@contextmanager
-def denormals_flushed():
-    """Denormal floats flushed to zero inside the block (torch.set_flush_denormal; restored after).
-
-    Why: the Adam moments of a latent that stops firing decay geometrically (m by 0.9 a step) into
-    the denormal range, where every arithmetic operation on a CPU costs ~100x; on a real 256-wide
-    ReLU layer with most latents dead that made a fit 2.5x slower (139 s against 55 s, bench
-    measure's layer3). What flushing drops is below 1.2e-38: Adam's steps of such a latent are
-    ~lr * 1e-30 against weights of ~1e-2, under float32's resolution, and the fits read the same F
-    and FVU to every printed digit (tests/test_measures_sae.py)."""
-    if flushing_denormals() or not torch.set_flush_denormal(True):
-        yield  # already on (the caller's choice, kept), or this CPU cannot
-        return
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
+def zero_tiny_(tensors) -> None:
+    """Set every entry of size below TINY to zero, in place."""
+    for x in tensors:
+        x.masked_fill_(x.abs() < TINY, 0.0)
 
 
 def adam_step(params, grads, m, v, t_state, t, lr, b1, b2, eps) -> None:
-    """One Adam step in place (torch.optim.Adam's fused kernel when this torch has it)."""
+    """One Adam step in place (torch.optim.Adam's fused kernel when this torch has it); every
+    TINY_EVERY steps the moments below TINY are set to zero (see TINY)."""
     if FUSED_ADAM:
         torch._foreach_add_(t_state, 1.0)
         torch._fused_adam_(params, grads, m, v, [], t_state, lr=lr, beta1=b1, beta2=b2,
                            weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
-        return
-    c1, c2 = 1 - b1 ** (t + 1), 1 - b2 ** (t + 1)
-    for p, g_, m_, v_ in zip(params, grads, m, v):
-        m_.mul_(b1).add_(g_, alpha=1 - b1)
-        v_.mul_(b2).addcmul_(g_, g_, value=1 - b2)
-        p.addcdiv_(m_, v_.div(c2).sqrt_().add_(eps), value=-lr / c1)
+    else:
+        c1, c2 = 1 - b1 ** (t + 1), 1 - b2 ** (t + 1)
+        for p, g_, m_, v_ in zip(params, grads, m, v):
+            m_.mul_(b1).add_(g_, alpha=1 - b1)
+            v_.mul_(b2).addcmul_(g_, g_, value=1 - b2)
+            p.addcdiv_(m_, v_.div(c2).sqrt_().add_(eps), value=-lr / c1)
+    if (t + 1) % TINY_EVERY == 0:
+        zero_tiny_(m + v)
 
 
 def fit_progress(recipe, I: int, steps: int, B: int, n: int, d: int):
