@@ -60,8 +60,10 @@ PRESETS: dict[str, dict[str, Any]] = {
                         round_training="scratch", dropout=0.2, normalize="dataset", threads=1,
                         eval_batch_size=1000, tsne_points=2000, sae="final", ensemble=1,
                         delta=dict(CPU_DELTA), primary=dict(CPU_PRIMARY)),
-    # ensemble=1: grouped training measured 0.08x per model on 2 CPU cores (bench/active.py), so the
-    # CPU presets train one model at a time; --ensemble N groups them where that pays (a GPU)
+    # ensemble=1: 8 models grouped on 2 threads train ~1.7-2.1x as many images a second as the
+    # one-model loop on 1 thread (bench/active.py ensemble_vs_plain), about what two single-threaded
+    # runs side by side give; the CPU presets train one model at a time on one thread, so a second
+    # run (another protocol, more seeds) takes the other core; --ensemble N groups them
     # the paper's round protocol at the size of cifar10-cpu, random sampling as its control
     "paper-cifar10-cpu": dict(dataset="cifar10", model="narrow-cnn", optimizer="adam", lr=2e-3,
                               epochs=10, batch_size=64, augment=False, pool_size=10000,

@@ -26,8 +26,11 @@ from superlens.measures.sae import SAERecipe
 from superlens.profile.layer_measures import geometry, label_measures, sae_groups, sae_values
 
 
-def _recipe(sae_gflop: float | None) -> SAERecipe:
-    return SAERecipe() if sae_gflop is None else SAERecipe(max_gflop=float(sae_gflop))
+def _recipe(sae_gflop: float | None, progress: bool) -> SAERecipe:
+    """The frozen recipe (its compute cap replaced where sae_gflop is given); progress: the fits'
+    progress lines on stderr."""
+    return (SAERecipe(progress=progress) if sae_gflop is None else
+            SAERecipe(max_gflop=float(sae_gflop), progress=progress))
 
 
 def measure(model: nn.Module, layers: Sequence[str], data, *, labels=None, batch_size: int = 256,
@@ -58,13 +61,14 @@ def measure(model: nn.Module, layers: Sequence[str], data, *, labels=None, batch
                    batch_size=batch_size, device=dev, progress=progress)
     lab = None if labels is None else np.asarray(torch.as_tensor(labels).cpu(), dtype=np.int64)
     return measure_captured(acts, lab, seed=seed, sae=sae, sae_seeds=sae_seeds, sae_gflop=sae_gflop,
-                            device=dev, done=done, on_layer=on_layer)
+                            device=dev, done=done, on_layer=on_layer, progress=progress)
 
 
 def measure_activations(acts, labels=None, *, max_rows: int | None = 50_000, seed: int = 0,
                         sae: bool = True, sae_seeds: int = 3, sae_gflop: float | None = None,
                         device: str | torch.device = "auto", done: Mapping[str, dict] | None = None,
-                        on_layer: Callable[[str, dict], None] | None = None) -> dict[str, dict]:
+                        on_layer: Callable[[str, dict], None] | None = None,
+                        progress: bool = False) -> dict[str, dict]:
     """The same measures on activations you already have: {name: [rows, N]} (or one [rows, N]
     array, named "activations"); labels [rows] for the label measures. Rows above max_rows: a
     seeded subset."""
@@ -83,15 +87,16 @@ def measure_activations(acts, labels=None, *, max_rows: int | None = 50_000, see
         idx = np.arange(x.shape[0]) if keep is None else keep
         layers[name] = LayerActivations(name, (x.shape[1],), "dense", x[idx], x, idx, depth)
     return measure_captured(layers, lab, seed=seed, sae=sae, sae_seeds=sae_seeds, sae_gflop=sae_gflop,
-                            device=dev, done=done, on_layer=on_layer)
+                            device=dev, done=done, on_layer=on_layer, progress=progress)
 
 
 def measure_captured(acts: Mapping[str, LayerActivations], labels: np.ndarray | None, *, seed: int = 0,
                      sae: bool = True, sae_seeds: int = 3, sae_gflop: float | None = None,
                      device: torch.device = torch.device("cpu"), done: Mapping[str, dict] | None = None,
-                     on_layer: Callable[[str, dict], None] | None = None) -> dict[str, dict]:
+                     on_layer: Callable[[str, dict], None] | None = None,
+                     progress: bool = False) -> dict[str, dict]:
     """measure() after the capture: the cheap measures of every layer, then the autoencoders,
-    layers of one (rows, N) shape on one instance axis."""
+    layers of one (rows, N) shape on one instance axis (progress: the fits' progress lines)."""
     done = dict(done or {})
     out: dict[str, dict] = {}
     todo = [n for n in acts if n not in done]
@@ -112,7 +117,7 @@ def measure_captured(acts: Mapping[str, LayerActivations], labels: np.ndarray | 
         v["measure_seconds"] = time.perf_counter() - t0
         out[name] = v
     if sae:
-        recipe = _recipe(sae_gflop)
+        recipe = _recipe(sae_gflop, progress)
         seeds = list(range(sae_seeds))
         groups = sae_groups({n: tuple(acts[n].rows.shape) for n in todo})
         lock = threading.Lock()

@@ -203,7 +203,8 @@ def run_measure(cfg: MeasureConfig, out: str | Path, *, force: bool = False, res
         if prep.acts is not None:
             layers = measure_activations(prep.acts, prep.labels, max_rows=cfg.max_rows, seed=cfg.seed,
                                          sae=sae, sae_seeds=cfg.sae_seeds, sae_gflop=cfg.sae_gflop,
-                                         device=prep.device, done=done, on_layer=save)
+                                         device=prep.device, done=done, on_layer=save,
+                                         progress=cfg.progress)
             capture_s = 0.0
         else:
             from superlens.capture.store import capture
@@ -219,7 +220,7 @@ def run_measure(cfg: MeasureConfig, out: str | Path, *, force: bool = False, res
             lab = None if prep.labels is None else prep.labels.numpy()
             layers = measure_captured(acts, lab, seed=cfg.seed, sae=sae, sae_seeds=cfg.sae_seeds,
                                       sae_gflop=cfg.sae_gflop, device=prep.device, done=done,
-                                      on_layer=save)
+                                      on_layer=save, progress=cfg.progress)
             meta["cache"] = {n: str(a.path) for n, a in acts.items()}
         metrics = {"model": prep.description, "data": prep.data_description,
                    "labels": prep.labels is not None, "layers": layers,
