@@ -294,3 +294,24 @@ def test_torchscript_reads_outputs_only(tmp_path, inputs_file, capsys, monkeypat
     assert "TorchScript" in listed["0"] and "0.1" not in listed and "[4, 30, 30]" in listed["1"]
     r = superlens.measure(__import__("mixed_model").make(), ["1"], torch.randn(3, 3, 8, 8), sae=False)
     assert r["1"]["width"] == 4 and r["1"]["kind"] == "conv"
+
+
+def test_layer_groups_fitted_side_by_side_equal_one_after_another():
+    """With 2 torch threads the autoencoders of different layer groups are fitted on 2 single-threaded
+    workers at once; every value equals the run on one thread, where they are fitted in turn."""
+    g = torch.Generator().manual_seed(0)
+    acts = {"a": torch.relu(torch.randn(600, 8, generator=g) - 1.0),
+            "b": torch.relu(torch.randn(600, 12, generator=g) - 1.0),
+            "c": torch.relu(torch.randn(400, 8, generator=g) - 1.0)}
+    threads = torch.get_num_threads()
+    out = {}
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out[n] = superlens.measure_activations(acts, sae_seeds=2, sae_gflop=0.05, device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+    assert list(out[2]) == ["a", "b", "c"]
+    for name in acts:
+        for key in ("sae_features", "sae_fvu", "sae_l0", "sae_features_std"):
+            assert out[2][name][key] == out[1][name][key], (name, key)
