@@ -133,8 +133,8 @@ def measure_captured(acts: Mapping[str, LayerActivations], labels: np.ndarray | 
 
         # on a CPU the groups are fitted side by side, one single-threaded worker per torch thread,
         # the costliest first: a fit's many small products scale across cores better as whole fits
-        # than through intra-op threads (resnet18's 5 layers at 10,000 images: 324 s -> see
-        # bench/measure.py), and a busy neighbour core slows one worker, not every product
+        # than through intra-op threads (bench/measure.py, resnet18's 5 layers at 10,000 images:
+        # 324 s -> 222 s), and a busy neighbour core slows one worker, not every product
         cost = [_fit_cost(recipe, acts[g[0]].width) * len(g) for g in groups]
         run_chunks(fit, sorted(range(len(groups)), key=lambda i: -cost[i]), torch.device(device))
     else:
