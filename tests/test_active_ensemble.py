@@ -104,3 +104,42 @@ def test_continued_optimizer_state_is_carried_in():
     for a, b, s0 in zip(alone, models, start):
         for (n, x), y, x0 in zip(a.state_dict().items(), b.state_dict().values(), s0):
             assert _close(x, y, x0, 0.05), (n, float((x - y).abs().max()), float((x - x0).abs().max()))
+
+
+def test_split_over_threads_equals_alone():
+    """train_split: 3 models as one grouped network per torch thread (2 here, on single-threaded
+    workers side by side) each equal training alone, optimizer state included."""
+    from superlens.active.ensemble import train_split
+
+    cfg = ActiveConfig.build(dict(model="narrow-cnn", epochs=2, batch_size=16, dropout=0.3, lr=0.05,
+                                  augment=True, progress=False, optimizer="sgd", momentum=0.9),
+                             source="test")
+    norm = ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    models = []
+    for s in range(3):
+        torch.manual_seed(200 + s)
+        models.append(build_model("narrow-cnn", 10, 3, dropout=cfg.dropout))
+    data = [_data(10 + s) for s in range(3)]
+    start = [[t.clone() for t in m.state_dict().values()] for m in models]
+    alone = [copy.deepcopy(m) for m in models]
+    alone_opts = [make_optimizer(m, cfg) for m in alone]
+    for s, (m, o) in enumerate(zip(alone, alone_opts)):
+        train_epochs(m, o, *data[s], cfg=cfg, norm=norm, device="cpu", generator=generator(3 + s))
+    split = [copy.deepcopy(m) for m in models]
+    opts = [make_optimizer(m, cfg) for m in split]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fits = train_split(split, opts, [d[0] for d in data], [d[1] for d in data], cfg=cfg,
+                           norm=norm, device="cpu", generators=[generator(3 + s) for s in range(3)],
+                           shuffle=True)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(fits) == 3 and all(len(f["epoch_losses"]) == 2 for f in fits)
+    for j, (a, b) in enumerate(zip(alone, split)):
+        sa, sb = a.state_dict(), b.state_dict()
+        for name, s0 in zip(sa, start[j]):
+            assert _close(sa[name], sb[name], s0, 1e-4), name
+        pa, pb = next(a.parameters()), next(b.parameters())
+        ma, mb = alone_opts[j].state[pa]["momentum_buffer"], opts[j].state[pb]["momentum_buffer"]
+        assert float((ma - mb).abs().max()) <= 1e-4 * float(ma.abs().max())

@@ -385,3 +385,37 @@ def test_tiny_adam_moments_are_zeroed_and_the_fit_is_unchanged(monkeypatch):
     a, b = sae_stats(swept, x), sae_stats(plain, x)
     torch.testing.assert_close(effective_features(a["mass"]), effective_features(b["mass"]),
                                rtol=1e-6, atol=0)
+
+
+def test_fewest_latents_rule_keeps_k1_only_where_both_fits_reconstruct():
+    """fit_measure: a matrix whose fit at k = 2 reaches FVU <= fvu_fewer is fitted again at k = 1,
+    and the k = 1 statistics are kept where that fit reaches it too; the others keep k = 2's. Each
+    kept set equals the plain fit at that k, value for value."""
+    from superlens.measures.planted import PlantedSpec, planted_activations
+    from superlens.measures.sae import fit_measure
+
+    one = planted_activations(PlantedSpec(n=8, k=6, active=1.0, seed=0), 3000)[0]  # 1 feature a row
+    many = planted_activations(PlantedSpec(n=8, k=24, active=6.0, seed=0), 3000)[0]  # 6 a row
+    x = torch.stack([one / activation_scale(one, "nonzero-rms"),
+                     many / activation_scale(many, "nonzero-rms")])
+    base = SAERecipe(steps=1500, progress=False, fvu_fewer=0.0)
+    plain = {k: fit_measure(x, SAERecipe(steps=1500, progress=False, k=k, fvu_fewer=0.0), (0, 1))[1]
+             for k in (1, 2)}
+    assert bool((plain[2]["k"] == 2).all()) and bool((plain[1]["k"] == 1).all())
+    fvu = {k: plain[k]["fvu"].view(2, 2).mean(1) for k in (1, 2)}
+    # a threshold between the two matrices' k = 1 FVUs: the one-feature rows pass, the dense ones not
+    assert float(fvu[1][0]) < float(fvu[1][1]) and float(fvu[2][1]) < float(fvu[1][1])
+    tau = float(fvu[1][1] + max(fvu[1][0], fvu[2][1])) / 2
+    tau = max(tau, float(fvu[2][0]) + 1e-6)
+    assert tau < float(fvu[1][1])
+    _, st = fit_measure(x, SAERecipe(steps=1500, progress=False, fvu_fewer=tau), (0, 1))
+    assert st["k"].tolist() == [1.0, 1.0, 2.0, 2.0]
+    for key in ("features", "fvu", "l0"):
+        torch.testing.assert_close(st[key][:2], plain[1][key][:2])
+        torch.testing.assert_close(st[key][2:], plain[2][key][2:])
+    # off (fvu_fewer = 0) it is the plain fit at the recipe's k
+    _, off = fit_measure(x, base, (0, 1))
+    torch.testing.assert_close(off["features"], plain[2]["features"])
+    # sae_measure reports the k it used
+    assert sae_measure(one, SAERecipe(steps=1500, progress=False, fvu_fewer=0.99),
+                       seeds=(0,))["sae_k"] == 1.0

@@ -233,6 +233,8 @@ class SAEValidationConfig(BaseConfig):
                            "feature 2j's draw, in [0, 1]")
     sae_l1: float | None = Field(None, ge=0, description="SAERecipe.l1 (unset: the frozen recipe's)")
     sae_k: int | None = Field(None, ge=1, description="SAERecipe.k (unset: the frozen recipe's)")
+    sae_fvu_fewer: float | None = Field(None, ge=0, lt=1, description="SAERecipe.fvu_fewer, the "
+                                        "fewest-latents rule's FVU (unset: the frozen recipe's; 0: off)")
     sae_sparsity: Literal["l1", "topk", "batchtopk"] | None = Field(
         None, description="SAERecipe.sparsity (unset: the frozen recipe's)")
     sae_dict_multiple: float | None = Field(None, ge=1, description="SAERecipe.dict_multiple (unset: "

@@ -261,5 +261,39 @@ def train_together(net: GroupedCNN, optimizer: torch.optim.Optimizer, xs: list[T
             for ls in losses]
 
 
+def train_split(models: list[nn.Module], optimizers: list[torch.optim.Optimizer], xs: list[Tensor],
+                ys: list[Tensor], *, cfg: ActiveConfig, norm, device: torch.device | str,
+                generators: list[torch.Generator], shuffle: bool, desc: str = "") -> list[dict]:
+    """train_together for the models, split into one grouped network per torch thread on a CPU,
+    each trained by its own single-threaded worker (superlens.device.run_chunks); the models and
+    optimizers are updated in place. Why: at 2 threads every small kernel of one grouped network
+    waits for both cores at each barrier; two networks of 4 models, one per core, do not (bench/
+    active.py, ensemble_vs_plain). Each model still trains as if alone. Returns one train_together
+    result per model, in order."""
+    from superlens.device import run_chunks
+
+    device = torch.device(device)
+    k = len(models)
+    w = max(1, min(torch.get_num_threads(), k)) if device.type == "cpu" else 1
+    parts = [list(range(k))[j * k // w:(j + 1) * k // w] for j in range(w)]  # contiguous blocks
+    out: list[dict | None] = [None] * k
+
+    def fit(j: int) -> None:
+        idx = parts[j]
+        ms, os_ = [models[i] for i in idx], [optimizers[i] for i in idx]
+        net = stack(ms)
+        opt = stack_optimizer(net, ms, os_, cfg)
+        fits = train_together(net, opt, [xs[i] for i in idx], [ys[i] for i in idx], cfg=cfg,
+                              norm=norm, device=device, generators=[generators[i] for i in idx],
+                              shuffle=shuffle, desc=desc)
+        unstack(net, ms)
+        unstack_optimizer(net, opt, ms, os_)
+        for i, f in zip(idx, fits):
+            out[i] = f
+
+    run_chunks(fit, list(range(w)), device)
+    return out  # type: ignore[return-value]
+
+
 __all__ = ["GROUPABLE", "can_group", "GroupedCNN", "stack", "unstack", "stack_optimizer",
-           "unstack_optimizer", "train_together"]
+           "unstack_optimizer", "train_together", "train_split"]

@@ -368,7 +368,8 @@ def fit_together(cfg: ActiveConfig, models: list[nn.Module], opts: list, scalers
                  xs: list[Tensor], ys: list[Tensor], gens: list[torch.Generator], shuffle: bool,
                  device: torch.device, descs: list[str], norm) -> list[dict]:
     """train_epochs for each model; on the CPU, models of a groupable kind with the same number of
-    images train cfg.ensemble at a time as one grouped network (equal to alone up to rounding).
+    images train cfg.ensemble at a time, as one grouped network per torch thread side by side
+    (ensemble.train_split; equal to alone up to rounding).
     Returns one train_epochs result per model, in order."""
     from superlens.active import ensemble as E
 
@@ -381,15 +382,10 @@ def fit_together(cfg: ActiveConfig, models: list[nn.Module], opts: list, scalers
             idx = list(range(s, min(s + cfg.ensemble, len(models))))
             if len(idx) == 1:
                 continue  # a lone model trains the ordinary way below
-            ms = [models[i] for i in idx]
-            net = E.stack(ms)
-            opt = E.stack_optimizer(net, ms, [opts[i] for i in idx], cfg)
-            fits = E.train_together(net, opt, [xs[i] for i in idx], [ys[i] for i in idx], cfg=cfg,
-                                    norm=norm, device=device,
-                                    generators=[gens[i] for i in idx], shuffle=shuffle,
-                                    desc=f"{len(idx)} models: {descs[idx[0]]} ...")
-            E.unstack(net, ms)
-            E.unstack_optimizer(net, opt, ms, [opts[i] for i in idx])
+            fits = E.train_split([models[i] for i in idx], [opts[i] for i in idx],
+                                 [xs[i] for i in idx], [ys[i] for i in idx], cfg=cfg, norm=norm,
+                                 device=device, generators=[gens[i] for i in idx], shuffle=shuffle,
+                                 desc=f"{len(idx)} models: {descs[idx[0]]} ...")
             for i, f in zip(idx, fits):
                 out[i] = f
     for i, f in enumerate(out):

@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 from superlens.config import SAEValidationConfig
-from superlens.measures.sae import SAERecipe, activation_scale, fit_saes, sae_stats
+from superlens.measures.sae import SAERecipe, activation_scale, fit_measure
 from superlens.measures.sae_agreement import correlation_tables
 from superlens.studies.base import SweepStudy, rows_base, threads_for
 from superlens.toy.known_features import cc_models, tms_models
@@ -121,7 +121,8 @@ def train_cc_models(grid: ValidationGrid, device="cpu") -> list[dict]:
 def measure_models(models: list[dict], recipe: SAERecipe, ae_seeds: Sequence[int]) -> None:
     """Fit the SAE measure on every model's activations (models of one width share an instance
     axis); adds F, F_raw, fvu, l0, dead_fraction (lists over AE seeds), their summary F_mean, F_std
-    (ddof = 1) and F_over_dict, and dict_size to each entry."""
+    (ddof = 1) and F_over_dict, dict_size and k_used (the BatchTopK k the statistics come from, see
+    fit_measure) to each entry."""
     by_width: dict[int, list[dict]] = {}
     for e in models:
         by_width.setdefault(e["acts"].shape[1], []).append(e)
@@ -129,8 +130,7 @@ def measure_models(models: list[dict], recipe: SAERecipe, ae_seeds: Sequence[int
         x = torch.stack([e["acts"].to(torch.float32) for e in group])  # [M, rows, N]
         scales = [activation_scale(xm, recipe.scale) for xm in x]
         x /= torch.tensor(scales)[:, None, None]
-        fit = fit_saes(x, recipe, ae_seeds)
-        st = sae_stats(fit, x, cos_min=recipe.merge_cos)
+        fit, st = fit_measure(x, recipe, ae_seeds)
         S = len(ae_seeds)
         for k, e in enumerate(group):
             sl = slice(k * S, (k + 1) * S)
@@ -138,6 +138,7 @@ def measure_models(models: list[dict], recipe: SAERecipe, ae_seeds: Sequence[int
             e["F_raw"] = st["features_raw"][sl].tolist()
             for key in ("fvu", "l0", "dead_fraction"):
                 e[key] = st[key][sl].tolist()
+            e["k_used"] = float(st["k"][sl].mean())  # the fewest-latents rule's k (fit_measure)
             e["dict_size"] = recipe.dict_size(width)
             e["scale"] = scales[k]
             e["sae_steps"], e["sae_batch"] = fit.steps, fit.batch
@@ -184,7 +185,7 @@ def resolved(cfg) -> dict:
 
 def point_recipe(cfg) -> SAERecipe:
     """SAERecipe() with the point's sae_* overrides."""
-    keys = ("l1", "dict_multiple", "steps", "k", "sparsity", "merge_cos", "train_rows")
+    keys = ("l1", "dict_multiple", "steps", "k", "fvu_fewer", "sparsity", "merge_cos", "train_rows")
     over = {k: getattr(cfg, "sae_" + k) for k in keys if getattr(cfg, "sae_" + k) is not None}
     return SAERecipe(**over)
 
@@ -233,7 +234,7 @@ class SAEValidationSweep(SweepStudy):
                                  "cooccur"})
     table_columns = ["point", "family", "n_hidden", "k_features", "active", "p", "importance",
                      "loss_power", "model_seed", "represented", "weight_entropy", "F_mean", "F_std",
-                     "F_raw_mean", "F_over_dict", "fvu_mean", "l0_mean", "dead_mean"]
+                     "F_raw_mean", "F_over_dict", "fvu_mean", "l0_mean", "dead_mean", "k_used"]
     point_words = ("points of one family, shape and recipe trained together on the instance axis, "
                    "then an SAE fitted to each point's layer")
 
