@@ -169,9 +169,10 @@ class ActiveConfig(BaseConfig):
     device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'")
     threads: int | None = Field(None, ge=1, description="torch threads >= 1, or unset for all cores")
     progress: bool = Field(True, description="progress bars (true/false)")
-    ensemble: int = Field(1, ge=1, le=64, description="models trained at once as one grouped "
-                          "network (seeds, and strategies at the same round), integer in [1, 64]; "
-                          "small CNNs only, others train one at a time")
+    ensemble: int = Field(1, ge=1, le=64, description="models trained at once as grouped networks "
+                          "(seeds, and strategies at the same round; one network per torch thread, "
+                          "side by side), integer in [1, 64]; small CNNs only, others train one at "
+                          "a time")
     # the verdict's plan, fixed before the run (superlens.active.verdicts; unset entries: its defaults)
     delta: dict[str, float] | None = Field(None, description="smallest effect of interest per "
                                            "measure (measure = value > 0), for the equivalence test")
