@@ -85,8 +85,15 @@ def test_toy_sweep_end_to_end_and_resume(tmp_path):
     groups = sorted((out / "groups").glob("*.json"))
     kept_mtime = groups[1].stat().st_mtime_ns
     groups[0].unlink()
+    first = json.loads((out / "meta.json").read_text())
     rows2 = run_sweep(toy_spec(), out, progress=False)
     assert groups[1].stat().st_mtime_ns == kept_mtime
+    # the resumed sweep's wall time is the total over both sessions, each recorded
+    meta = json.loads((out / "meta.json").read_text())
+    assert [x["groups_run"] for x in meta["sessions"]] == [len(groups), 1]
+    assert meta["sessions"][0]["wall_seconds"] == pytest.approx(first["wall_seconds"])
+    assert meta["wall_seconds"] == pytest.approx(sum(x["wall_seconds"] for x in meta["sessions"]))
+    assert meta["wall_seconds"] > first["wall_seconds"]
     assert [r["gain_mean"] for r in rows2] == pytest.approx([r["gain_mean"] for r in rows], rel=1e-6)
     # a different spec into the same directory is refused
     from superlens.errors import RunDirError

@@ -111,11 +111,16 @@ def trust_findings(table: dict) -> list[str]:
                        "up to twice the count.")
     dense = [e for e in table["models"] if e["family"] == "tms" and e["p"] >= 0.99]
     if dense:
+        ratio = float(np.median([e["F_mean"] / e["represented"] for e in dense]))
+        fvu = float(np.median([np.mean(e["fvu"]) for e in dense]))
+        why = ("every row holds all the features, more than the autoencoder's k latents a row can "
+               "carry, so the heaviest directions take the mass (a bias downward)" if ratio < 1 else
+               "dense non-negative mixtures invite extra 'corner' latents that sit between "
+               "features (a bias upward)")
         out.append("Dense inputs (p = 1) read " + ", ".join(
             f"{e['F_mean']:.1f}" for e in dense) + " for " + ", ".join(
-            str(e["represented"]) for e in dense) + " represented features: dense non-negative "
-            "mixtures invite extra 'corner' latents (the L1 penalty is lower for a shared direction), "
-            "a bias upward.")
+            str(e["represented"]) for e in dense) + f" represented features (median F / count "
+            f"{ratio:.2f}, FVU {fvu:.2f}): {why}.")
     return out
 
 

@@ -75,9 +75,20 @@ def _run_into(spec: SweepSpec, out: Path, points: list, groups: list[Group], ses
                      sorted({p.config.model_dump().get("seed", 0) for p in points}), argv)
     meta.update(kind="sweep", study=spec.study, backend=backend, n_points=len(points),
                 n_groups=len(groups), status="running")
+    todo = [g for g in groups if not _group_done(out, g)]
+    # a resumed sweep keeps the sessions before it: wall_seconds is the total over all of them
+    sessions = _earlier_sessions(out)
+    meta["sessions"] = sessions + [{"started_at": meta["started_at"], "git_commit": meta["git_commit"],
+                                    "groups_run": len(todo)}]
+    earlier = sum(float(x.get("wall_seconds") or 0.0) for x in sessions)
+
+    def wall() -> dict:
+        now = time.perf_counter() - t0
+        meta["sessions"][-1]["wall_seconds"] = now
+        return {"wall_seconds": earlier + now}
+
     write_json(out / "config.json", spec_json)
     write_json(out / "meta.json", meta)
-    todo = [g for g in groups if not _group_done(out, g)]
     if progress:
         print(f"sweep {spec.name}: {len(points)} points in {len(groups)} groups "
               f"({len(groups) - len(todo)} already done), backend {backend}", flush=True)
@@ -101,22 +112,35 @@ def _run_into(spec: SweepSpec, out: Path, points: list, groups: list[Group], ses
         else:
             backends.run_local(spec.study, todo, options, done, workers)
     except backends.GroupFailed as e:
-        meta.update(status="incomplete", error=str(e))
+        meta.update(status="incomplete", error=str(e), **wall())
         write_json(out / "meta.json", meta)
         raise
     except KeyboardInterrupt:
-        meta.update(status="interrupted")
+        meta.update(status="interrupted", **wall())
         with contextlib.suppress(OSError):  # a full disk must not hide the interruption
             write_json(out / "meta.json", meta)
         raise
     rows = collect(out, groups)
     write_table(out, rows)
-    meta.update(wall_seconds=time.perf_counter() - t0)
+    meta.update(**wall())
     write_json(out / "meta.json", meta)
     render_sweep_report(out, status="complete")
     meta["status"] = "complete"  # set last: a sweep whose report failed is not complete
     write_json(out / "meta.json", meta)
     return rows
+
+
+def _earlier_sessions(out: Path) -> list[dict]:
+    """The sessions recorded in an existing sweep's meta.json (a sweep written before sessions were
+    recorded counts as one, with its wall_seconds); [] for a new sweep or an unreadable meta."""
+    try:
+        old = read_json(out / "meta.json")
+    except Exception:  # noqa: BLE001 - no meta (a new sweep) or a broken one: nothing to carry
+        return []
+    if isinstance(old.get("sessions"), list):
+        return [x for x in old["sessions"] if isinstance(x, dict)]
+    return [{"started_at": old.get("started_at"), "git_commit": old.get("git_commit"),
+             "wall_seconds": old.get("wall_seconds")}] if old.get("started_at") else []
 
 
 def _check_same_spec(out: Path, spec_json: dict, force: bool) -> None:
