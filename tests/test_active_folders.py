@@ -186,6 +186,24 @@ def test_active_runs_on_an_image_folder(tmp_path, capsys):
     assert all("sae_features" in r for r in m2["random"]["rounds"])
     assert m2["random"]["sae_features"] == m["random"]["sae_features"]  # the same recipe: kept
 
+    # the models were measured side by side on single-threaded workers (one per core the run
+    # allowed); measured again one after another on one thread, every value is the same
+    for f in out.rglob("sae.json"):
+        f.unlink()
+    for f in (out / "measures").glob("*.json"):
+        d = json.loads(f.read_text())
+        d["measures"] = {k: v for k, v in d["measures"].items() if not k.startswith("sae_")}
+        for info in d["rounds"]:
+            for k in [k for k in info if k.startswith("sae_")]:
+                del info[k]
+        f.write_text(json.dumps(d))
+    code = main(args + ["--resume", "--sae", "rounds", "--threads", "1"])
+    assert code == 0, capsys.readouterr().err
+    m3 = json.loads((out / "metrics.json").read_text())
+    for name in ("baseline", "least-confidence", "random"):
+        assert {k: v for k, v in m3[name].items() if k.startswith("sae_") and "seconds" not in k} == \
+            {k: v for k, v in m2[name].items() if k.startswith("sae_") and "seconds" not in k}, name
+
 
 def test_candidates_fewer_than_query_size_refused(tmp_path, capsys):
     root = make_tree(tmp_path / "data")

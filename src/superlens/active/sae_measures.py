@@ -142,14 +142,19 @@ def add_sae_measures(cfg: Any, ds, out: Path, seeds: list[int], device) -> bool:
         return False
     per_round = cfg.sae == "rounds"
     recipe = sae_recipe_dict(cfg)
-    # the autoencoders are large matrix products: every core the config allows, whatever the
-    # training used (choose_threads keeps an explicit cfg.threads)
+    # every core the config allows, whatever the training used (choose_threads keeps an explicit
+    # cfg.threads); on a CPU with several, the models are measured side by side, one single-threaded
+    # worker per thread (superlens.device.run_chunks): an autoencoder's many small products scale
+    # across cores better as whole fits, as in `superlens measure`, and each fit equals the
+    # one-thread fit of a run with --threads 1
+    from superlens.device import run_chunks
+
     threads = torch.get_num_threads()
     set_threads(choose_threads(cfg.threads, 1 << 30))
+    jobs = [(seed, name) for seed in seeds for name in ["baseline", *cfg.strategies]]
     try:
-        for seed in seeds:
-            for name in ["baseline", *cfg.strategies]:
-                _sae_one_model(cfg, ds, out, name, seed, device, recipe, per_round)
+        run_chunks(lambda i: _sae_one_model(cfg, ds, out, jobs[i][1], jobs[i][0], device, recipe,
+                                            per_round), list(range(len(jobs))), torch.device(device))
     finally:
         set_threads(threads)
     return True
