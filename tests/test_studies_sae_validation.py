@@ -178,3 +178,22 @@ def test_cells_axis_and_another_axis_may_not_set_one_field(tmp_path, capsys):
                     'cells = [{ family = "tms", model_seed = 3 }]\n')
     assert cli(["sweep", str(spec), "--out", str(tmp_path / "o")]) == 2
     assert "model_seed" in capsys.readouterr().err
+
+
+def test_command_words_name_the_spec_without_this_machines_paths(tmp_path):
+    """The calibration table's command is the one a reader types: the spec as given (an absolute
+    path shortened to its name), the sweep folder's name; SPEC where no meta.json records it."""
+    import json as _json
+
+    from superlens.studies.sae_validation import SAEValidationSweep
+
+    run = tmp_path / "runs" / "cal"
+    (run / "figures").mkdir(parents=True)
+    words = SAEValidationSweep.command_words
+    assert words(run / "figures") == "superlens sweep SPEC --out cal"
+    (run / "meta.json").write_text(_json.dumps(
+        {"argv": ["/x/bin/superlens", "sweep", "examples/sae_calibration.toml", "--out", str(run)]}))
+    assert words(run / "figures") == "superlens sweep examples/sae_calibration.toml --out cal"
+    (run / "meta.json").write_text(_json.dumps(
+        {"argv": ["superlens", "sweep", str(tmp_path / "my.toml"), "--out", str(run)]}))
+    assert words(run / "figures") == "superlens sweep my.toml --out cal"

@@ -363,7 +363,18 @@ class SAEValidationSweep(SweepStudy):
 
     @staticmethod
     def command_words(fig_dir: Path) -> str:
-        return f"superlens sweep SPEC --out {fig_dir.parent.name}"
+        """The sweep's command as a reader would type it: the spec as given on the command line
+        (recorded in the sweep's meta.json; its file name alone where it was an absolute path), and
+        the sweep folder's name, never this machine's paths."""
+        spec = "SPEC"
+        try:
+            argv = json.loads((fig_dir.parent / "meta.json").read_text()).get("argv") or []
+        except (OSError, ValueError):
+            argv = []
+        tomls = [a for a in argv if isinstance(a, str) and a.endswith(".toml")]
+        if tomls:
+            spec = tomls[0] if not Path(tomls[0]).is_absolute() else Path(tomls[0]).name
+        return f"superlens sweep {spec} --out {fig_dir.parent.name}"
 
 
 STUDY = SAEValidationSweep()
