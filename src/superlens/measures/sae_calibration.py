@@ -132,8 +132,12 @@ def calibration_text(path: str | Path | None = None) -> str:
                 "recipe, so its rows are shown but never decide a verdict.")
     parts = []
     if "planted_median_abs_error" in m:
-        parts.append(f"on planted features F / F_true is off by a median {m['planted_median_abs_error']:.3f} "
-                     f"(largest {m['planted_max_abs_error']:.3f}), Spearman ρ {m['planted_rho']:.3f}")
+        widths = sorted(t.get("widths", {}).items(), key=lambda kv: int(kv[0]))
+        per = (" (" + ", ".join(f"{v['median_abs_error']:.3f} at width {w}" for w, v in widths) + ")"
+               if widths else "")
+        parts.append(f"on planted features |F / F_true − 1| has a median up to "
+                     f"{m['planted_median_abs_error']:.3f} per width{per}, largest "
+                     f"{m['planted_max_abs_error']:.3f}, Spearman ρ {m['planted_rho']:.3f}")
     if "tms_r_entropy" in m:
         parts.append(f"on the classic toy model r {m['tms_r_entropy']:.3f} against the weight entropy "
                      f"and ρ {m['tms_rho_count']:.3f} against the represented count")
