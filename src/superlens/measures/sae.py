@@ -41,7 +41,7 @@ superlens.measures.sae_calibration, never copied by hand):
   with one rule beside it, the fewest-latents rule (fit_measure, recipe.fvu_fewer = 0.02): where the
   fit at k = 2 reconstructs a layer to FVU <= 0.02, a fit at k = 1 is tried, and kept when it does
   too. A budget above the number of features a row holds is spent on splitting features (the classic
-  toy model at p = 0.02-0.1, 1-2 features per non-zero row, read 1.5-2x its weight entropy at k = 2),
+  toy model at p = 0.02-0.1, 1-2 features per non-zero row, read 1.25-2.1x its weight entropy at k = 2),
   a budget below it costs FVU but hardly F (planted rows with 3 features, K / N from 1 to 4: F at
   k = 1, 2 and 3 within 5 % of each other); the rule reads the smaller budget off the fit, never off a truth. It was chosen on
   the development grid (separate fits at k = 1, 2, 3 on planted features and on the classic toy
@@ -420,7 +420,7 @@ def fit_measure(x: Tensor, recipe: SAERecipe, seeds: Sequence[int],
     fits at recipe.k reach a mean FVU (over seeds) <= recipe.fvu_fewer is fitted again at k = 1, and
     the k = 1 statistics replace its own when their mean FVU is <= fvu_fewer too. Why: a BatchTopK
     budget above the number of features a row holds is spent on splitting them (the classic toy model
-    at p = 0.02-0.1, 1-2 features per non-zero row, read 1.5-2x its weight entropy at k = 2, and
+    at p = 0.02-0.1, 1-2 features per non-zero row, read 1.25-2.1x its weight entropy at k = 2, and
     within 15 % at k = 1 on the development seeds), while a budget below it costs FVU but not F. So k
     is the fewest latents per row that reconstruct the layer, read off the fit, never off a truth.
 
