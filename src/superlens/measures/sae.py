@@ -68,7 +68,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Sequence
 
 import torch
@@ -160,6 +160,11 @@ class SAERecipe:
         if self.scale not in ("nonzero-rms", "none"):
             raise ValueError(f"SAERecipe.scale = {self.scale!r}, must be 'nonzero-rms' or 'none'")
 
+    @property
+    def fewer_rule(self) -> bool:
+        """Whether fit_measure's fewest-latents rule applies (BatchTopK above k = 1, fvu_fewer > 0)."""
+        return self.sparsity == "batchtopk" and self.k > 1 and self.fvu_fewer > 0
+
     def dict_size(self, n: int) -> int:
         """D for a layer of n neurons."""
         return max(1, int(round(self.dict_multiple * n)))
@@ -196,7 +201,7 @@ class SAERecipe:
                 f"; loss {loss}; Adam, cosine lr" +
                 ("; minibatches of non-zero rows" if self.train_rows == "nonzero" else "") +
                 (f"; k = 1 instead where both fits reach FVU <= {self.fvu_fewer:g}"
-                 if self.sparsity == "batchtopk" and self.k > 1 and self.fvu_fewer > 0 else ""))
+                 if self.fewer_rule else ""))
         # progress is how a fit reports itself, not part of the recipe: runs with and without
         # --quiet record the same recipe
         return {**{k: v for k, v in asdict(self).items() if k != "progress"}, "architecture": arch}
@@ -431,15 +436,13 @@ def fit_measure(x: Tensor, recipe: SAERecipe, seeds: Sequence[int],
     st = sae_stats(fit, x_eval, cos_min=recipe.merge_cos)
     S = len(seeds)
     st["k"] = torch.full_like(st["fvu"], float(recipe.k))
-    if recipe.sparsity != "batchtopk" or recipe.k == 1 or recipe.fvu_fewer <= 0:
+    if not recipe.fewer_rule:
         return fit, st
     x3, e3 = (x, x_eval) if x.ndim == 3 else (x[None], x_eval[None])
     fvu = st["fvu"].view(-1, S).mean(1)
     sel = (fvu <= recipe.fvu_fewer).nonzero()[:, 0].tolist()
     if not sel:
         return fit, st
-    from dataclasses import replace
-
     fit1 = fit_saes(x3[sel], replace(recipe, k=1), seeds)
     st1 = sae_stats(fit1, e3[sel], cos_min=recipe.merge_cos)
     fit.seconds += fit1.seconds
@@ -499,7 +502,6 @@ def sae_measure_many(acts, recipe: SAERecipe | None = None, seeds: Sequence[int]
         keep = torch.randperm(x.shape[1], generator=generator(0))[: recipe.eval_rows]
         x_eval = x[:, keep.to(x.device)]
     fit, st = fit_measure(x, recipe, seeds, x_eval)
-    x = x_eval
     S = len(seeds)
     out = []
     for k, scale in enumerate(scales):
