@@ -197,3 +197,56 @@ def test_command_words_name_the_spec_without_this_machines_paths(tmp_path):
     (run / "meta.json").write_text(_json.dumps(
         {"argv": ["superlens", "sweep", str(tmp_path / "my.toml"), "--out", str(run)]}))
     assert words(run / "figures") == "superlens sweep my.toml --out cal"
+
+
+def test_example_specs_expand_and_development_specs_avoid_heldout_seeds():
+    """Every sweep spec in examples/ (the files with an [axes] table) loads and expands; the SAE calibration's development specs use no model
+    seed of the held-out grid (examples/sae_calibration.toml), so no held-out model is looked at."""
+    from pathlib import Path
+
+    from superlens.sweep.grid import expand, load_spec
+
+    ex = Path(__file__).resolve().parents[1] / "examples"
+    specs = [p for p in sorted(ex.glob("*.toml")) if "[axes]" in p.read_text()]
+    assert len(specs) >= 8
+    points = {p.name: expand(load_spec(str(p))) for p in specs}
+    assert all(points.values())
+    held = {pt.config.model_seed for pt in points["sae_calibration.toml"]}
+    dev = [n for n in points if n.startswith("sae_calibration_dev")]
+    assert len(dev) >= 2 and held
+    for n in dev:
+        assert held.isdisjoint(pt.config.model_seed for pt in points[n]), n
+
+
+def test_recipe_groups_put_the_frozen_recipe_first():
+    from superlens.measures.sae import SAERecipe
+    from superlens.studies.sae_validation import recipe_groups
+
+    other, frozen = SAERecipe(steps=10).as_dict(), SAERecipe().as_dict()
+    rows = [{"recipe": other, "i": 0}, {"recipe": frozen, "i": 1}, {"recipe": other, "i": 2}]
+    assert [[r["i"] for r in g] for g in recipe_groups(rows)] == [[1], [0, 2]]
+    assert [[r["i"] for r in g] for g in recipe_groups(rows[::2])] == [[0, 2]]
+
+
+def test_a_sweep_over_recipes_compares_them_and_calibrates_one(tmp_path, capsys):
+    """A spec with an sae_* axis fits several recipes: the page compares them, each from its own
+    points, and the run's sae_calibration.json is one recipe's (here the first), not a pool of both."""
+    from superlens.cli import main as cli
+    from superlens.measures.sae_agreement import calibration_table
+    from superlens.measures.sae_calibration import TARGETS
+
+    spec = tmp_path / "s.toml"
+    spec.write_text('study = "sae-validation"\n[base]\nfamily = "planted"\nrows = 2000\nae_seeds = 2\n'
+                    '[axes]\nsae_steps = [30, 300]\nk_features = [16, 32]\nn_hidden = [16]\n')
+    assert cli(["sweep", str(spec), "--out", str(tmp_path / "o"), "--quiet"]) == 0, capsys.readouterr().err
+    rows = json.loads((tmp_path / "o" / "table.json").read_text())
+    by = {s: [r for r in rows if r["recipe"]["steps"] == s] for s in (30, 300)}
+    assert all(len(g) == 2 for g in by.values())
+    cals = {s: calibration_table(g, TARGETS, "", g[0]["recipe"]) for s, g in by.items()}
+    assert cals[30]["widths"]["16"]["median_abs_error"] != cals[300]["widths"]["16"]["median_abs_error"]
+    html = (tmp_path / "o" / "report.html").read_text()
+    assert "Recipes compared" in html and "differ in: steps" in html
+    for s in (30, 300):
+        assert f"16: {cals[s]['widths']['16']['median_abs_error']:.3f}" in html
+    written = json.loads((tmp_path / "o" / "sae_calibration.json").read_text())
+    assert written["recipe"]["steps"] == 30 and written["widths"] == cals[30]["widths"]

@@ -214,6 +214,19 @@ def planted_models(cfgs) -> list[dict]:
     return out
 
 
+FROZEN = SAERecipe().as_dict()
+
+
+def recipe_groups(rows: list[dict]) -> list[list[dict]]:
+    """A sweep's rows grouped by the SAE recipe they were fitted with (a spec with an sae_* axis,
+    such as the development grids, fits several): the frozen recipe's group first, then the others
+    in the order they first appear."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(json.dumps(r["recipe"], sort_keys=True), []).append(r)
+    return sorted(groups.values(), key=lambda g: g[0]["recipe"] != FROZEN)
+
+
 def table_from_rows(rows: list[dict], name: str = "sweep") -> dict:
     """A validation table (as run_validation returns) from a sweep's rows (at least one)."""
     return {"grid_name": name, "models": rows, "represented_norm": NORM_REPRESENTED,
@@ -339,12 +352,22 @@ class SAEValidationSweep(SweepStudy):
         return {"rows": rows, "point_metrics": per_point, "threads": threads}
 
     def report_sections(self, rows: list[dict], fig_dir: Path):
+        """The page: the calibration and toy-model sections for one recipe (a spec with an sae_*
+        axis fits several: then a table compares them first, and the sections below it, the figures
+        and the run's sae_calibration.json are the frozen recipe's, or the first recipe's)."""
         if not rows:
             return [], []
         from superlens.measures.sae_agreement import calibration_table
         from superlens.measures.sae_calibration import TARGETS
+        from superlens.report.sae_validation_report import recipe_comparison
         from superlens.runs import write_json
 
+        groups = recipe_groups(rows)
+        compare = []
+        if len(groups) > 1:
+            cals = [calibration_table(g, TARGETS, "", g[0]["recipe"]) for g in groups]
+            compare = [recipe_comparison(groups, cals, frozen=groups[0][0]["recipe"] == FROZEN)]
+        rows = groups[0]
         table = table_from_rows(rows)
         fig_dir.mkdir(parents=True, exist_ok=True)
         figs = []
@@ -359,7 +382,7 @@ class SAEValidationSweep(SweepStudy):
             # the run's calibration, in the format the checked-in table has (sae_calibration.json)
             write_json(fig_dir.parent / "sae_calibration.json", cal)
             figs.append((plot_planted(table, fig_dir / "sae_planted.png"), PLANTED_CAPTION))
-        return validation_sections(table, None, every_model=False, calibration=cal), figs
+        return compare + validation_sections(table, None, every_model=False, calibration=cal), figs
 
     @staticmethod
     def command_words(fig_dir: Path) -> str:
