@@ -892,18 +892,22 @@ def test_fault_11c_an_unwritable_cache(data_room, capsys):
 def test_fault_11d_ctrl_c_on_a_sweep_is_one_line(tmp_path):
     """SIGINT to the whole process group (what Ctrl-C does) while two active groups train with
     their progress bars on: "superlens: interrupted" and nothing else (no semaphore-leak lines)."""
-    (tmp_path / "s.toml").write_text("study = 'active'\n[base]\npreset = 'synthetic'\nepochs = 200\n"
+    # epochs: long enough that neither group can finish before the signal, however loaded the machine
+    (tmp_path / "s.toml").write_text("study = 'active'\n[base]\npreset = 'synthetic'\nepochs = 3000\n"
                                      "sae = 'off'\n[axes]\nseed = [0, 1]\n")
     p = subprocess.Popen([sys.executable, "-m", "superlens", "sweep", str(tmp_path / "s.toml"),
                           "--out", str(tmp_path / "sw"), "--workers", "2"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, env=env(), start_new_session=True)
     try:
-        deadline = time.time() + 180
-        while time.time() < deadline:  # until both groups train (their run folders exist)
-            if len(list((tmp_path / "sw" / "runs").glob("*/baseline"))) >= 2:
+        t0 = time.time()
+        while time.time() < t0 + 180:  # until both groups have started (their run folders exist)
+            if len(list((tmp_path / "sw" / "runs").glob("*/config.json"))) >= 2:
                 break
             time.sleep(0.3)
-        time.sleep(2.0)
+        time.sleep(5.0)  # into their training
+        training = sorted(str(q.relative_to(tmp_path)) for q in (tmp_path / "sw").glob("runs/*/*"))
+        assert p.poll() is None, (f"the sweep ended (code {p.returncode}) {time.time() - t0:.0f} s in, "
+                                  f"before the signal; run folders: {training}")
         os.killpg(p.pid, signal.SIGINT)
         code = p.wait(timeout=90)
     finally:
