@@ -275,7 +275,8 @@ def sweep_report_html(spec: dict, meta: dict, rows: list[dict], fig_dir: Path, s
     figures and table columns."""
     name = spec["study"]
     intro = section("What ran", para(
-        f"Study {name}: {meta.get('n_points')} points in {meta.get('n_groups')} groups "
+        f"Study {name}: {meta.get('n_points')} points in {meta.get('n_groups')} "
+        f"group{'' if meta.get('n_groups') == 1 else 's'} "
         f"({study.point_words}), backend "
         + f"{meta.get('backend')}. Axes: " + "; ".join(f"{k} = {axis_text(v)}"
                                                      for k, v in spec["axes"].items())

@@ -90,7 +90,8 @@ def _run_into(spec: SweepSpec, out: Path, points: list, groups: list[Group], ses
     write_json(out / "config.json", spec_json)
     write_json(out / "meta.json", meta)
     if progress:
-        print(f"sweep {spec.name}: {len(points)} points in {len(groups)} groups "
+        gs = "group" if len(groups) == 1 else "groups"
+        print(f"sweep {spec.name}: {len(points)} points in {len(groups)} {gs} "
               f"({len(groups) - len(todo)} already done), backend {backend}", flush=True)
     options = spec.options.model_dump()
     options["progress"] = progress
