@@ -43,9 +43,9 @@ RECIPE_HISTORY = (
     "the toy's development models within their noise): the dead latents are surplus, not features "
     "the fit missed. Two other ways to stop k = 2 from splitting the toy's features were tried there "
     "and not kept: an L1 term beside BatchTopK (0.01 or 0.03 × the mean code; r 0.77–0.80, the toy "
-    "at p = 0.01–0.1 still read 1.2–1.8×) and pooling latents whose activations correlate ≥ 0.8–0.95 "
-    "over the rows (r 0.91–0.93 at k = 2, 0.84 at k = 1, against 0.925 with the rule in the same "
-    "runs).")
+    "at p = 0.01–0.1 still read 1.1–1.8×) and pooling latents whose activations correlate ≥ 0.8–0.95 "
+    "over the rows (r 0.91–0.93 at k = 2, 0.84 at k = 1, against 0.925 with the rule on the same "
+    "models).")
 KNOWN_ANSWER = ("the count of feature columns with ‖W_i‖ > {} (TMS: W; compressed computation: "
                 "sqrt(‖W_in,i‖ ‖W_out,i‖), which W_in a, W_out / a leaves unchanged)")
 
@@ -238,7 +238,7 @@ def recipe_comparison(groups: list[list[dict]], cals: list[dict], frozen: bool) 
     keys = [k for k in recipes[0]
             if k != "architecture" and len({json.dumps(r.get(k)) for r in recipes}) > 1]
 
-    def fig(m: dict, k: str) -> str:
+    def fmt(m: dict, k: str) -> str:
         return (f"{m[k]:.3f}" + (f" ± {m[k + '_std']:.3f}" if k + "_std" in m else "")) if k in m else "–"
 
     rows = []
@@ -246,8 +246,8 @@ def recipe_comparison(groups: list[list[dict]], cals: list[dict], frozen: bool) 
         m = cal["measured"]
         widths = " · ".join(f"{w}: {v['median_abs_error']:.3f}"
                             for w, v in sorted(cal["widths"].items(), key=lambda kv: int(kv[0])))
-        rows.append([*(r.get(k) for k in keys), len(g), fig(m, "tms_r_entropy"), fig(m, "tms_rho_count"),
-                     widths or "–", fig(m, "planted_max_abs_error"),
+        rows.append([*(r.get(k) for k in keys), len(g), fmt(m, "tms_r_entropy"), fmt(m, "tms_rho_count"),
+                     widths or "–", fmt(m, "planted_max_abs_error"),
                      f"{100 * m['seed_spread']:.1f} %" if "seed_spread" in m else "–"])
     first = "the frozen recipe's (SAERecipe's defaults)" if frozen else "the first row's recipe's"
     return section(
