@@ -256,7 +256,7 @@ def recipe_comparison(groups: list[list[dict]], cals: list[dict], frozen: bool) 
              "row's figures are computed on its own points only (TMS: r against the weight entropy, ρ "
              "against the represented count; planted: median |F / F_true − 1| per width, largest, "
              "and the largest spread over AE seeds, sparse settings only). The sections and figures "
-             f"below, and this run's sae_calibration.json, are {first}; table.json holds every row."),
+             f"below, and this run's `sae_calibration.json`, are {first}; `table.json` holds every row."),
         html_table([*keys, "models", "TMS r (entropy)", "TMS ρ (count)", "planted median error per width",
                     "largest", "seed spread"], rows))
 
