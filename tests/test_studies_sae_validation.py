@@ -200,8 +200,9 @@ def test_command_words_name_the_spec_without_this_machines_paths(tmp_path):
 
 
 def test_example_specs_expand_and_development_specs_avoid_heldout_seeds():
-    """Every sweep spec in examples/ (the files with an [axes] table) loads and expands; the SAE calibration's development specs use no model
-    seed of the held-out grid (examples/sae_calibration.toml), so no held-out model is looked at."""
+    """Every sweep spec in examples/ (the files with an [axes] table) loads and expands; the SAE
+    calibration's development specs use no model seed of the held-out grid
+    (examples/sae_calibration.toml), so no held-out model is looked at."""
     from pathlib import Path
 
     from superlens.sweep.grid import expand, load_spec

@@ -363,10 +363,10 @@ class SAEValidationSweep(SweepStudy):
         from superlens.runs import write_json
 
         groups = recipe_groups(rows)
-        compare = []
-        if len(groups) > 1:
-            cals = [calibration_table(g, TARGETS, "", g[0]["recipe"]) for g in groups]
-            compare = [recipe_comparison(groups, cals, frozen=groups[0][0]["recipe"] == FROZEN)]
+        command = self.command_words(fig_dir)
+        cals = [calibration_table(g, TARGETS, command, g[0]["recipe"]) for g in groups]
+        compare = ([recipe_comparison(groups, cals, frozen=groups[0][0]["recipe"] == FROZEN)]
+                   if len(groups) > 1 else [])
         rows = groups[0]
         table = table_from_rows(rows)
         fig_dir.mkdir(parents=True, exist_ok=True)
@@ -378,7 +378,7 @@ class SAEValidationSweep(SweepStudy):
                          "Right: F over the dictionary size (1 = the cap)."))
         cal = None
         if any(e["family"] == "planted" for e in rows):
-            cal = calibration_table(rows, TARGETS, self.command_words(fig_dir), rows[0]["recipe"])
+            cal = cals[0]
             # the run's calibration, in the format the checked-in table has (sae_calibration.json)
             write_json(fig_dir.parent / "sae_calibration.json", cal)
             figs.append((plot_planted(table, fig_dir / "sae_planted.png"), PLANTED_CAPTION))
