@@ -82,7 +82,8 @@ def test_sae_counts_a_tiny_planted_case():
     dictionary would read 12, 48 or more."""
     from superlens.measures.sae import SAERecipe, sae_measure
 
-    r = SAERecipe(k=1, steps=600, batch_size=256, dict_multiple=4, lr=5e-3, progress=False)
+    r = SAERecipe(k=1, steps=600, batch_size=256, dict_multiple=4, lr=5e-3, progress=False,
+                  fvu_more=0.0)
     for freq in ("uniform", "power"):
         spec = PlantedSpec(n=12, k=6, active=1.5, frequency=freq, seed=1)
         x, info = planted_activations(spec, rows=6000)

@@ -398,8 +398,8 @@ def test_fewest_latents_rule_keeps_k1_only_where_both_fits_reconstruct():
     many = planted_activations(PlantedSpec(n=8, k=24, active=6.0, seed=0), 3000)[0]  # 6 a row
     x = torch.stack([one / activation_scale(one, "nonzero-rms"),
                      many / activation_scale(many, "nonzero-rms")])
-    base = SAERecipe(steps=1500, progress=False, fvu_fewer=0.0)
-    plain = {k: fit_measure(x, SAERecipe(steps=1500, progress=False, k=k, fvu_fewer=0.0), (0, 1))[1]
+    base = SAERecipe(steps=1500, progress=False, fvu_more=0.0, fvu_fewer=0.0)
+    plain = {k: fit_measure(x, SAERecipe(steps=1500, progress=False, k=k, fvu_fewer=0.0, fvu_more=0.0), (0, 1))[1]
              for k in (1, 2)}
     assert bool((plain[2]["k"] == 2).all()) and bool((plain[1]["k"] == 1).all())
     fvu = {k: plain[k]["fvu"].view(2, 2).mean(1) for k in (1, 2)}
@@ -408,7 +408,7 @@ def test_fewest_latents_rule_keeps_k1_only_where_both_fits_reconstruct():
     tau = float(fvu[1][1] + max(fvu[1][0], fvu[2][1])) / 2
     tau = max(tau, float(fvu[2][0]) + 1e-6)
     assert tau < float(fvu[1][1])
-    _, st = fit_measure(x, SAERecipe(steps=1500, progress=False, fvu_fewer=tau), (0, 1))
+    _, st = fit_measure(x, SAERecipe(steps=1500, progress=False, fvu_more=0.0, fvu_fewer=tau), (0, 1))
     assert st["k"].tolist() == [1.0, 1.0, 2.0, 2.0]
     for key in ("features", "fvu", "l0"):
         torch.testing.assert_close(st[key][:2], plain[1][key][:2])
@@ -417,5 +417,41 @@ def test_fewest_latents_rule_keeps_k1_only_where_both_fits_reconstruct():
     _, off = fit_measure(x, base, (0, 1))
     torch.testing.assert_close(off["features"], plain[2]["features"])
     # sae_measure reports the k it used
-    assert sae_measure(one, SAERecipe(steps=1500, progress=False, fvu_fewer=0.99),
+    assert sae_measure(one, SAERecipe(steps=1500, progress=False, fvu_more=0.0, fvu_fewer=0.99),
                        seeds=(0,))["sae_k"] == 1.0
+
+
+def test_more_latents_rule_raises_k_only_where_the_fit_leaves_variance():
+    """fit_measure: a matrix whose fit at k = 2 leaves FVU > fvu_more is fitted again at k = 3, 4, ...
+    up to k_max, keeping the first fit that reaches fvu_more (the k_max fit where none does); a
+    matrix whose k = 2 fit reaches it keeps k = 2. Each kept set equals the plain fit at that k."""
+    from superlens.measures.planted import PlantedSpec, planted_activations
+    from superlens.measures.sae import fit_measure
+
+    one = planted_activations(PlantedSpec(n=8, k=6, active=1.0, seed=0), 3000)[0]  # 1 feature a row
+    many = planted_activations(PlantedSpec(n=8, k=24, active=6.0, seed=0), 3000)[0]  # 6 a row
+    x = torch.stack([one / activation_scale(one, "nonzero-rms"),
+                     many / activation_scale(many, "nonzero-rms")])
+
+    def recipe(**kw):
+        return SAERecipe(**{"steps": 1500, "progress": False, "fvu_fewer": 0.0, "fvu_more": 0.0, **kw})
+
+    plain = {k: fit_measure(x, recipe(k=k), (0, 1))[1] for k in (2, 3, 4)}
+    fvu = {k: plain[k]["fvu"].view(2, 2).mean(1) for k in plain}
+    assert float(fvu[2][0]) < float(fvu[2][1])  # one feature a row reconstructs better at k = 2
+    tau = float(max(fvu[2][0], fvu[3][1], fvu[4][1])) + 1e-6  # the dense matrix passes at k = 3
+    assert tau < float(fvu[2][1]), fvu  # ... and k = 3 and 4 reconstruct the dense one better
+    _, st = fit_measure(x, recipe(fvu_more=tau, k_max=4), (0, 1))
+    assert st["k"].tolist() == [2.0, 2.0, 3.0, 3.0]
+    for key in ("features", "fvu", "l0"):
+        torch.testing.assert_close(st[key][:2], plain[2][key][:2])
+        torch.testing.assert_close(st[key][2:], plain[3][key][2:])
+    # a threshold no fit reaches: the dense matrix ends at k_max, the other stays at k = 2
+    low = float(fvu[2][0]) + 1e-6
+    assert low < float(min(fvu[3][1], fvu[4][1])), fvu
+    _, top = fit_measure(x, recipe(fvu_more=low, k_max=4), (0, 1))
+    assert top["k"].tolist() == [2.0, 2.0, 4.0, 4.0]
+    torch.testing.assert_close(top["features"][2:], plain[4]["features"][2:])
+    # refused: a more-latents threshold under the fewest-latents one
+    with pytest.raises(ValueError, match="fvu_more"):
+        SAERecipe(fvu_fewer=0.2, fvu_more=0.1)

@@ -236,6 +236,10 @@ class SAEValidationConfig(BaseConfig):
     sae_k: int | None = Field(None, ge=1, description="SAERecipe.k (unset: the frozen recipe's)")
     sae_fvu_fewer: float | None = Field(None, ge=0, lt=1, description="SAERecipe.fvu_fewer, the "
                                         "fewest-latents rule's FVU (unset: the frozen recipe's; 0: off)")
+    sae_fvu_more: float | None = Field(None, ge=0, lt=1, description="SAERecipe.fvu_more, the "
+                                       "more-latents rule's FVU (unset: the frozen recipe's; 0: off)")
+    sae_k_max: int | None = Field(None, ge=1, description="SAERecipe.k_max, the largest k the "
+                                  "more-latents rule tries (unset: the frozen recipe's)")
     sae_sparsity: Literal["l1", "topk", "batchtopk"] | None = Field(
         None, description="SAERecipe.sparsity (unset: the frozen recipe's)")
     sae_dict_multiple: float | None = Field(None, ge=1, description="SAERecipe.dict_multiple (unset: "

@@ -185,7 +185,8 @@ def resolved(cfg) -> dict:
 
 def point_recipe(cfg) -> SAERecipe:
     """SAERecipe() with the point's sae_* overrides."""
-    keys = ("l1", "dict_multiple", "steps", "k", "fvu_fewer", "sparsity", "merge_cos", "train_rows")
+    keys = ("l1", "dict_multiple", "steps", "k", "fvu_fewer", "fvu_more", "k_max", "sparsity",
+            "merge_cos", "train_rows")
     over = {k: getattr(cfg, "sae_" + k) for k in keys if getattr(cfg, "sae_" + k) is not None}
     return SAERecipe(**over)
 
