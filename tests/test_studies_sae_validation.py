@@ -22,6 +22,9 @@ def test_rank_correlations_match_closed_forms():
     ms = [{"family": "tms", "represented": k, "F": [k + 0.1, k - 0.1]} for k in (5, 10, 20)]
     c = correlations(ms)
     assert c["pooled"]["rho"] == [1.0, 1.0] and c["pooled"]["rho_std"] == 0.0
+    # a model fitted with fewer AE seeds (ae_seeds set per cell): the seeds all models have
+    ms[1]["F"] = [10.1]
+    assert correlations(ms)["pooled"]["rho"] == [1.0]
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,16 @@ superlens.measures.sae_calibration, never copied by hand):
   model's model seeds 0 and 1, 2 AE seeds; picking k = 1 by that rule from them moved TMS r against
   the weight entropy from 0.76 to 0.95, and any threshold in 0.01-0.06 gave >= 0.90; the rule itself
   run on those development models with 3 AE seeds reads r 0.88 +- 0.03, rho 0.89 +- 0.04 against the
-  count) and then run once on a second held-out grid (r 0.84, rho 0.87: sae_calibration.json). F is off where a layer holds more features than its
+  count) and then run once on a second held-out grid (r 0.84, rho 0.87).
+- The more-latents rule (fit_measure, recipe.fvu_more = 0.1, k_max = 4): where the fit at k = 2
+  leaves FVU > 0.1, k = 3 then 4 are tried and the first fit that reaches FVU <= 0.1 is kept (the
+  k = 4 fit where none does). A budget below the features a row holds merges them: on a development
+  grid with the wide layers added (examples/sae_calibration_dev_k.toml, widths 16-512, each point
+  fitted at k = 1, 2, 3, 4, 8, 16 on its own) rows of 3 features in 512 dims read 0.63-0.89 of the
+  truth at k = 2 and 0.97-1.02 at the k this rule picks (sparse settings at width 512: median error
+  0.163 -> 0.030, largest 0.367 -> 0.150; the toy's development r unchanged at 0.954). k stops at 4:
+  going on to 8 split features elsewhere. Both rules were then run once on a third held-out grid
+  (the figures in sae_calibration.json). F is off where a layer holds more features than its
   width can separate (width 16 with K / N >= 4: F reads about half the truth, at any dictionary
   size from 8 to 32 x N) and where rows hold many features (dense layers: FVU 0.35-0.8, F 0.6-1.5x
   the truth); the calibration page lists each setting.

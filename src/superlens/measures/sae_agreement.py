@@ -38,7 +38,8 @@ def correlations(models: list[dict], key: str = "F", known_key: str = "represent
     """Spearman rho and Pearson r of F (per AE seed) against the known answer, per family and
     pooled: {subset: {"n": models, "rho": [per seed], "r": [...], "rho_mean", "rho_std", "r_mean",
     "r_std"}} (std over AE seeds, ddof = 1). Pooled joins the toy families only (planted F_true is
-    another kind of answer)."""
+    another kind of answer). Where models were fitted with different numbers of AE seeds (a spec
+    may set ae_seeds per cell), the seeds all of them have are used."""
     out = {}
     for name in families:
         sub = [e for e in models if known_key in e and
@@ -46,7 +47,7 @@ def correlations(models: list[dict], key: str = "F", known_key: str = "represent
         if len(sub) < 3:
             continue
         known = [e[known_key] for e in sub]
-        S = len(sub[0][key])
+        S = min(len(e[key]) for e in sub)
         rho = [spearman([e[key][s] for e in sub], known) for s in range(S)]
         r = [pearson([e[key][s] for e in sub], known) for s in range(S)]
         out[name] = {"n": len(sub), "rho": rho, "r": r,
