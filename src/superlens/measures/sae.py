@@ -37,30 +37,14 @@ superlens.measures.sae_calibration, never copied by hand):
   left a 512-wide layer 124 steps (F read 1.6-3.4x the truth there), so it was raised to 2000, which
   leaves every width up to 128 its 8000 steps of 256 rows and a 512-wide layer 2483 steps of 128.
   These changes were made after seeing the held-out grid, which the calibration page says.
-- k = 2 is a constant of the recipe, fixed on the development grid (not derived from any truth),
-  with one rule beside it, the fewest-latents rule (fit_measure, recipe.fvu_fewer = 0.02): where the
-  fit at k = 2 reconstructs a layer to FVU <= 0.02, a fit at k = 1 is tried, and kept when it does
-  too. A budget above the number of features a row holds is spent on splitting features (the classic
-  toy model at p = 0.02-0.1, 1-2 features per non-zero row, read 1.25-2.1x its weight entropy at k = 2),
-  a budget below it costs FVU but hardly F (planted rows with 3 features, K / N from 1 to 4: F at
-  k = 1, 2 and 3 within 5 % of each other); the rule reads the smaller budget off the fit, never off a truth. It was chosen on
-  the development grid (separate fits at k = 1, 2, 3 on planted features and on the classic toy
-  model's model seeds 0 and 1, 2 AE seeds; picking k = 1 by that rule from them moved TMS r against
-  the weight entropy from 0.76 to 0.95, and any threshold in 0.01-0.06 gave >= 0.90; the rule itself
-  run on those development models with 3 AE seeds reads r 0.88 +- 0.03, rho 0.89 +- 0.04 against the
-  count) and then run once on a second held-out grid (r 0.84, rho 0.87).
-- The more-latents rule (fit_measure, recipe.fvu_more = 0.1, k_max = 4): where the fit at k = 2
-  leaves FVU > 0.1, k = 3 then 4 are tried and the first fit that reaches FVU <= 0.1 is kept (the
-  k = 4 fit where none does). A budget below the features a row holds merges them: on a development
-  grid with the wide layers added (examples/sae_calibration_dev_k.toml, widths 16-512, each point
-  fitted at k = 1, 2, 3, 4, 8, 16 on its own) rows of 3 features in 512 dims read 0.63-0.89 of the
-  truth at k = 2 and 0.97-1.02 at the k this rule picks (sparse settings at width 512: median error
-  0.163 -> 0.030, largest 0.367 -> 0.150; the toy's development r unchanged at 0.954). k stops at 4:
-  going on to 8 split features elsewhere. Both rules were then run once on a third held-out grid
-  (the figures in sae_calibration.json). F is off where a layer holds more features than its
-  width can separate (width 16 with K / N >= 4: F reads about half the truth, at any dictionary
-  size from 8 to 32 x N) and where rows hold many features (dense layers: FVU 0.35-0.8, F 0.6-1.5x
-  the truth); the calibration page lists each setting.
+- k = 2 is a constant of the recipe, fixed on the development grid, with two rules beside it that
+  read k off the fits, never off a truth (fit_measure has the why; the calibration page the figures):
+  the fewest-latents rule (recipe.fvu_fewer = 0.02: k = 1 where the fits at k = 2 and 1 both reach
+  FVU <= 0.02; examples/sae_calibration_dev.toml) and the more-latents rule (recipe.fvu_more = 0.1,
+  k_max = 4: k = 3, then 4, where the fit at k = 2 leaves FVU > 0.1; examples/
+  sae_calibration_dev_k.toml, widths 16-512). Both were then run once on a third held-out grid
+  (sae_calibration.json). F is off where a layer holds more features than its width can separate
+  (width 16 with K / N >= 2.5) and where rows hold many features (dense layers).
 - Pooling: latents whose decoder rows point the same way (cosine >= merge_cos) are one feature;
   their masses are summed before the entropy. sae_features_raw is F without this pooling.
 - Seeds: each AE seed draws its own initialisation (decoder rows uniform on the sphere, encoder =
@@ -450,19 +434,14 @@ def sae_stats(fit: SAEFit, x: Tensor, chunk: int = 8192, cos_min: float = 2.0) -
 
 def fit_measure(x: Tensor, recipe: SAERecipe, seeds: Sequence[int],
                 x_eval: Tensor | None = None) -> tuple[SAEFit, dict[str, Tensor]]:
-    """fit_saes then sae_stats (on x_eval, default x), with the two rules that read k off the fits,
-    never off a truth (both chosen on the development grids, see the module docstring):
-    - the fewest-latents rule: a matrix whose fits at recipe.k reach a mean FVU (over seeds)
-      <= recipe.fvu_fewer is fitted again at k = 1, and the k = 1 statistics replace its own when
-      their mean FVU is <= fvu_fewer too. A BatchTopK budget above the number of features a row
-      holds is spent on splitting them (the classic toy model at p = 0.02-0.1, 1-2 features per
-      non-zero row, read 1.25-2.1x its weight entropy at k = 2, and within 15 % at k = 1);
-    - the more-latents rule: a matrix whose fits at recipe.k leave a mean FVU > recipe.fvu_more is
-      fitted again at k + 1, k + 2, ... up to recipe.k_max, and the first fit that reaches FVU <=
-      fvu_more replaces its statistics (the k_max fit where none does). A budget below the number
-      of features a row holds merges them (planted rows with 3 features in 512 dims read 0.63-0.89
-      of the truth at k = 2, 0.97-1.02 at the k this rule picks).
-
+    """fit_saes then sae_stats (on x_eval, default x), with two rules that read k off the fits:
+    - fewest latents: a matrix whose fits at recipe.k reach a mean FVU (over seeds) <= fvu_fewer is
+      fitted again at k = 1, kept when that reaches it too. A budget above the features a row holds
+      splits them (the classic toy model at p = 0.02-0.1 read 1.25-2.1x its weight entropy at k = 2);
+    - more latents: a matrix whose fits at recipe.k leave a mean FVU > fvu_more is fitted again at
+      k + 1, ... up to k_max, keeping the first fit that reaches fvu_more (the k_max fit where none
+      does). A budget below them merges them (3 features a row in 512 dims: 0.63-0.89 of the truth
+      at k = 2, 0.97-1.02 at the k this rule picks).
     x: [n_rows, N] or [M, n_rows, N] scaled rows. Returns the fit at recipe.k (seconds include the
     other fits) and sae_stats' dict plus "k" [I], the k each instance's statistics come from."""
     x_eval = x if x_eval is None else x_eval
