@@ -37,7 +37,7 @@ install-test: $(VENV)/.installed-test
 demo: install
 	@echo "== 1/2 the compressed-computation study -> runs/toy-demo/report.html (~1 minute on 2 cores)"
 	$(BIN)/superlens toy --out runs/toy-demo --force
-	@echo "== 2/2 the active-learning study on digits -> runs/active-demo/report.html (~6 minutes on 2 cores, a busy one included)"
+	@echo "== 2/2 the active-learning study on digits -> runs/active-demo/report.html (~7 minutes on 2 cores, a busy one included)"
 	$(BIN)/superlens active --preset digits --out runs/active-demo --force
 
 test: install-test
