@@ -197,11 +197,13 @@ def _study_definitions() -> dict[str, str]:
     from superlens.measures.sae import SAE_DEFINITIONS as measure
 
     out = {k: "Feature layer, rows = test images: " + measure[k]
-           for k in ("sae_features", "sae_psi", "sae_fvu", "sae_l0", "sae_dead_fraction",
+           for k in ("sae_features", "sae_psi", "sae_fvu", "sae_l0", "sae_k", "sae_dead_fraction",
                      "sae_features_over_dict")}
     out["sae_conv_features"] = ("The same F on the last convolutional block, one row per spatial "
                                 f"position over channels (at most {CONV_MAX_ROWS:,} rows).")
     out["sae_conv_psi"] = "psi = F / C for the last convolutional block's C channels."
+    out["sae_conv_fvu"] = "The autoencoder's FVU on the last convolutional block (as sae_fvu)."
+    out["sae_conv_k"] = "The k the last convolutional block's statistics come from (as sae_k)."
     return out
 
 

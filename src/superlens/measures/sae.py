@@ -576,8 +576,8 @@ SAE_DEFINITIONS = {
     "sae_psi": "Superposition ratio psi = F / N, N the layer's width.",
     "sae_fvu": "The SAE's fraction of variance unexplained, sum ||x - x_hat||^2 / sum ||x - mean x||^2.",
     "sae_l0": "Mean number of active SAE latents per activation row.",
-    "sae_k": "BatchTopK's latents per non-zero row the statistics come from: the recipe's k, or 1 "
-             "where fits at both reach FVU <= the recipe's fvu_fewer (the fewest-latents rule).",
+    "sae_k": "BatchTopK's latents per non-zero row the statistics come from: the recipe's k, 1 by "
+             "the fewest-latents rule, or k + 1 ... k_max by the more-latents rule (fit_measure).",
     "sae_dead_fraction": "Fraction of SAE latents never active on any row.",
     "sae_dict_size": "SAE dictionary size D = dict_multiple x N (F <= D).",
     "sae_features_over_dict": "F / D: how close F is to its cap (1).",
