@@ -9,8 +9,8 @@ import pytest
 from scipy import stats
 
 from superlens.active.curves import curves_json, labels_to_reach, normalised_area
-from superlens.active.verdicts import (NO_VARIATION_NOTE, claim_rows, claim_verdicts, decide,
-                                       holm, no_variation, p_equivalence, p_smaller_than, p_zero,
+from superlens.active.verdicts import (NO_VARIATION_NOTE, SAE_NOT_COMPUTED, claim_rows,
+                                       claim_verdicts, decide, holm, no_variation, p_equivalence, p_smaller_than, p_zero,
                                        seeds_needed, t_interval, verdict_word, verdicts_json)
 
 
@@ -134,6 +134,9 @@ def test_claim_rows_pair_by_seed_and_the_primary_decides():
     # measures nobody computed are shown, never decide
     sel = next(r for r in rows if r["measure"] == "selectivity_mean")
     assert sel["verdict"] == "inconclusive" and sel["note"] == "measure not computed"
+    # an SAE row without values says which --sae setting computes it
+    sae = next(r for r in rows if r["claim"] == "rounds" and r["measure"] == "sae_features")
+    assert sae["effect"] is None and sae["note"] == "measure not computed" + SAE_NOT_COMPUTED
     # the paper's Davies-Bouldin difference goes against its own claim: no "smaller than" test
     db = next(r for r in rows if r["measure"] == "davies_bouldin_tsne")
     assert db["paper_effect"] < 0 and db["p_paper"] is None

@@ -408,6 +408,9 @@ def claim_rows(per_seed: dict[str, dict[str, dict]], per_seed_rounds: dict[str, 
     return decide(rows, primary)
 
 
+# where the row's measure is the SAE's: --sae off fits none, --sae final only the final models
+SAE_NOT_COMPUTED = " (the SAE measure: --sae final fits the final models, --sae rounds every round)"
+
 NO_VARIATION_NOTE = ("no seed-to-seed variation: the per-seed differences are identical, so the t "
                      "test has no noise estimate (no interval, no p value)")
 
@@ -433,7 +436,8 @@ def decide(rows: list[dict], primary: dict[str, str] | None = None,
             r["seeds_needed"] = (None if r.get("no_variation") else
                                  seeds_needed(r.get("sd"), r.get("delta"), m, alpha))
             if r["effect"] is None:
-                r["verdict"], r["note"] = "inconclusive", "measure not computed"
+                r["verdict"], r["note"] = "inconclusive", "measure not computed" + (
+                    SAE_NOT_COMPUTED if r["measure"].startswith("sae_") else "")
                 continue
             if r.get("no_variation"):
                 r["verdict"], r["note"] = "inconclusive", NO_VARIATION_NOTE
@@ -483,7 +487,7 @@ def verdicts_json(rows: list[dict], sae_validated: bool | None, sae_note: str,
 
 
 __all__ = ["ALPHA", "WORDS", "WORD_RULES", "VERDICT_RULE", "SEEDS_NEEDED_RULE", "PAPER_EFFECTS",
-           "DEFAULT_DELTA", "DEFAULT_PRIMARY", "NO_VARIATION_NOTE", "no_variation",
+           "DEFAULT_DELTA", "DEFAULT_PRIMARY", "NO_VARIATION_NOTE", "SAE_NOT_COMPUTED", "no_variation",
            "no_variation_tol", "t_interval", "p_zero", "p_smaller_than", "p_equivalence", "holm",
            "seeds_needed", "verdict_word", "claim_rows", "decide", "claim_verdicts", "claim_power",
            "verdicts_json"]
