@@ -10,8 +10,9 @@ from scipy import stats
 
 from superlens.active.curves import curves_json, labels_to_reach, normalised_area
 from superlens.active.verdicts import (NO_VARIATION_NOTE, SAE_NOT_COMPUTED, claim_rows,
-                                       claim_verdicts, decide, holm, no_variation, p_equivalence, p_smaller_than, p_zero,
-                                       seeds_needed, t_interval, verdict_word, verdicts_json)
+                                       claim_verdicts, decide, holm, no_variation, p_equivalence,
+                                       p_smaller_than, p_zero, seeds_needed, t_interval,
+                                       verdict_word, verdicts_json)
 
 
 def test_interval_and_tests_match_scipy():
