@@ -246,10 +246,14 @@ def test_a_sweep_over_recipes_compares_them_and_calibrates_one(tmp_path, capsys)
     rows = json.loads((tmp_path / "o" / "table.json").read_text())
     by = {s: [r for r in rows if r["recipe"]["steps"] == s] for s in (30, 300)}
     assert all(len(g) == 2 for g in by.values())
+    for r in rows:  # each planted point says whether its latents are the features, per AE seed
+        assert len(r["mcc"]) == 2 and all(0.0 <= v <= 1.0 for v in r["mcc"] + r["recovered"])
+        assert r["mcc_mean"] == pytest.approx(sum(r["mcc"]) / 2)
     cals = {s: calibration_table(g, TARGETS, "", g[0]["recipe"]) for s, g in by.items()}
     assert cals[30]["widths"]["16"]["median_abs_error"] != cals[300]["widths"]["16"]["median_abs_error"]
     html = (tmp_path / "o" / "report.html").read_text()
     assert "Recipes compared" in html and "differ in: steps" in html
+    assert "median MCC / recovered" in html and "Hungarian" in html
     for s in (30, 300):
         assert f"16: {cals[s]['widths']['16']['median_abs_error']:.3f}" in html
     written = json.loads((tmp_path / "o" / "sae_calibration.json").read_text())

@@ -159,5 +159,31 @@ def planted_activations(spec: PlantedSpec, rows: int, chunk: int = 4096) -> tupl
                  "rows_per_feature": float(rows * pm.min())}
 
 
-__all__ = ["MAGNITUDE_MEAN", "PlantedSpec", "directions", "f_true", "frequencies",
-           "marginal_frequencies", "planted_activations", "true_masses"]
+# a planted feature counts as recovered when its matched latent's decoder row is at least this close
+RECOVERED_COS = 0.9
+
+
+def feature_recovery(decoder: Tensor, mass: Tensor, dirs: Tensor, cos_min: float = RECOVERED_COS) -> dict:
+    """Are a fitted SAE's latents the planted features, not only as many? decoder [D, N] (unit rows),
+    mass [D] (mean code; latents with mass 0 never fired and are left out), dirs [K, N] the planted
+    unit directions. Each feature is matched to at most one live latent and each latent to at most
+    one feature, maximising the summed cosine (the Hungarian algorithm, scipy's
+    linear_sum_assignment), as the mean correlation coefficient of SAELens' synthetic-data
+    evaluation and O'Neill et al. 2024 (arXiv 2411.13117) is; the cosine is signed and clamped at 0
+    here (a latent's code is >= 0, so a row along -d_k does not carry feature k). Returns
+    mcc: the mean over the K features of the matched cosine (0 for a feature left without a latent)
+    and recovered: the fraction of the K features whose matched cosine is >= cos_min."""
+    from scipy.optimize import linear_sum_assignment
+
+    live = mass > 0
+    k = dirs.shape[0]
+    if not bool(live.any()):
+        return {"mcc": 0.0, "recovered": 0.0}
+    cos = (dirs.to(torch.float64) @ decoder[live].to(torch.float64).T).clamp_min(0).cpu().numpy()
+    rows, cols = linear_sum_assignment(cos, maximize=True)
+    matched = cos[rows, cols]
+    return {"mcc": float(matched.sum() / k), "recovered": float((matched >= cos_min).sum() / k)}
+
+
+__all__ = ["MAGNITUDE_MEAN", "PlantedSpec", "RECOVERED_COS", "directions", "f_true", "feature_recovery",
+           "frequencies", "marginal_frequencies", "planted_activations", "true_masses"]

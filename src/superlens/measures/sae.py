@@ -401,8 +401,8 @@ def sae_stats(fit: SAEFit, x: Tensor, chunk: int = 8192, cos_min: float = 2.0) -
 
     Returns tensors [I]: features (F, after pooling latents with decoder cosine >= cos_min; the
     default pools nothing), features_raw (F without pooling), fvu, l0 (mean active latents per
-    row), dead_fraction (latents never active), and mass [I, D] (mean z_i; the decoder rows have
-    unit norm).
+    row), dead_fraction (latents never active), mass [I, D] (mean z_i; the decoder rows have
+    unit norm) and decoder [I, D, N] (the fit's decoder rows, for comparisons with known directions).
     """
     I, D = fit.b_enc.shape
     x3 = x if x.ndim == 3 else x[None]
@@ -429,7 +429,8 @@ def sae_stats(fit: SAEFit, x: Tensor, chunk: int = 8192, cos_min: float = 2.0) -
                           for i in range(I)])
     return {"features": effective_features(pooled), "features_raw": effective_features(mass),
             "fvu": torch.where(sst > 0, sse / sst.clamp_min(1e-300), torch.full_like(sse, math.nan)),
-            "l0": l0 / n_rows, "dead_fraction": 1.0 - fired.to(torch.float64).mean(1), "mass": mass}
+            "l0": l0 / n_rows, "dead_fraction": 1.0 - fired.to(torch.float64).mean(1), "mass": mass,
+            "decoder": fit.W_dec}
 
 
 def fit_measure(x: Tensor, recipe: SAERecipe, seeds: Sequence[int],

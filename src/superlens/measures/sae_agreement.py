@@ -76,7 +76,8 @@ def is_sparse(e: dict) -> bool:
 
 def planted_ratios(models: list[dict], key: str = "F_mean") -> list[dict]:
     """Per planted model: width, K, F_true, F / F_true (F the mean over AE seeds), the spread over
-    AE seeds as a share of F, and whether the setting is sparse."""
+    AE seeds as a share of F, whether the setting is sparse, and (tables that have them) the mean
+    mcc and recovered share (superlens.measures.planted.feature_recovery)."""
     out = []
     for e in models:
         if e["family"] != "planted":
@@ -84,7 +85,8 @@ def planted_ratios(models: list[dict], key: str = "F_mean") -> list[dict]:
         f = e[key] if key != "F_raw_mean" else float(np.mean(e["F_raw"]))
         out.append({"width": e["width"], "k_features": e["k_features"], "f_true": e["represented"],
                     "ratio": f / e["represented"], "spread": e["F_std"] / max(e["F_mean"], 1e-12),
-                    "sparse": is_sparse(e)})
+                    "sparse": is_sparse(e),
+                    **{k: e[k + "_mean"] for k in ("mcc", "recovered") if k + "_mean" in e}})
     return out
 
 
@@ -103,6 +105,9 @@ def calibration_table(models: list[dict], targets: dict, command: str, recipe: d
         widths[str(w)] = {"settings": len(sub), "median_ratio": float(np.median([r["ratio"] for r in sub])),
                           "median_abs_error": float(np.median(err)), "max_abs_error": float(err.max()),
                           "seed_spread": float(max(r["spread"] for r in sub))}
+        for k in ("mcc", "recovered"):  # are the latents the features (descriptive, no target)
+            if all(k in r for r in sub):
+                widths[str(w)]["median_" + k] = float(np.median([r[k] for r in sub]))
         widths[str(w)]["ok"] = bool(widths[str(w)]["median_abs_error"] <= targets["planted_median_abs_error"]
                                     and widths[str(w)]["max_abs_error"] <= targets["planted_max_abs_error"])
     measured: dict = {}

@@ -328,6 +328,12 @@ SYMBOLS = {
     "fvu_mean": "the autoencoder's fraction of variance unexplained, mean over AE seeds.",
     "l0_mean": "active latents per row, mean over AE seeds.",
     "dead_mean": "share of latents never active, mean over AE seeds.",
+    "k_used": "the BatchTopK k the statistics come from (the recipe's k, or the one its fewest- or "
+              "more-latents rule picked), mean over AE seeds.",
+    "mcc_mean": "planted: mean over the K planted directions of the cosine to the live latent each is "
+                "matched to (one-to-one, Hungarian; 0 where none is left), mean over AE seeds.",
+    "recovered_mean": "planted: share of the K planted directions whose matched latent has cosine "
+                      "≥ 0.9, mean over AE seeds.",
 }
 
 

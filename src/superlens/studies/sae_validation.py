@@ -54,6 +54,7 @@ import torch
 
 from superlens.config import SAEValidationConfig
 from superlens.measures.sae import SAERecipe, activation_scale, fit_measure
+from superlens.measures.planted import feature_recovery
 from superlens.measures.sae_agreement import correlation_tables
 from superlens.studies.base import SweepStudy, rows_base, threads_for
 from superlens.toy.known_features import cc_models, tms_models
@@ -122,7 +123,8 @@ def measure_models(models: list[dict], recipe: SAERecipe, ae_seeds: Sequence[int
     """Fit the SAE measure on every model's activations (models of one width share an instance
     axis); adds F, F_raw, fvu, l0, dead_fraction (lists over AE seeds), their summary F_mean, F_std
     (ddof = 1) and F_over_dict, dict_size and k_used (the BatchTopK k the statistics come from, see
-    fit_measure) to each entry."""
+    fit_measure) to each entry; a planted entry (its directions under "dirs") also gets mcc and
+    recovered (lists over AE seeds, superlens.measures.planted.feature_recovery) and their means."""
     by_width: dict[int, list[dict]] = {}
     for e in models:
         by_width.setdefault(e["acts"].shape[1], []).append(e)
@@ -145,6 +147,12 @@ def measure_models(models: list[dict], recipe: SAERecipe, ae_seeds: Sequence[int
             e["F_mean"] = float(np.mean(e["F"]))
             e["F_std"] = float(np.std(e["F"], ddof=1)) if len(e["F"]) > 1 else 0.0
             e["F_over_dict"] = e["F_mean"] / e["dict_size"]
+            if "dirs" in e:  # planted: are the latents the features?
+                rec = [feature_recovery(st["decoder"][i], st["mass"][i], e["dirs"])
+                       for i in range(sl.start, sl.stop)]
+                for key in ("mcc", "recovered"):
+                    e[key] = [r[key] for r in rec]
+                    e[key + "_mean"] = float(np.mean(e[key]))
 
 
 def run_validation(grid: ValidationGrid | str = "heldout", recipe: SAERecipe | None = None,
@@ -211,7 +219,8 @@ def planted_models(cfgs) -> list[dict]:
                     "width": c.n_hidden, "loss_power": None, "model_seed": c.model_seed,
                     "k_features": c.k_features, "active": c.active, "magnitude": c.magnitude,
                     "directions": c.directions, "represented": info["f_true"],
-                    "frobenius_sq": None, "rows_per_feature": info["rows_per_feature"], "acts": x})
+                    "frobenius_sq": None, "rows_per_feature": info["rows_per_feature"], "acts": x,
+                    "dirs": info["directions"]})
     return out
 
 
@@ -248,7 +257,8 @@ class SAEValidationSweep(SweepStudy):
                                  "cooccur"})
     table_columns = ["point", "family", "n_hidden", "k_features", "active", "p", "importance",
                      "loss_power", "model_seed", "represented", "weight_entropy", "F_mean", "F_std",
-                     "F_raw_mean", "F_over_dict", "fvu_mean", "l0_mean", "dead_mean", "k_used"]
+                     "F_raw_mean", "F_over_dict", "fvu_mean", "l0_mean", "dead_mean", "k_used",
+                     "mcc_mean", "recovered_mean"]
     point_words = ("points of one family, shape and recipe trained together on the instance axis, "
                    "then an SAE fitted to each point's layer")
 
@@ -345,6 +355,7 @@ class SAEValidationSweep(SweepStudy):
         per_point = {}
         for row, pt, e in zip(rows, group.points, models):
             del e["acts"]
+            e.pop("dirs", None)
             for k in ("fvu", "l0", "dead_fraction", "F_raw"):
                 e[("dead" if k == "dead_fraction" else k) + "_mean"] = float(np.mean(e[k]))
             row.update(e, n_hidden=pt.config.n_hidden, recipe=recipe.as_dict(),
