@@ -258,3 +258,40 @@ def test_a_sweep_over_recipes_compares_them_and_calibrates_one(tmp_path, capsys)
         assert f"16: {cals[s]['widths']['16']['median_abs_error']:.3f}" in html
     written = json.loads((tmp_path / "o" / "sae_calibration.json").read_text())
     assert written["recipe"]["steps"] == 30 and written["widths"] == cals[30]["widths"]
+
+
+def test_wide_planted_points_run_alone_and_the_costliest_group_starts_first(tmp_path, monkeypatch):
+    """A planted layer >= WIDE_ALONE wide is a group of its own (one SAE fills a core: workers share
+    such points); the narrow ones share an instance axis. The sweep hands the backend its groups
+    costliest first, and each wide point's F is the same as when it shared a group (a fit on the
+    instance axis equals a lone fit)."""
+    from superlens.studies.sae_validation import WIDE_ALONE, SAEValidationSweep
+    from superlens.sweep import backends
+    from superlens.sweep.engine import run_sweep
+    from superlens.sweep.grid import expand, group_points, load_spec
+
+    spec = tmp_path / "s.toml"
+    spec.write_text('study = "sae-validation"\n[base]\nfamily = "planted"\nrows = 600\nae_seeds = 1\n'
+                    f'sae_steps = 20\n[axes]\ncells = [{{ n_hidden = 8, k_features = [4, 8] }}, '
+                    f'{{ n_hidden = {WIDE_ALONE}, k_features = 64 }}, '
+                    f'{{ n_hidden = {2 * WIDE_ALONE}, k_features = 32 }}]\n')
+    groups = group_points("sae-validation", expand(load_spec(str(spec))))
+    sizes = sorted((g.points[0].config.n_hidden, len(g.points)) for g in groups)
+    assert sizes == [(8, 2), (WIDE_ALONE, 1), (2 * WIDE_ALONE, 1)]
+    cost = {g.points[0].config.n_hidden: SAEValidationSweep().group_cost(g) for g in groups}
+    assert cost[2 * WIDE_ALONE] > cost[WIDE_ALONE] > cost[8]
+
+    seen = []
+    real = backends.run_local
+
+    def record(study, gs, *a, **kw):
+        seen.extend(g.points[0].config.k_features for g in gs)
+        return real(study, gs, *a, **kw)
+
+    monkeypatch.setattr(backends, "run_local", record)
+    rows = run_sweep(load_spec(str(spec)), tmp_path / "o", workers=1, progress=False)
+    assert seen == [32, 64, 4]  # the costliest first (the narrow group's first point: K = 4)
+    monkeypatch.setattr("superlens.studies.sae_validation.WIDE_ALONE", 10_000)
+    together = run_sweep(load_spec(str(spec)), tmp_path / "t", workers=1, progress=False)
+    for a, b in zip(rows, together):
+        assert a["F"] == pytest.approx(b["F"], rel=1e-5), (a["k_features"], a["F"], b["F"])

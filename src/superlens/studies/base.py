@@ -59,6 +59,18 @@ class SweepStudy:
         """The groups' tensors fit in memory, estimated from the configs before anything is written
         (studies whose group trains as one tensor program override this)."""
 
+    def group_size(self, config: BaseConfig) -> int | None:
+        """The most points one group of this shape may hold (None: superlens.sweep.grid.MAX_GROUP).
+        A study whose single point already fills a core says 1, so that workers share such points
+        instead of one worker running them all on one instance axis."""
+        return None
+
+    def group_cost(self, group: Group) -> float:
+        """The group's work, in any unit common to the study's groups: the sweep starts the costliest
+        groups first (the longest-first rule), so that no worker is left with a long group at the
+        end while the others wait. Default: its number of points."""
+        return float(len(group.points))
+
     def run_group(self, group: Group, options: dict) -> dict:
         """{"rows": one flat row per point, "point_metrics": {point index: its metrics}, "threads"}."""
         raise NotImplementedError

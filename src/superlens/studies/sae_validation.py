@@ -226,6 +226,9 @@ def planted_models(cfgs) -> list[dict]:
 
 FROZEN = SAERecipe().as_dict()
 
+# planted layers at least this wide are fitted one point to a group (SAEValidationSweep.group_size)
+WIDE_ALONE = 256
+
 
 def recipe_groups(rows: list[dict]) -> list[list[dict]]:
     """A sweep's rows grouped by the SAE recipe they were fitted with (a spec with an sae_* axis,
@@ -321,6 +324,25 @@ class SAEValidationSweep(SweepStudy):
             except ConfigError as e:
                 pts = ", ".join(str(p.index) for p in g.points)
                 raise ConfigError(f"sweep point(s) {pts}: {e}") from None
+
+    def group_size(self, config) -> int | None:
+        """Planted points WIDE_ALONE or more wide run one to a group: a single such SAE fills a core,
+        so an instance axis saves nothing and workers can share them (each fit equals a lone fit)."""
+        return 1 if config.family == "planted" and config.n_hidden >= WIDE_ALONE else None
+
+    def group_cost(self, group) -> float:
+        """Estimated flop: each point's SAE fits at the recipe's k (the rules may add up to two more)
+        and, for the toys, their training."""
+        total = 0.0
+        for p in group.points:
+            c = p.config
+            recipe = point_recipe(c)
+            steps, B = recipe.schedule(c.n_hidden)
+            per_row = (10.0 if recipe.sparsity == "l1" else 3.0) * c.n_hidden * recipe.dict_size(c.n_hidden)
+            total += c.ae_seeds * steps * B * per_row
+            t = resolved(c)
+            total += 6.0 * t["steps"] * t["batch_size"] * t["n_features"] * c.n_hidden
+        return total
 
     def run_group(self, group, options: dict) -> dict:
         from superlens.device import pick_device

@@ -75,7 +75,10 @@ def _run_into(spec: SweepSpec, out: Path, points: list, groups: list[Group], ses
                      sorted({p.config.model_dump().get("seed", 0) for p in points}), argv)
     meta.update(kind="sweep", study=spec.study, backend=backend, n_points=len(points),
                 n_groups=len(groups), status="running")
-    todo = [g for g in groups if not _group_done(out, g)]
+    # the costliest groups start first (longest first): a long group started last would keep one
+    # worker busy while the others wait (the result is the same in any order)
+    cost = sweep_study(spec.study).group_cost
+    todo = sorted((g for g in groups if not _group_done(out, g)), key=lambda g: -cost(g))
     # a resumed sweep keeps the sessions before it: wall_seconds is the total over all of them
     sessions = _earlier_sessions(out)
     meta["sessions"] = sessions + [{"started_at": meta["started_at"], "git_commit": meta["git_commit"],

@@ -150,8 +150,10 @@ def expand(spec: SweepSpec) -> list[Point]:
 
 
 def group_points(study: str, points: list[Point]) -> list[Group]:
-    """Points whose configs agree on everything but the per-instance fields share a group."""
-    per_instance = sweep_study(study).instance_fields
+    """Points whose configs agree on everything but the per-instance fields share a group (at most
+    the study's group_size of them, else MAX_GROUP)."""
+    adapter = sweep_study(study)
+    per_instance = adapter.instance_fields
     buckets: dict[str, list[Point]] = {}
     for pt in points:
         shape = {k: v for k, v in pt.config.model_dump(mode="json").items() if k not in per_instance}
@@ -159,7 +161,7 @@ def group_points(study: str, points: list[Point]) -> list[Group]:
         buckets.setdefault(key, []).append(pt)
     groups = []
     for key, pts in buckets.items():
-        size = MAX_GROUP
+        size = min(MAX_GROUP, adapter.group_size(pts[0].config) or MAX_GROUP)
         for j in range(0, len(pts), size):
             chunk = tuple(pts[j:j + size])
             ident = json.dumps([key, [p.index for p in chunk]])
