@@ -295,3 +295,23 @@ def test_wide_planted_points_run_alone_and_the_costliest_group_starts_first(tmp_
     together = run_sweep(load_spec(str(spec)), tmp_path / "t", workers=1, progress=False)
     for a, b in zip(rows, together):
         assert a["F"] == pytest.approx(b["F"], rel=1e-5), (a["k_features"], a["F"], b["F"])
+
+
+def test_the_page_names_settings_counted_right_by_other_latents():
+    """recovery_findings: a sparse planted setting whose F is within the target but whose planted
+    directions mostly lack a latent is named; one counted right by its own latents is not; a dense
+    setting is left out; a table without MCC says nothing."""
+    from superlens.report.sae_validation_report import recovery_findings
+
+    def e(width, k, f, rec, active=3.0):
+        return {"family": "planted", "width": width, "k_features": k, "active": active,
+                "represented": float(k), "F_mean": f, "recovered_mean": rec, "mcc_mean": rec}
+
+    models = [e(64, 160, 161.0, 1.0), e(512, 1280, 1400.0, 0.75), e(512, 2816, 3400.0, 0.2),
+              e(128, 320, 330.0, 0.1, active=32.0)]
+    (text,) = recovery_findings({"models": models})
+    assert "Of the 3 sparse planted settings, 2 read F within 0.15" in text
+    assert "in 1 of them" in text and "widths 64)" in text
+    assert "width 512 K = 1280 (F / F_true 1.09, 75 % recovered" in text and "K = 2816" not in text
+    assert recovery_findings({"models": [{k: v for k, v in m.items() if k != "recovered_mean"}
+                                         for m in models]}) == []

@@ -141,6 +141,7 @@ def trust_findings(table: dict) -> list[str]:
                        "growing with the width rather than with the count). Their signed inputs also give "
                        "each feature two ReLU half-directions, so where features are resolved F can reach "
                        "up to twice the count.")
+    out += recovery_findings(table)
     dense = [e for e in table["models"] if e["family"] == "tms" and e["p"] >= 0.99]
     if dense:
         ratio = float(np.median([e["F_mean"] / e["represented"] for e in dense]))
@@ -154,6 +155,35 @@ def trust_findings(table: dict) -> list[str]:
             str(e["represented"]) for e in dense) + f" represented features (median F / count "
             f"{ratio:.2f}, FVU {fvu:.2f}): {why}.")
     return out
+
+
+def recovery_findings(table: dict, cos_ok: float = 0.9) -> list[str]:
+    """Planted settings (sparse, with MCC) where F / F_true is within the median target but fewer
+    than cos_ok of the planted directions were recovered: the right count from other latents."""
+    from superlens.measures.sae_agreement import is_sparse
+    from superlens.measures.sae_calibration import TARGETS
+
+    tol = TARGETS["planted_median_abs_error"]
+    planted = [e for e in table["models"] if e["family"] == "planted" and is_sparse(e)
+               and "recovered_mean" in e]
+    if not planted:
+        return []
+    right = [e for e in planted if abs(e["F_mean"] / e["represented"] - 1) <= tol]
+    wrong = [e for e in right if e["recovered_mean"] < cos_ok]
+    good = sorted({e["width"] for e in right if e["recovered_mean"] >= cos_ok})
+    text = (f"Are the latents the features? Of the {len(planted)} sparse planted settings, {len(right)} "
+            f"read F within {tol:g} of F_true; in {len(right) - len(wrong)} of them at least "
+            f"{100 * cos_ok:.0f} % of the planted directions have their own latent within cosine "
+            f"{cos_ok:g} (widths {', '.join(map(str, good)) or 'none'})")
+    if wrong:
+        text += ("; in " + ", ".join(
+            f"width {e['width']} K = {e['k_features']} (F / F_true {e['F_mean'] / e['represented']:.2f}, "
+            f"{100 * e['recovered_mean']:.0f} % recovered, MCC {e['mcc_mean']:.2f})"
+            for e in sorted(wrong, key=lambda e: (e["width"], e["k_features"]))) +
+            " the count comes out right while many planted directions have no latent of their own: "
+            "F is an entropy of the code's mass and does not check what the latents are, so there "
+            "it counts well without the latents being the features")
+    return [text + "."]
 
 
 def _verdict(c: dict) -> str:
