@@ -33,6 +33,10 @@ def test_checked_in_table_is_readable_and_consistent():
         assert note["width"] == w and isinstance(note["reason"], str) and note["reason"]
         assert note["trusted"] is False or t["targets_met"]
     assert isinstance(cal.calibration_text(), str)
+    # the checked-in table says, per width, whether the latents were the planted features
+    n512 = cal.calibration_note(512)
+    assert n512["median_recovered"] == t["widths"]["512"]["median_recovered"]
+    assert 0.0 <= n512["median_mcc"] <= 1.0
 
 
 def test_trusted_only_when_every_target_met_and_width_near(tmp_path):
@@ -44,6 +48,7 @@ def test_trusted_only_when_every_target_met_and_width_near(tmp_path):
     assert cal.calibration_note(100, good)["trusted"] is True
     n512 = cal.calibration_note(512, good)
     assert n512["trusted"] is False and "0.400" in n512["reason"] and n512["median_ratio"] == 1.4
+    assert "median_mcc" not in n512  # a table written before MCC was measured has none
     far = cal.calibration_note(8, good)  # 64 / 8 > WIDTH_FACTOR
     assert far["trusted"] is False and "factor" in far["reason"]
     missed = _table(tmp_path, {"planted_error": True, "tms_r_entropy": False}, {"64": W_OK}, "m.json")

@@ -80,7 +80,8 @@ def targets_met(path: str | Path | None = None) -> bool:
 def calibration_note(width: int, path: str | Path | None = None, fvu: float | None = None) -> dict:
     """Is F trusted at a layer of `width` neurons? {"width", "trusted", "reason", "calibrated_width"
     (the nearest width of the held-out grid, or None), and that width's measured figures:
-    "median_ratio", "median_abs_error", "max_abs_error", "settings", "seed_spread"}.
+    "median_ratio", "median_abs_error", "max_abs_error", "settings", "seed_spread", and where the
+    table has them "median_mcc", "median_recovered" (are the latents the planted features)}.
 
     Trusted when every target of the table is met and a held-out width within a factor WIDTH_FACTOR
     of `width` met its own F / F_true targets. Given the fit's fvu, never trusted when the
@@ -99,7 +100,8 @@ def calibration_note(width: int, path: str | Path | None = None, fvu: float | No
     near = min(widths, key=lambda w: abs(math.log(w / width)))
     out["calibrated_width"] = near
     out.update({k: widths[near][k] for k in ("median_ratio", "median_abs_error", "max_abs_error",
-                                              "settings", "seed_spread") if k in widths[near]})
+                                              "settings", "seed_spread", "median_mcc",
+                                              "median_recovered") if k in widths[near]})
     fvu_max = t.get("fvu_max")
     if fvu is not None and fvu_max is not None and not fvu <= fvu_max:  # NaN: not fitted either
         out["fvu"], out["fvu_max"] = fvu, fvu_max
