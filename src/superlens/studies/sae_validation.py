@@ -53,8 +53,8 @@ import numpy as np
 import torch
 
 from superlens.config import SAEValidationConfig
-from superlens.measures.sae import SAERecipe, activation_scale, fit_measure
 from superlens.measures.planted import feature_recovery
+from superlens.measures.sae import SAERecipe, activation_scale, fit_measure
 from superlens.measures.sae_agreement import correlation_tables
 from superlens.studies.base import SweepStudy, rows_base, threads_for
 from superlens.toy.known_features import cc_models, tms_models
@@ -230,7 +230,7 @@ FROZEN = SAERecipe().as_dict()
 WIDE_ALONE = 256
 # one pre-activation's element-wise work in a fit step, in flop of the products (measured on 2 CPU
 # cores, third held-out grid: ~17 ns an element against ~100 GFLOP/s for the products; it orders
-# the groups by their measured times: width 128 > 64 > one 512-wide point > the toys > 16)
+# the groups about as their measured times go: width 128 > 64 > the toys ~ one 512-wide point > 16)
 ELEMENT_FLOP = 1700.0
 
 
