@@ -89,7 +89,7 @@ class SAERecipe:
                    coefficient and the learning rate ramp linearly from 0 (without it most latents of
                    a 256- or 512-wide layer died early; on toy layers it left duplicate latents:
                    3 orthogonal features in 8 dims read 4.4 instead of 3.0)
-    max_gflop:     compute cap per AE: 10 * steps * batch * N * D flop at most
+    max_gflop:     compute cap per AE: steps * batch * row_flop(N) flop at most
     min_batch:     the smallest minibatch the cap may cut to, before it cuts steps instead
     decoder:       "unit" (unit-norm rows, untied encoder) or "tied" (encoder = decoder^T; its rows
                    are renormalised to unit norm after every step too)
@@ -180,12 +180,15 @@ class SAERecipe:
         """D for a layer of n neurons."""
         return max(1, int(round(self.dict_multiple * n)))
 
+    def row_flop(self, n: int) -> float:
+        """Flop of one minibatch row of a fit step on n neurons (the compute cap's unit). ReLU + L1:
+        encode, decode and their gradients, ~5 dense products; TopK: the dense encoder product and
+        the top-k selection, the rest on k gathered decoder rows."""
+        return (10.0 if self.sparsity == "l1" else 3.0) * n * self.dict_size(n)
+
     def schedule(self, n: int) -> tuple[int, int]:
         """(steps, batch) after the compute cap for a layer of n neurons."""
-        # ReLU + L1: encode, decode and their gradients, ~5 dense products; TopK: the dense encoder
-        # product and the top-k selection, the rest on k gathered decoder rows
-        per_row = (10.0 if self.sparsity == "l1" else 3.0) * n * self.dict_size(n)
-        rows = self.max_gflop * 1e9 / per_row  # row passes the cap allows
+        rows = self.max_gflop * 1e9 / self.row_flop(n)  # row passes the cap allows
         batch = self.batch_size
         if self.steps * batch > rows:
             batch = max(min(self.min_batch, self.batch_size), int(rows // self.steps))
@@ -297,8 +300,6 @@ def activation_scale(x: Tensor, scale: str) -> float:
 from superlens.measures.sae_parts import (BLOCK_ELEMS as _BLOCK_ELEMS, SAEFit,  # noqa: F401
                                           adam_step as _adam, fit_progress as _progress,
                                           draw_rows, init_weights as _init, nonzero_rows)
-
-
 
 
 # Below this many flop per step the fit runs on one torch thread: on 2 busy cores two OpenMP threads
@@ -596,5 +597,4 @@ SAE_KEYS = ("sae_features", "sae_features_std", "sae_psi", "sae_fvu", "sae_l0", 
             "sae_dict_size", "sae_features_over_dict")
 
 __all__ = ["SAERecipe", "SAEFit", "SAE_DEFINITIONS", "SAE_KEYS", "activation_scale", "conv_rows",
-           "effective_features",
-           "fit_measure", "fit_saes", "sae_measure", "sae_measure_many", "sae_stats", "summarize"]
+           "effective_features", "fit_measure", "fit_saes", "sae_measure", "sae_measure_many", "sae_stats", "summarize"]

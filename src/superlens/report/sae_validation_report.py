@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from superlens.measures.planted import RECOVERED_COS
+
 RECIPE_HISTORY = (
     "How the recipe was fixed: BatchTopK with k = 2 (latents per non-zero row on average), dictionary "
     "8 × width, unit-norm decoder rows without a decoder bias, latents with decoder cosine ≥ 0.95 "
@@ -157,9 +159,10 @@ def trust_findings(table: dict) -> list[str]:
     return out
 
 
-def recovery_findings(table: dict, cos_ok: float = 0.9) -> list[str]:
+def recovery_findings(table: dict, share_ok: float = 0.9) -> list[str]:
     """Planted settings (sparse, with MCC) where F / F_true is within the median target but fewer
-    than cos_ok of the planted directions were recovered: the right count from other latents."""
+    than share_ok of the planted directions were recovered (matched at cosine >= RECOVERED_COS):
+    the right count from other latents."""
     from superlens.measures.sae_agreement import is_sparse
     from superlens.measures.sae_calibration import TARGETS
 
@@ -169,12 +172,12 @@ def recovery_findings(table: dict, cos_ok: float = 0.9) -> list[str]:
     if not planted:
         return []
     right = [e for e in planted if abs(e["F_mean"] / e["represented"] - 1) <= tol]
-    wrong = [e for e in right if e["recovered_mean"] < cos_ok]
-    good = sorted({e["width"] for e in right if e["recovered_mean"] >= cos_ok})
+    wrong = [e for e in right if e["recovered_mean"] < share_ok]
+    good = sorted({e["width"] for e in right if e["recovered_mean"] >= share_ok})
     text = (f"Are the latents the features? Of the {len(planted)} sparse planted settings, {len(right)} "
             f"read F within {tol:g} of F_true; in {len(right) - len(wrong)} of them at least "
-            f"{100 * cos_ok:.0f} % of the planted directions have their own latent within cosine "
-            f"{cos_ok:g} (widths {', '.join(map(str, good)) or 'none'})")
+            f"{100 * share_ok:.0f} % of the planted directions have their own latent within cosine "
+            f"{RECOVERED_COS:g} (widths {', '.join(map(str, good)) or 'none'})")
     if wrong:
         text += ("; in " + ", ".join(
             f"width {e['width']} K = {e['k_features']} (F / F_true {e['F_mean'] / e['represented']:.2f}, "
@@ -315,9 +318,10 @@ RECOVERY_WORDS = (
     "between directions and decoder rows (the Hungarian algorithm; the mean correlation coefficient "
     "of SAELens' synthetic-data evaluation, O'Neill et al. 2024, arXiv 2411.13117; the cosine signed "
     "and clamped at 0, since a latent's code is ≥ 0). MCC is the mean matched cosine over the K "
-    "directions (0 for one left without a latent), recovered the share matched at cosine ≥ 0.9; both "
-    "the mean over AE seeds, medians over a width's sparse settings. F / F_true near 1 with few "
-    "directions recovered would be the right count for the wrong reason. Descriptive: no target.")
+    "directions (0 for one left without a latent), recovered the share matched at cosine ≥ "
+    f"{RECOVERED_COS:g}; both the mean over AE seeds, medians over a width's sparse settings. "
+    "F / F_true near 1 with few directions recovered would be the right count for the wrong reason. "
+    "Descriptive: no target.")
 
 
 def _fmt_recovery(mcc, rec) -> str:

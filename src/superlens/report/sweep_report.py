@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from superlens.measures.numeric import mean_std
+from superlens.measures.planted import RECOVERED_COS
 from superlens.report.html import (definitions, details, esc, figure, fmt, page, para, pm,
                                    rich, run_info, section, table, verdict_badge)
 from superlens.report.plotting import plt, save
@@ -333,7 +334,7 @@ SYMBOLS = {
     "mcc_mean": "planted: mean over the K planted directions of the cosine to the live latent each is "
                 "matched to (one-to-one, Hungarian; 0 where none is left), mean over AE seeds.",
     "recovered_mean": "planted: share of the K planted directions whose matched latent has cosine "
-                      "≥ 0.9, mean over AE seeds.",
+                      f"≥ {RECOVERED_COS:g}, mean over AE seeds.",
 }
 
 

@@ -336,17 +336,16 @@ class SAEValidationSweep(SweepStudy):
 
     def group_cost(self, group) -> float:
         """Estimated work in flop-equivalents: each point's SAE fits at the recipe's k (the rules may
-        add up to two more) and, for the toys, their training. A fit step costs its products (3 N D
-        flop a row, 10 for ReLU + L1) plus ELEMENT_FLOP per pre-activation (the top-k selection and
-        the element-wise passes over the [rows, D] codes, which rule narrow layers)."""
+        add up to two more) and, for the toys, their training. A fit step costs its products
+        (SAERecipe.row_flop a row) plus ELEMENT_FLOP per pre-activation (the top-k selection and the
+        element-wise passes over the [rows, D] codes, which rule narrow layers)."""
         total = 0.0
         for p in group.points:
             c = p.config
             recipe = point_recipe(c)
             n, d = c.n_hidden, recipe.dict_size(c.n_hidden)
             steps, B = recipe.schedule(n)
-            per_row = (10.0 if recipe.sparsity == "l1" else 3.0) * n * d
-            total += c.ae_seeds * steps * B * (per_row + ELEMENT_FLOP * d)
+            total += c.ae_seeds * steps * B * (recipe.row_flop(n) + ELEMENT_FLOP * d)
             t = resolved(c)
             total += 6.0 * t["steps"] * t["batch_size"] * t["n_features"] * n
         return total
